@@ -1,0 +1,159 @@
+"""Building blocks shared by every Ballast API type.
+
+The pydantic models in this package are the single source of truth for the custom resources:
+the operator parses objects with them and ``make manifests`` renders ``crds/*.yaml`` from them.
+Everything here therefore has to be expressible as a *structural* OpenAPI v3 schema, which is why
+constraints are written as patterns and bounds rather than as arbitrary Python checks wherever possible.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "ballast.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class ApiModel(BaseModel):
+    """Base for every API type: camelCase on the wire, snake_case in Python, docstrings as descriptions."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        extra="ignore",
+    )
+
+    def to_wire(self) -> dict:
+        """Return the JSON-compatible, camelCase form the API server stores."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class RiskTier(StrEnum):
+    """How much damage a bad change to a service can do; decides how carefully it is released."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a Go-style duration such as ``30s``, ``5m``, ``1h30m`` or ``30d``.
+
+    Raises ``ValueError`` with a sentence naming the accepted form when the text is not one.
+    """
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(
+            f"{text!r} is not a duration: use a number followed by ms, s, m, h or d, such as 30s, 5m or 2h"
+        )
+    seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
+    return timedelta(seconds=seconds)
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, examples=["30s", "5m", "2h"]),
+    AfterValidator(_check_duration),
+]
+"""A positive duration written like ``30s``, ``5m``, ``2h`` or ``1h30m``."""
+
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A fraction between 0 and 1 (``0.01`` is one percent)."""
+
+URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
+HttpUrl = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048)]
+"""An absolute http or https URL."""
+
+TEAM_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+TeamName = Annotated[str, Field(pattern=TEAM_PATTERN, min_length=1, max_length=63)]
+"""A team name in DNS-label form, e.g. ``payments`` or ``checkout-core``."""
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+ANNOTATION_KEY_PATTERN = rf"^({_DNS_LABEL}(\.{_DNS_LABEL})*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+AnnotationKey = Annotated[str, Field(pattern=ANNOTATION_KEY_PATTERN, max_length=316)]
+"""A Kubernetes annotation key, optionally with a DNS prefix, e.g. ``ballast.dev/owner``."""
+
+
+class LabelSelectorRequirement(ApiModel):
+    """One expression of a label selector, as in ``metav1.LabelSelectorRequirement``."""
+
+    key: str = Field(min_length=1)
+    """The label key the expression applies to."""
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the label's value relates to ``values``."""
+    values: list[str] = Field(default_factory=list)
+    """Values for ``In`` and ``NotIn``; must be empty for ``Exists`` and ``DoesNotExist``."""
+
+
+class LabelSelector(ApiModel):
+    """A Kubernetes label selector. An empty selector matches everything."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels that must all be present with exactly these values."""
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    """Expressions that must all hold."""
+
+    def matches(self, labels: dict[str, str] | None) -> bool:
+        """Whether an object with these labels is selected."""
+        labels = labels or {}
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for expr in self.match_expressions:
+            present = expr.key in labels
+            if expr.operator == "Exists" and not present:
+                return False
+            if expr.operator == "DoesNotExist" and present:
+                return False
+            if expr.operator == "In" and (not present or labels[expr.key] not in expr.values):
+                return False
+            if expr.operator == "NotIn" and present and labels[expr.key] in expr.values:
+                return False
+        return True
+
+    @property
+    def specificity(self) -> int:
+        """How many constraints the selector has; more constraints means more specific."""
+        return len(self.match_labels) + len(self.match_expressions)
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """A standard Kubernetes condition (``metav1.Condition``)."""
+
+    type: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=316)
+    """What aspect of the object the condition describes, e.g. ``Ready``."""
+    status: ConditionStatus
+    """Whether the condition holds: True, False or Unknown."""
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    """A CamelCase word for programs, e.g. ``NoWorkloads``."""
+    message: str = Field(default="", max_length=32768)
+    """A sentence for humans explaining the reason and, where one exists, the fix."""
+    last_transition_time: datetime
+    """When the status last changed."""
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The ``metadata.generation`` the condition was computed from."""

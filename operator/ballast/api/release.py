@@ -1,0 +1,161 @@
+"""``Release``: the operator's record of one attempted change to a Deployment's pod template.
+
+Like an Argo Rollouts AnalysisRun, the status is the complete, replayable record of what was decided
+and why: every analysis with its numbers, who changed and who approved, and every phase's timestamps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from ballast.api.common import ApiModel, Condition, RiskTier
+
+
+class ReleasePhase(StrEnum):
+    """Where a release stands. The last four are final."""
+
+    PENDING = "Pending"
+    BLOCKED = "Blocked"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    PROGRESSING = "Progressing"
+    PROMOTING = "Promoting"
+    ROLLING_BACK = "RollingBack"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    SUPERSEDED = "Superseded"
+    FAILED = "Failed"
+
+
+class Verdict(StrEnum):
+    """The outcome of one analysis."""
+
+    PASS = "Pass"
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+
+
+class UserInfo(ApiModel):
+    """The identity the API server reported for a request (from the admission review)."""
+
+    username: str
+    """User name, e.g. ``alice@example.com`` or ``system:serviceaccount:ci:deployer``."""
+    uid: str | None = None
+    """User id, when the authenticator provides one."""
+    groups: list[str] = Field(default_factory=list)
+    """Groups the user belongs to."""
+
+
+class ReleaseSpec(ApiModel):
+    """What change this release carries and under which rules. Written once, by the operator."""
+
+    deployment: str = Field(min_length=1)
+    """The Deployment being changed (same namespace)."""
+    service: str = ""
+    """The ServiceOwnership that selects the Deployment, if any."""
+    tier: RiskTier = RiskTier.MEDIUM
+    """Risk tier the release runs under."""
+    policy: str = ""
+    """The ReleasePolicy that governs the namespace."""
+    from_revision: str = ""
+    """Hash of the pod template before the change."""
+    to_revision: str = Field(min_length=1)
+    """Hash of the pod template the change introduces."""
+    from_images: list[str] = Field(default_factory=list)
+    """Container images before the change."""
+    to_images: list[str] = Field(default_factory=list)
+    """Container images after the change."""
+    changed_by: UserInfo | None = None
+    """Who applied the change."""
+    change_type: Literal["feature", "fix", "reliability", "security", "config"] = "feature"
+    """Kind of change, from ``ballast.dev/change-type``."""
+    emergency: str | None = None
+    """Break-glass reason from ``ballast.dev/emergency``, when the change used it."""
+    steps: list[int] = Field(default_factory=list)
+    """Traffic percentages the canary moves through."""
+
+
+class TrafficSample(ApiModel):
+    """Requests and errors of one side of the comparison over the analysis window."""
+
+    requests: float | None = None
+    """Requests served; absent when Prometheus returned no data."""
+    errors: float | None = None
+    """Requests that failed."""
+    error_rate: float | None = None
+    """errors / requests."""
+
+
+class AnalysisResult(ApiModel):
+    """One analysis of one step: the numbers and the verdict drawn from them."""
+
+    step: int = Field(ge=0)
+    """Index of the step (0-based)."""
+    weight: int = Field(ge=0, le=100)
+    """Traffic percentage of the step."""
+    window_start: datetime
+    """Start of the query window."""
+    window_end: datetime
+    """End of the query window."""
+    canary: TrafficSample = Field(default_factory=TrafficSample)
+    """The canary's traffic."""
+    baseline: TrafficSample = Field(default_factory=TrafficSample)
+    """The stable pods' traffic over the same window."""
+    verdict: Verdict
+    """Pass, Fail or Inconclusive."""
+    message: str = ""
+    """Why the verdict was reached."""
+
+
+class ReleaseStatus(ApiModel):
+    """Progress and outcome, written by the operator."""
+
+    observed_generation: int | None = None
+    """The ``metadata.generation`` this status was computed from."""
+    phase: ReleasePhase = ReleasePhase.PENDING
+    """Pending, Blocked, AwaitingApproval, Progressing, Promoting, Promoted, RollingBack, RolledBack,
+    Superseded or Failed."""
+    step: int | None = Field(default=None, ge=0)
+    """Index of the current step."""
+    weight: int | None = Field(default=None, ge=0, le=100)
+    """Traffic percentage the canary currently has."""
+    analyses: list[AnalysisResult] = Field(default_factory=list)
+    """Every analysis, in order."""
+    reason: str = ""
+    """CamelCase reason for the current phase, e.g. ``AnalysisFailed`` or ``CanaryNotReady``."""
+    message: str = ""
+    """A sentence explaining the current phase."""
+    approved_by: UserInfo | None = None
+    """Who approved the release, where its tier requires approval."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Standard conditions."""
+    started_at: datetime | None = None
+    """When the release left Pending."""
+    finished_at: datetime | None = None
+    """When it reached a final phase."""
+
+
+class Release(ApiModel):
+    """A record of one attempted change to a Deployment's pod template and how it was released."""
+
+    kind: ClassVar[str] = "Release"
+    plural: ClassVar[str] = "releases"
+    singular: ClassVar[str] = "release"
+    short_names: ClassVar[list[str]] = ["rel"]
+    scope: ClassVar[str] = "Namespaced"
+    printer_columns: ClassVar[list[dict]] = [
+        {"name": "Service", "type": "string", "jsonPath": ".spec.service"},
+        {"name": "Tier", "type": "string", "jsonPath": ".spec.tier"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Weight", "type": "integer", "jsonPath": ".status.weight"},
+        {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+    spec: ReleaseSpec
+    """The change and the rules it runs under."""
+    status: ReleaseStatus | None = None
+    """Progress and outcome."""

@@ -1,0 +1,337 @@
+"""``ReleasePolicy``: the cluster-scoped rules a platform team sets for the namespaces it governs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from itertools import pairwise
+from typing import Annotated, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
+
+from ballast.api.common import (
+    AnnotationKey,
+    ApiModel,
+    Condition,
+    Duration,
+    LabelSelector,
+    Ratio,
+    RiskTier,
+)
+
+
+class AdmissionMode(StrEnum):
+    """What the admission webhook does with a workload that breaks a rule."""
+
+    ENFORCE = "Enforce"
+    """Refuse it, with a message that names the rule and the fix."""
+    WARN = "Warn"
+    """Admit it and return admission warnings (kubectl prints them)."""
+    AUDIT = "Audit"
+    """Admit it silently; count it in metrics and the policy's audit status."""
+
+
+class RequiredAnnotations(ApiModel):
+    """The annotation keys that carry a workload's exit criteria; override them to fit existing conventions."""
+
+    owner: AnnotationKey = "ballast.dev/owner"
+    """Key of the owning team's name."""
+    alerts: AnnotationKey = "ballast.dev/alerts"
+    """Key of the comma-separated list of alert rule names that page for the workload."""
+    runbook: AnnotationKey = "ballast.dev/runbook"
+    """Key of the http(s) URL of the workload's runbook."""
+
+
+class AdmissionSettings(ApiModel):
+    """How workloads in governed namespaces are admitted."""
+
+    mode: AdmissionMode = AdmissionMode.ENFORCE
+    """Enforce refuses, Warn admits with warnings, Audit admits and records. Defaults to Enforce."""
+    required_annotations: RequiredAnnotations = Field(default_factory=RequiredAnnotations)
+    """Annotation keys every governed workload must carry."""
+    exempt_namespaces: list[str] = Field(default_factory=list)
+    """Namespaces never checked even when the selector matches them (system namespaces always are)."""
+    verify_alerts_exist: bool = False
+    """Require every alert a workload names to exist as an alerting rule loaded in Prometheus."""
+
+
+def _strictly_increasing(steps: list[int]) -> list[int]:
+    if any(b <= a for a, b in pairwise(steps)):
+        raise ValueError(f"steps {steps} must be strictly increasing traffic percentages, such as [5, 25, 50]")
+    return steps
+
+
+CanarySteps = Annotated[
+    list[Annotated[int, Field(ge=1, le=100)]],
+    Field(min_length=1, max_length=20, json_schema_extra={"x-kubernetes-list-type": "set"}),
+    AfterValidator(_strictly_increasing),
+]
+
+
+class InconclusiveAction(StrEnum):
+    """What happens when analysis stays inconclusive past the limit. It never promotes."""
+
+    HOLD = "Hold"
+    """Keep the canary at its current weight and wait for a human to promote or abort."""
+    ROLLBACK = "Rollback"
+    """Roll the change back."""
+
+
+class TierSettings(ApiModel):
+    """Canary settings for one risk tier. Fields left out take that tier's default (see the docs)."""
+
+    steps: CanarySteps = Field(default_factory=lambda: [10, 50])
+    """Traffic percentages the canary moves through, strictly increasing within 1..100."""
+    step_duration: Duration = "2m"
+    """How long each step runs before its analysis."""
+    max_error_rate: Ratio = 0.05
+    """Ceiling on the canary's error ratio; above it the step fails outright."""
+    max_increase: Ratio = 0.02
+    """How far the canary's error ratio may exceed the baseline's before the step fails."""
+    min_requests: int = Field(default=50, ge=0)
+    """Fewer canary requests than this in a step make its verdict Inconclusive."""
+    failure_limit: int = Field(default=1, ge=1)
+    """Failed analyses that trigger a rollback."""
+    inconclusive_limit: int = Field(default=3, ge=1)
+    """Consecutive inconclusive analyses before ``onInconclusive`` applies."""
+    on_inconclusive: InconclusiveAction = InconclusiveAction.HOLD
+    """What to do once the inconclusive limit is reached; a release never promotes on inconclusive data."""
+    approval_required: bool = False
+    """Whether a person other than the author must approve before the canary starts."""
+    max_concurrent: int = Field(default=3, ge=1)
+    """Releases of this tier progressing at once per namespace and per owner team; the rest wait Blocked."""
+    ready_deadline: Duration = "5m"
+    """How long the canary may take to become ready before the release rolls back with CanaryNotReady."""
+    allow_skip: bool = True
+    """Whether ``kubectl ballast promote`` may skip the remaining steps."""
+
+
+TIER_DEFAULTS: dict[RiskTier, TierSettings] = {
+    RiskTier.CRITICAL: TierSettings(
+        steps=[1, 5, 25, 50], step_duration="5m", max_error_rate=0.01, max_increase=0.005,
+        min_requests=200, failure_limit=1, inconclusive_limit=3,
+        on_inconclusive=InconclusiveAction.ROLLBACK, approval_required=True, max_concurrent=1,
+        ready_deadline="10m", allow_skip=False,
+    ),
+    RiskTier.HIGH: TierSettings(
+        steps=[5, 25, 50], step_duration="3m", max_error_rate=0.02, max_increase=0.01,
+        min_requests=100, failure_limit=1, inconclusive_limit=3,
+        on_inconclusive=InconclusiveAction.ROLLBACK, approval_required=False, max_concurrent=2,
+        ready_deadline="10m", allow_skip=False,
+    ),
+    RiskTier.MEDIUM: TierSettings(),
+    RiskTier.LOW: TierSettings(
+        steps=[50], step_duration="1m", max_error_rate=0.10, max_increase=0.05,
+        min_requests=20, failure_limit=2, inconclusive_limit=5,
+        on_inconclusive=InconclusiveAction.HOLD, approval_required=False, max_concurrent=5,
+        ready_deadline="5m", allow_skip=True,
+    ),
+}
+"""Each tier's defaults: the riskier the tier, the smaller the first step and the stricter the gates."""
+
+
+class Tiers(ApiModel):
+    """Canary settings per risk tier. A tier left out, or a field left out, takes the tier's default."""
+
+    critical: TierSettings | None = None
+    """Settings for services whose failure is an incident for the business."""
+    high: TierSettings | None = None
+    """Settings for services many users depend on."""
+    medium: TierSettings | None = None
+    """Settings for ordinary services."""
+    low: TierSettings | None = None
+    """Settings for internal or easily retried services."""
+
+    def for_tier(self, tier: RiskTier) -> TierSettings:
+        """The effective settings of a tier: its defaults, overridden by the fields the policy sets."""
+        configured: TierSettings | None = getattr(self, tier.value)
+        defaults = TIER_DEFAULTS[tier]
+        if configured is None:
+            return defaults
+        overrides = {name: getattr(configured, name) for name in configured.model_fields_set}
+        return defaults.model_copy(update=overrides)
+
+
+class FreezeWindow(ApiModel):
+    """A period in which changes to the named tiers are refused unless someone breaks glass.
+
+    Either absolute (``start`` and ``end``) or recurring (cron ``schedule`` + ``duration`` in ``timeZone``).
+    """
+
+    model_config = ApiModel.model_config | ConfigDict(
+        # Lets the API server refuse a window that mixes both forms, before the operator sees it.
+        json_schema_extra={"oneOf": [{"required": ["start", "end"]}, {"required": ["schedule", "duration"]}]}
+    )
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """Name shown in refusals and status, e.g. ``black-friday`` or ``weekend``."""
+    reason: str = Field(default="", max_length=1024)
+    """Why the freeze exists; shown to whoever is refused."""
+    tiers: list[RiskTier] = Field(default_factory=lambda: list(RiskTier))
+    """Tiers the window freezes; all tiers when left out."""
+    start: datetime | None = None
+    """Start of an absolute window (RFC 3339, with offset)."""
+    end: datetime | None = None
+    """End of an absolute window (RFC 3339, with offset)."""
+    schedule: str | None = Field(default=None, min_length=9, max_length=128)
+    """Cron expression (five fields) of when a recurring window opens, e.g. ``0 18 * * 5`` for Friday 18:00."""
+    duration: Duration | None = None
+    """How long a recurring window stays open, e.g. ``62h``."""
+    time_zone: str = "UTC"
+    """IANA time zone the schedule is read in, e.g. ``Europe/Berlin``."""
+
+    @model_validator(mode="after")
+    def _one_form(self) -> FreezeWindow:
+        absolute = self.start is not None or self.end is not None
+        recurring = self.schedule is not None or self.duration is not None
+        if absolute == recurring:
+            raise ValueError(
+                f"freeze window {self.name!r} must set either start and end, or schedule and duration"
+            )
+        if absolute:
+            if self.start is None or self.end is None:
+                raise ValueError(f"freeze window {self.name!r} needs both start and end")
+            if self.start.tzinfo is None or self.end.tzinfo is None:
+                raise ValueError(f"freeze window {self.name!r}: start and end need a UTC offset, e.g. Z")
+            if self.end <= self.start:
+                raise ValueError(f"freeze window {self.name!r} ends before it starts")
+        else:
+            if self.schedule is None or self.duration is None:
+                raise ValueError(f"freeze window {self.name!r} needs both schedule and duration")
+            if len(self.schedule.split()) != 5 or not croniter.is_valid(self.schedule):
+                raise ValueError(
+                    f"freeze window {self.name!r}: schedule {self.schedule!r} is not a five-field cron expression"
+                )
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"freeze window {self.name!r}: {self.time_zone!r} is not an IANA time zone such as Europe/Berlin"
+            ) from None
+        return self
+
+
+class ErrorBudgetGate(ApiModel):
+    """Blocks releases of a service whose SLO error budget is spent (see ServiceOwnership ``slo``)."""
+
+    enabled: bool = True
+    """Whether an exhausted error budget blocks new releases."""
+    exempt_change_types: list[Literal["feature", "fix", "reliability", "security", "config"]] = Field(
+        default_factory=lambda: ["fix", "reliability", "security"]
+    )
+    """Change types (annotation ``ballast.dev/change-type``) still admitted when the budget is spent."""
+
+
+class PrometheusQueries(ApiModel):
+    """PromQL templates for analysis. ``$namespace``, ``$pods`` (a pod-name regex) and ``$window`` are substituted."""
+
+    requests: str = 'sum(increase(http_requests_total{namespace="$namespace",pod=~"$pods"}[$window]))'
+    """Number of requests the selected pods served over the window."""
+    errors: str = 'sum(increase(http_requests_total{namespace="$namespace",pod=~"$pods",code=~"5.."}[$window]))'
+    """Number of those requests that failed."""
+
+
+class PrometheusSettings(ApiModel):
+    """Where analysis data comes from."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    """Prometheus base URL; the operator's ``--prometheus-url`` when left out."""
+    queries: PrometheusQueries = Field(default_factory=PrometheusQueries)
+    """Query templates for request and error counts."""
+
+
+class ReleasePolicySpec(ApiModel):
+    """Release rules for every namespace the selector matches."""
+
+    namespace_selector: LabelSelector = Field(default_factory=LabelSelector)
+    """Namespaces this policy governs (by namespace labels). Where policies overlap, the most specific
+    selector wins, then the first policy by name; the status of both says so."""
+    admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    """Admission of workloads: mode, required annotations, exemptions."""
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    """Prometheus connection and analysis queries."""
+    tiers: Tiers = Field(default_factory=Tiers)
+    """Canary settings per risk tier."""
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list, max_length=64)
+    """Periods in which changes to some tiers are refused unless someone breaks glass."""
+    error_budget: ErrorBudgetGate = Field(default_factory=ErrorBudgetGate)
+    """Gating of releases on the service's SLO error budget."""
+    rollback_block_period: Duration = "24h"
+    """How long a rolled-back pod template stays refused unless ``ballast.dev/retry`` is set."""
+    release_history_limit: int = Field(default=50, ge=1, le=1000)
+    """How many Release records are kept per Deployment; older ones are deleted."""
+
+    @model_validator(mode="after")
+    def _unique_window_names(self) -> ReleasePolicySpec:
+        names = [w.name for w in self.freeze_windows]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"freeze window names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+class ActiveFreeze(ApiModel):
+    """A freeze window open at the time the status was written."""
+
+    name: str
+    """The window's name."""
+    tiers: list[RiskTier]
+    """Tiers it freezes."""
+    ends_at: datetime
+    """When it closes."""
+
+
+class AuditViolation(ApiModel):
+    """A workload that breaks the policy but was admitted (it predates the policy, or mode is Warn/Audit)."""
+
+    kind: str
+    namespace: str
+    name: str
+    rule: str
+    message: str
+
+
+class ReleasePolicyStatus(ApiModel):
+    """What the operator observed about the policy."""
+
+    observed_generation: int | None = None
+    """The ``metadata.generation`` this status was computed from."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, Valid, NamespacesMatched and Overlapping."""
+    governed_namespaces: list[str] = Field(default_factory=list)
+    """Namespaces this policy governs right now (after overlap resolution and exemptions)."""
+    governed_namespace_count: int = 0
+    """How many namespaces it governs."""
+    active_freezes: list[ActiveFreeze] = Field(default_factory=list)
+    """Freeze windows open right now."""
+    frozen_tiers: str = ""
+    """Comma-separated tiers frozen right now, for the printer column."""
+    violation_count: int = 0
+    """How many admitted workloads break the policy."""
+    violations: list[AuditViolation] = Field(default_factory=list)
+    """The first violations, bounded."""
+
+
+class ReleasePolicy(ApiModel):
+    """Release guardrails for the namespaces a platform team governs: admission rules, canary settings
+    per risk tier, freeze windows and error-budget gating."""
+
+    kind: ClassVar[str] = "ReleasePolicy"
+    plural: ClassVar[str] = "releasepolicies"
+    singular: ClassVar[str] = "releasepolicy"
+    short_names: ClassVar[list[str]] = ["rp", "rpol"]
+    scope: ClassVar[str] = "Cluster"
+    printer_columns: ClassVar[list[dict]] = [
+        {"name": "Mode", "type": "string", "jsonPath": ".spec.admission.mode"},
+        {"name": "Namespaces", "type": "integer", "jsonPath": ".status.governedNamespaceCount"},
+        {"name": "Frozen", "type": "string", "jsonPath": ".status.frozenTiers"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+    spec: ReleasePolicySpec = Field(default_factory=ReleasePolicySpec)
+    """Desired rules."""
+    status: ReleasePolicyStatus | None = None
+    """Observed state, written by the operator."""

@@ -1,0 +1,20 @@
+"""Entry point of ``ballast`` and ``kubectl ballast``."""
+
+from __future__ import annotations
+
+import click
+
+from ballast.cli.operator import operator_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ballast")
+def cli() -> None:
+    """Ballast: release guardrails for Kubernetes."""
+
+
+cli.add_command(operator_group)
+
+
+def main() -> None:
+    cli(prog_name="ballast")

@@ -1,0 +1,48 @@
+"""In-memory indexes of the objects decisions need, fed by kopf's watches.
+
+kopf fills every index from a full list before any other handler runs, so the first status
+computed after a (re)start already sees every Deployment: no flapping conditions, no spurious events.
+Values are small plain snapshots, not live bodies, to keep memory flat at thousands of objects.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import kopf
+
+from ballast.api.common import GROUP, VERSION
+from ballast.policy.workloads import WorkloadSummary
+
+
+def snapshot(body: kopf.Body) -> dict[str, Any]:
+    """A detached copy of what a reconciler needs from a Ballast object."""
+    metadata = body.get("metadata", {})
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: metadata.get(k) for k in ("name", "namespace", "uid", "generation", "resourceVersion")},
+        "spec": copy.deepcopy(dict(body.get("spec") or {})),
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }
+
+
+@kopf.index("namespaces")
+def namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+    return {name: dict(labels)}
+
+
+@kopf.index("apps", "v1", "deployments")
+def deployments_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, WorkloadSummary]:
+    return {namespace: WorkloadSummary.from_body(body)}
+
+
+@kopf.index(GROUP, VERSION, "serviceownerships")
+def ownerships_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, dict[str, Any]]:
+    return {namespace: snapshot(body)}
+
+
+@kopf.index(GROUP, VERSION, "releasepolicies")
+def policies_by_name(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: snapshot(body)}

@@ -1,0 +1,73 @@
+"""ServiceOwnership status: matched Deployments and ownership completeness, kept current as things change."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+import kubernetes
+from pydantic import ValidationError
+
+from ballast.api.common import GROUP, VERSION
+from ballast.api.serviceownership import ServiceOwnershipSpec
+from ballast.controllers.runtime import (
+    Runtime,
+    describe_validation_error,
+    post_condition_events,
+    updated_conditions,
+)
+from ballast.kube.client import CustomObjectRef, update_status
+from ballast.policy.conditions import Observation
+from ballast.policy.ownership import assess_ownership
+
+logger = logging.getLogger(__name__)
+
+
+async def reconcile_namespace(runtime: Runtime, namespace: str) -> None:
+    """Recompute the status of every ServiceOwnership in one namespace from the indexes."""
+    ownerships = list(runtime.ownerships.get(namespace, []))
+    if not ownerships:
+        return
+    deployments = list(runtime.deployments.get(namespace, []))
+    keys = runtime.required_annotations(namespace)
+    for snap in ownerships:
+        try:
+            spec = ServiceOwnershipSpec.model_validate(snap["spec"])
+        except ValidationError as error:
+            observed = [Observation("Ready", False, "InvalidSpec",
+                                    f"ServiceOwnership {namespace}/{snap['metadata']['name']} is invalid: "
+                                    f"{describe_validation_error(error)}")]
+            workloads: list[str] = []
+        else:
+            assessment = assess_ownership(spec, deployments, keys)
+            observed, workloads = assessment.conditions, assessment.workloads
+        conditions, changed = updated_conditions(snap, observed)
+        owned = {
+            "observedGeneration": snap["metadata"].get("generation"),
+            "conditions": conditions,
+            "workloads": workloads,
+            "workloadCount": len(workloads),
+        }
+        ref = CustomObjectRef("serviceownerships", snap["metadata"]["name"], namespace)
+        try:
+            written = await asyncio.to_thread(
+                update_status, ref, snap.get("status"), owned, snap["metadata"].get("resourceVersion")
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status in (404, 409):
+                continue  # Deleted or changed meanwhile: its own event brings a fresh pass.
+            raise
+        if written:
+            post_condition_events(snap, changed)
+
+
+@kopf.on.event("apps", "v1", "deployments")
+def deployment_changed(namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.ownership_reconciler.request(namespace)
+
+
+@kopf.on.event(GROUP, VERSION, "serviceownerships")
+def ownership_changed(namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.ownership_reconciler.request(namespace)

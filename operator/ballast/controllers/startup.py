@@ -38,7 +38,6 @@ async def start(
     **_: Any,
 ) -> None:
     configure_persistence(settings)
-    settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     options: Options = memo.get("options") or Options()
     runtime = Runtime(

@@ -1,0 +1,49 @@
+# The front door. `make demo` and `make test` are the README's two commands.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STATE ?= .local
+CLUSTER := $(PY) -m tests.harness.cluster --state-dir $(STATE)
+
+.PHONY: help install test unit integration manifests demo cluster-up cluster-down cluster-status lint clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv with Ballast and its test tools
+
+test: $(VENV)/.installed ## Unit + integration tests (starts the local control plane; builds it on first use)
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed ## Unit tests only (seconds, no cluster)
+	$(PY) -m pytest tests/unit
+
+integration: $(VENV)/.installed ## Integration tests only
+	$(PY) -m pytest tests/integration
+
+manifests: $(VENV)/.installed ## Regenerate crds/ from the pydantic models
+	$(PY) -m ballast.api.crds crds
+
+lint: $(VENV)/.installed ## ruff over the code and tests
+	$(VENV)/bin/ruff check .
+
+cluster-up: $(VENV)/.installed ## Start etcd, kube-apiserver, kube-controller-manager, Prometheus, simulators
+	$(CLUSTER) up
+
+cluster-down: ## Stop exactly the processes cluster-up started
+	@if [ -x $(PY) ]; then $(CLUSTER) down; else echo "no local cluster (no $(VENV))"; fi
+
+cluster-status: $(VENV)/.installed ## Show which local control-plane processes are alive
+	$(CLUSTER) status
+
+demo: $(VENV)/.installed ## The demo on the local control plane
+	$(PY) -m tests.harness.demo --state-dir $(STATE)
+
+clean: cluster-down ## Stop the cluster and remove local state (keeps the cached control-plane build)
+	rm -rf $(STATE)

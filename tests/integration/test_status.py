@@ -54,7 +54,7 @@ def test_service_ownership_tracks_deployments(operator, custom, apps, core, name
                   "status never picked up the second Deployment")
     complete = condition(so, "OwnershipComplete")
     assert complete["status"] == "False"
-    assert "Deployment checkout-worker: missing annotation ballast.dev/owner" in complete["message"]
+    assert "Deployment checkout-worker is missing annotation ballast.dev/owner" in complete["message"]
 
     apps.delete_namespaced_deployment("checkout-worker", namespace)
     apps.delete_namespaced_deployment("checkout", namespace)

@@ -54,25 +54,28 @@ class TestAnnotationProblems:
     def test_complete(self):
         assert annotation_problems(GOOD, KEYS) == []
 
-    def test_everything_missing_names_each_key(self):
+    def test_everything_missing_names_each_key_and_fix(self):
         problems = annotation_problems({}, KEYS)
-        assert len(problems) == 3
-        assert all(k in " ".join(problems) for k in ("ballast.dev/owner", "ballast.dev/alerts", "ballast.dev/runbook"))
+        assert [p.key for p in problems] == ["ballast.dev/owner", "ballast.dev/alerts", "ballast.dev/runbook"]
+        assert problems[2].sentence("Deployment shop/checkout") == (
+            "Deployment shop/checkout is missing annotation ballast.dev/runbook: "
+            "add an http(s) URL of the service's runbook")
 
     def test_malformed_values(self):
         bad = {"ballast.dev/owner": "Payments Team", "ballast.dev/alerts": " , ", "ballast.dev/runbook": "wiki/page"}
-        problems = annotation_problems(bad, KEYS)
-        assert "is not a team name" in problems[0]
-        assert "is empty" in problems[1]
-        assert "is not an http(s) URL" in problems[2]
+        problems = [p.problem for p in annotation_problems(bad, KEYS)]
+        assert "not a team name" in problems[0]
+        assert "empty annotation" in problems[1]
+        assert "not a URL" in problems[2]
 
     def test_owner_contradiction(self):
-        problems = annotation_problems(GOOD, KEYS, expected_owner="search")
-        assert problems == ["annotation ballast.dev/owner='payments' contradicts the ServiceOwnership owner 'search'"]
+        (problem,) = annotation_problems(GOOD, KEYS, expected_owner="search")
+        assert problem.problem == "has annotation ballast.dev/owner='payments' but its ServiceOwnership says 'search'"
+        assert problem.fix.startswith("set ballast.dev/owner: search")
 
     def test_custom_keys(self):
         keys = RequiredAnnotations(owner="example.com/team", alerts="example.com/alerts", runbook="example.com/rb")
-        assert annotation_problems(GOOD, keys)[0].startswith("missing annotation example.com/team")
+        assert annotation_problems(GOOD, keys)[0].problem == "is missing annotation example.com/team"
 
     def test_parse_alerts(self):
         assert parse_alerts(" A, B ,,C ") == ["A", "B", "C"]
@@ -107,4 +110,4 @@ class TestAssessOwnership:
         assert ready.reason == "OwnershipIncomplete"
         assert complete.status is False
         assert "spec.alerts is empty" in complete.message
-        assert "Deployment checkout: missing annotation ballast.dev/runbook" in complete.message
+        assert "Deployment checkout is missing annotation ballast.dev/runbook: add an http(s) URL" in complete.message

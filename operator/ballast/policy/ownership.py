@@ -36,7 +36,7 @@ def assess_ownership(
         gaps.append("spec.alerts is empty: name the alerting rules that page for this service")
     for deployment in matched:
         gaps.extend(
-            f"Deployment {deployment.name}: {problem}"
+            problem.sentence(f"Deployment {deployment.name}")
             for problem in annotation_problems(deployment.annotations, keys, expected_owner=spec.owner)
         )
     complete = Observation(

@@ -1,37 +1,60 @@
 """Plain-data view of a workload and the checks on its ownership annotations.
 
-Shared by the ServiceOwnership status and (later) the admission rules, so a workload is judged the
-same way wherever it is judged.
+Shared by the ServiceOwnership status, the admission rules and the background audit, so a workload
+is judged the same way wherever it is judged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ballast.api.common import TEAM_PATTERN, URL_PATTERN
 from ballast.api.releasepolicy import RequiredAnnotations
 
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
 
 @dataclass(frozen=True)
 class WorkloadSummary:
-    """The facts of a Deployment that decisions need, copied out of the API object."""
+    """The facts of a workload that decisions need, copied out of the API object."""
 
     namespace: str
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "Deployment"
 
     @classmethod
-    def from_body(cls, body: Mapping) -> WorkloadSummary:
+    def from_body(cls, body: Mapping[str, Any]) -> WorkloadSummary:
         metadata = body.get("metadata") or {}
         return cls(
             namespace=metadata.get("namespace") or "",
             name=metadata.get("name") or "",
             labels=dict(metadata.get("labels") or {}),
             annotations=dict(metadata.get("annotations") or {}),
+            kind=body.get("kind") or "Deployment",
         )
+
+
+@dataclass(frozen=True)
+class AnnotationProblem:
+    """One way a workload's ownership annotations fall short, with the fix."""
+
+    key: str
+    problem: str
+    """A predicate phrase, e.g. ``is missing annotation ballast.dev/runbook``."""
+    fix: str
+    """What to do, e.g. ``add an http(s) URL of the service's runbook``."""
+    contradicts_ownership: bool = False
+    """The owner is well-formed but differs from the ServiceOwnership's."""
+
+    def sentence(self, subject: str) -> str:
+        return f"{subject} {self.problem}: {self.fix}"
 
 
 def parse_alerts(value: str) -> list[str]:
@@ -43,26 +66,39 @@ def annotation_problems(
     annotations: Mapping[str, str],
     keys: RequiredAnnotations,
     expected_owner: str | None = None,
-) -> list[str]:
-    """Each way the required annotations are missing or malformed, as a phrase with the fix."""
-    problems: list[str] = []
+) -> list[AnnotationProblem]:
+    """Each way the required annotations are missing or malformed."""
+    problems: list[AnnotationProblem] = []
     owner = annotations.get(keys.owner)
     if owner is None:
-        problems.append(f"missing annotation {keys.owner} (the owning team)")
+        problems.append(AnnotationProblem(keys.owner, f"is missing annotation {keys.owner}",
+                                          "add the owning team's name, e.g. payments"))
     elif not re.fullmatch(TEAM_PATTERN, owner):
-        problems.append(f"annotation {keys.owner}={owner!r} is not a team name such as payments")
+        problems.append(AnnotationProblem(keys.owner, f"has annotation {keys.owner}={owner!r}, not a team name",
+                                          "use lowercase letters, digits and dashes, e.g. payments"))
     elif expected_owner is not None and owner != expected_owner:
-        problems.append(
-            f"annotation {keys.owner}={owner!r} contradicts the ServiceOwnership owner {expected_owner!r}"
-        )
+        problems.append(AnnotationProblem(
+            keys.owner, f"has annotation {keys.owner}={owner!r} but its ServiceOwnership says {expected_owner!r}",
+            f"set {keys.owner}: {expected_owner} or change the ServiceOwnership's owner",
+            contradicts_ownership=True))
     alerts = annotations.get(keys.alerts)
     if alerts is None:
-        problems.append(f"missing annotation {keys.alerts} (comma-separated alert names)")
+        problems.append(AnnotationProblem(keys.alerts, f"is missing annotation {keys.alerts}",
+                                          "add the comma-separated names of the alerts that page for it"))
     elif not parse_alerts(alerts):
-        problems.append(f"annotation {keys.alerts} is empty: list the alert names that page for it")
+        problems.append(AnnotationProblem(keys.alerts, f"has an empty annotation {keys.alerts}",
+                                          "list the comma-separated names of the alerts that page for it"))
     runbook = annotations.get(keys.runbook)
     if runbook is None:
-        problems.append(f"missing annotation {keys.runbook} (an http(s) URL of the runbook)")
+        problems.append(AnnotationProblem(keys.runbook, f"is missing annotation {keys.runbook}",
+                                          "add an http(s) URL of the service's runbook"))
     elif not re.fullmatch(URL_PATTERN, runbook):
-        problems.append(f"annotation {keys.runbook}={runbook!r} is not an http(s) URL")
+        problems.append(AnnotationProblem(keys.runbook, f"has annotation {keys.runbook}={runbook!r}, not a URL",
+                                          "use an http(s) URL of the service's runbook"))
     return problems
+
+
+def template_hash(template: Mapping[str, Any] | None) -> str:
+    """A stable short hash of a pod template: the identity of a revision across Ballast."""
+    canonical = json.dumps(template or {}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

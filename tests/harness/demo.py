@@ -22,8 +22,12 @@ from tests.harness.kubectl import kubectl
 
 
 def say(text: str) -> None:
-    print(f"\n\033[1m==> {textwrap.dedent(text).strip()}\033[0m" if sys.stdout.isatty()
-          else f"\n==> {textwrap.dedent(text).strip()}", flush=True)
+    print(
+        f"\n\033[1m==> {textwrap.dedent(text).strip()}\033[0m"
+        if sys.stdout.isatty()
+        else f"\n==> {textwrap.dedent(text).strip()}",
+        flush=True,
+    )
 
 
 def show(kubeconfig: str, *args: str) -> str:
@@ -46,8 +50,15 @@ def main(argv: list[str] | None = None) -> int:
 
     say("Installing the CRDs generated from the pydantic models.")
     show(kubeconfig, "apply", "-f", str(REPO_ROOT / "crds"))
-    kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=30s", "crd", "-l",
-            "app.kubernetes.io/part-of=ballast")
+    kubectl(
+        kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=ballast",
+    )
 
     say("Applying examples/: a namespace, a ReleasePolicy, two ServiceOwnerships and their Deployments.")
     show(kubeconfig, "apply", "-f", str(REPO_ROOT / "examples"))
@@ -57,11 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     health = f"http://127.0.0.1:{free_ports(1)[0]}/healthz"
     with log_path.open("w") as log:
         operator = subprocess.Popen(
-            [sys.executable, "-m", "ballast.cli.main", "operator", "run", "--kubeconfig", kubeconfig,
-             "--prometheus-url", info.prometheus_url, "--liveness", health],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                "-m",
+                "ballast.cli.main",
+                "operator",
+                "run",
+                "--kubeconfig",
+                kubeconfig,
+                "--prometheus-url",
+                info.prometheus_url,
+                "--liveness",
+                health,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
+
         def healthy() -> bool:
             if operator.poll() is not None:
                 raise RuntimeError(f"the operator exited; see {log_path}")
@@ -74,20 +99,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"operator log: {log_path}")
 
         def computed() -> bool:
-            out = kubectl(kubeconfig, "get", "serviceownerships", "-n", "shop",
-                          "-o", "jsonpath={.items[*].status.workloadCount}").stdout.split()
+            out = kubectl(
+                kubeconfig, "get", "serviceownerships", "-n", "shop", "-o", "jsonpath={.items[*].status.workloadCount}"
+            ).stdout.split()
             return out == ["1", "1"]
 
         wait_for(computed, 60, "the operator never computed the ServiceOwnership status")
-        wait_for(lambda: kubectl(kubeconfig, "get", "releasepolicy", "production",
-                                 "-o", "jsonpath={.status.governedNamespaceCount}").stdout == "1",
-                 60, "the operator never computed the ReleasePolicy status")
+        wait_for(
+            lambda: (
+                kubectl(
+                    kubeconfig, "get", "releasepolicy", "production", "-o", "jsonpath={.status.governedNamespaceCount}"
+                ).stdout
+                == "1"
+            ),
+            60,
+            "the operator never computed the ReleasePolicy status",
+        )
 
         say("The status the operator computed. checkout is Ready; recommendations lacks a runbook annotation.")
         show(kubeconfig, "get", "serviceownerships,releasepolicies", "-A")
         say("Why recommendations is not Ready (its OwnershipComplete condition):")
-        print(kubectl(kubeconfig, "get", "serviceownership", "recommendations", "-n", "shop", "-o",
-                      'jsonpath={.status.conditions[?(@.type=="OwnershipComplete")].message}').stdout)
+        print(
+            kubectl(
+                kubeconfig,
+                "get",
+                "serviceownership",
+                "recommendations",
+                "-n",
+                "shop",
+                "-o",
+                'jsonpath={.status.conditions[?(@.type=="OwnershipComplete")].message}',
+            ).stdout
+        )
         say("Events the operator posted:")
         show(kubeconfig, "get", "events", "-n", "shop", "--field-selector", "involvedObject.kind=ServiceOwnership")
     finally:

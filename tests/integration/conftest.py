@@ -98,41 +98,69 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def operator(cluster: ClusterInfo, crds: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `ballast operator run` process; yields the path of its log."""
-    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    health = f"http://127.0.0.1:{free_port()}/healthz"
-    command = [
-        sys.executable, "-m", "ballast.cli.main", "operator", "run",
-        "--kubeconfig", cluster.kubeconfig,
-        "--operator-namespace", "ballast-system",
-        "--prometheus-url", cluster.prometheus_url,
-        "--liveness", health,
-        "--resync-seconds", "2",
-    ]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+class OperatorProcess:
+    """A real `ballast operator run` process that tests can stop and start again."""
 
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"operator exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+    def __init__(self, cluster: ClusterInfo, log_path: Path) -> None:
+        self.log_path = log_path
+        metrics_port, webhook_port = free_port(), free_port()
+        self.health_url = f"http://127.0.0.1:{free_port()}/healthz"
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        self.webhook_url = f"https://127.0.0.1:{webhook_port}"
+        self.command = [
+            sys.executable, "-m", "ballast.cli.main", "operator", "run",
+            "--kubeconfig", cluster.kubeconfig,
+            "--operator-namespace", "ballast-system",
+            "--prometheus-url", cluster.prometheus_url,
+            "--liveness", self.health_url,
+            "--metrics-address", "127.0.0.1",
+            "--metrics-port", str(metrics_port),
+            "--webhook-port", str(webhook_port),
+            "--webhook-address", "127.0.0.1",
+            "--resync-seconds", "2",
+            "--alert-refresh-seconds", "1",
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def healthy(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"operator is not running:\n{self.log_tail()}")
         try:
-            return requests.get(health, timeout=1).ok
+            return requests.get(self.health_url, timeout=1).ok
         except requests.RequestException:
             return False
 
-    wait_for(healthy, 60, "operator never became healthy")
-    try:
-        yield str(log_path)
-    finally:
-        process.terminate()
+    def start(self) -> None:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        wait_for(self.healthy, 60, "operator never became healthy")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            process.wait(timeout=15)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: ClusterInfo, crds: list[str], tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[OperatorProcess]:
+    """The operator, running against the session's cluster with webhooks on a free local port."""
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture

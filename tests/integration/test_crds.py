@@ -24,7 +24,8 @@ def test_crds_are_established(crds):
 def test_openapi_publishes_model_descriptions(api_client, crds):
     # kubectl explain reads the server's OpenAPI document; the descriptions there come from the models.
     def published():
-        document = api_client.call_api("/openapi/v2", "GET", response_type="object", _return_http_data_only=True)
+        document = api_client.call_api("/openapi/v2", "GET", response_type="object", auth_settings=["BearerToken"],
+                                       _return_http_data_only=True)
         return document["definitions"].get("dev.ballast.v1alpha1.ServiceOwnership")
     definition = wait_for(published, 30, "ServiceOwnership never appeared in /openapi/v2")
     spec = definition["properties"]["spec"]

@@ -60,7 +60,8 @@ def test_service_ownership_tracks_deployments(operator, custom, apps, core, name
     apps.delete_namespaced_deployment("checkout", namespace)
     wait_for(status_with([], "False"), 30, "status never dropped the deleted Deployments")
 
-    reasons = {e.reason for e in events_for(core, namespace, "checkout") if e.involved_object.kind == "ServiceOwnership"}
+    events = events_for(core, namespace, "checkout")
+    reasons = {e.reason for e in events if e.involved_object.kind == "ServiceOwnership"}
     assert {"NoWorkloads", "Ready", "Incomplete", "Complete"} <= reasons
 
 

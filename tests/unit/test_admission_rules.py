@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.policy.admission import (

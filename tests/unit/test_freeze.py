@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from ballast.api.common import RiskTier
 from ballast.api.releasepolicy import FreezeWindow
 from ballast.policy.freeze import freezing, open_occurrence, open_windows

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from ballast.api import ReleasePolicy, ServiceOwnership
 from ballast.api.crds import render
 

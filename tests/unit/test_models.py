@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from ballast.api.common import LabelSelector, RiskTier, parse_duration
 from ballast.api.release import Release
 from ballast.api.releasepolicy import (
@@ -15,7 +17,6 @@ from ballast.api.releasepolicy import (
     TierSettings,
 )
 from ballast.api.serviceownership import ServiceOwnershipSpec
-from pydantic import ValidationError
 
 
 def ownership(**overrides):

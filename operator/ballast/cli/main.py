@@ -18,3 +18,7 @@ cli.add_command(operator_group)
 
 def main() -> None:
     cli(prog_name="ballast")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import click
 import kopf
+
+
+def _drop_admission_refusals(record: logging.LogRecord) -> bool:
+    """kopf logs every refused admission as a failed handler; a refusal is the webhook working."""
+    return not (record.getMessage().startswith("Webhook ") and "failed permanently" in record.getMessage())
 
 
 @click.group("operator")
@@ -27,9 +33,25 @@ def operator_group() -> None:
               help="Log line format; json suits log collectors.")
 @click.option("--verbose", is_flag=True, help="Log at DEBUG level.")
 @click.option("--liveness", "liveness_endpoint", default=None,
-              help="Serve kopf's health probe, e.g. http://0.0.0.0:8080/healthz.")
+              help="Serve kopf's health probe, e.g. http://0.0.0.0:8081/healthz.")
 @click.option("--resync-seconds", type=float, default=10.0, show_default=True,
               help="How often clock-driven state (freeze windows) is re-evaluated.")
+@click.option("--alert-refresh-seconds", type=float, default=30.0, show_default=True,
+              help="How often the alerting rules loaded in Prometheus are re-read for admission.")
+@click.option("--metrics-port", type=int, default=8080, show_default=True,
+              help="Port of the operator's Prometheus /metrics endpoint; 0 disables it.")
+@click.option("--metrics-address", default="0.0.0.0", show_default=True, help="Address /metrics listens on.")
+@click.option("--webhooks/--no-webhooks", default=True, show_default=True,
+              help="Serve the admission webhooks and keep the ValidatingWebhookConfiguration in step.")
+@click.option("--webhook-port", type=int, default=9443, show_default=True, help="Port the webhook server listens on.")
+@click.option("--webhook-address", default="0.0.0.0", show_default=True, help="Address the webhook server listens on.")
+@click.option("--webhook-host", default="127.0.0.1", show_default=True,
+              help="Host in the webhook URL the API server calls, when no --webhook-service is given.")
+@click.option("--webhook-service", default=None, metavar="NAMESPACE/NAME",
+              help="Service in front of the operator (in a cluster); the API server calls it instead of a URL.")
+@click.option("--webhook-cert-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory with tls.crt and tls.key (and optionally ca.crt); a self-signed pair is made "
+                   "there (or in a temporary directory) when absent.")
 def run(
     kubeconfig: str | None,
     namespaces: tuple[str, ...],
@@ -39,9 +61,21 @@ def run(
     verbose: bool,
     liveness_endpoint: str | None,
     resync_seconds: float,
+    alert_refresh_seconds: float,
+    metrics_port: int,
+    metrics_address: str,
+    webhooks: bool,
+    webhook_port: int,
+    webhook_address: str,
+    webhook_host: str,
+    webhook_service: str | None,
+    webhook_cert_dir: Path | None,
 ) -> None:
     """Run the operator until interrupted."""
+    from prometheus_client import start_http_server
+
     from ballast import controllers  # noqa: F401  (registers the handlers)
+    from ballast.admission.webhook import WebhookOptions
     from ballast.controllers.runtime import Options
     from ballast.kube.client import configure
 
@@ -51,13 +85,25 @@ def run(
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN,
     )
     if not verbose:
-        # Every watch event at INFO would drown the signal and slow the admission path.
+        # Per-request and per-event lines at INFO drown the signal and fatten the admission tail;
+        # refusals are counted in ballast_admission_requests_total instead of logged by kopf as errors.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+        logging.getLogger("kopf.objects").addFilter(_drop_admission_refusals)
+    if webhook_service is not None and "/" not in webhook_service:
+        raise click.BadParameter("use NAMESPACE/NAME, e.g. ballast-system/ballast", param_hint="--webhook-service")
     options = Options(
         operator_namespace=operator_namespace,
         prometheus_url=prometheus_url,
         resync_seconds=resync_seconds,
+        alert_refresh_seconds=alert_refresh_seconds,
+        webhooks=WebhookOptions(
+            port=webhook_port, bind_address=webhook_address, host=webhook_host,
+            service=webhook_service, cert_dir=webhook_cert_dir,
+        ) if webhooks else None,
     )
+    if metrics_port:
+        start_http_server(metrics_port, addr=metrics_address)
     asyncio.run(kopf.operator(
         clusterwide=not namespaces,
         namespaces=list(namespaces),

@@ -6,6 +6,6 @@ those would write progress annotations to objects users own (GitOps drift). Depl
 indexed and observed through ``on.event``.
 """
 
-from ballast.controllers import indexes, ownership, policies, startup
+from ballast.controllers import admission, indexes, ownership, policies, startup
 
-__all__ = ["indexes", "ownership", "policies", "startup"]
+__all__ = ["admission", "indexes", "ownership", "policies", "startup"]

@@ -34,8 +34,13 @@ def namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict
 
 
 @kopf.index("apps", "v1", "deployments")
-def deployments_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, WorkloadSummary]:
-    return {namespace: WorkloadSummary.from_body(body)}
+@kopf.index("apps", "v1", "statefulsets")
+@kopf.index("apps", "v1", "daemonsets")
+def workloads_by_namespace(
+    body: kopf.Body, namespace: str, resource: kopf.Resource, **_: Any
+) -> dict[str, WorkloadSummary]:
+    # One index for the three kinds (kopf keys entries by uid, so kinds never collide).
+    return {namespace: WorkloadSummary.from_body(body, kind=resource.kind)}
 
 
 @kopf.index(GROUP, VERSION, "serviceownerships")

@@ -30,7 +30,7 @@ async def reconcile_namespace(runtime: Runtime, namespace: str) -> None:
     ownerships = list(runtime.ownerships.get(namespace, []))
     if not ownerships:
         return
-    deployments = list(runtime.deployments.get(namespace, []))
+    deployments = [w for w in runtime.workloads.get(namespace, []) if w.kind == "Deployment"]
     keys = runtime.required_annotations(namespace)
     for snap in ownerships:
         try:
@@ -64,10 +64,11 @@ async def reconcile_namespace(runtime: Runtime, namespace: str) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments")
-def deployment_changed(namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(namespace: str, memo: kopf.Memo, **_: Any) -> None:
     memo.runtime.ownership_reconciler.request(namespace)
+    memo.runtime.policy_reconciler.request("all")  # the policy audit covers Deployments too
 
 
 @kopf.on.event(GROUP, VERSION, "serviceownerships")
-def ownership_changed(namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def ownership_changed(namespace: str, memo: kopf.Memo, **_: Any) -> None:
     memo.runtime.ownership_reconciler.request(namespace)

@@ -1,4 +1,4 @@
-"""ReleasePolicy status: governed namespaces, overlaps, validity and the freeze windows open right now."""
+"""ReleasePolicy status (governance, overlaps, validity, open freezes, audit) and the webhook configuration."""
 
 from __future__ import annotations
 
@@ -9,41 +9,67 @@ from typing import Any
 import kopf
 import kubernetes
 
+from ballast.admission.webhook import CONFIGURATION_NAME, desired_configuration
 from ballast.api.common import GROUP, VERSION
-from ballast.api.releasepolicy import ActiveFreeze
-from ballast.controllers.runtime import Runtime, now, post_condition_events, updated_conditions
+from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
+from ballast.controllers.runtime import ParsedPolicy, Runtime, now, post_condition_events, updated_conditions
+from ballast.instruments import POLICY_VIOLATIONS
 from ballast.kube.client import CustomObjectRef, update_status
+from ballast.policy.admission import standing_findings
 from ballast.policy.freeze import open_windows
-from ballast.policy.governance import policy_conditions
+from ballast.policy.governance import SYSTEM_NAMESPACES, Governance, policy_conditions
 
 logger = logging.getLogger(__name__)
 
 MAX_LISTED_NAMESPACES = 200
-"""Bound on the namespaces listed in a status, so one object never grows without limit."""
+MAX_LISTED_VIOLATIONS = 50
+"""Bounds on lists in a status, so one object never grows without limit."""
+
+
+def audit(runtime: Runtime, policy: ParsedPolicy, governance: Governance) -> list[AuditViolation]:
+    """Every finding about existing workloads in the policy's namespaces (Warn/Audit, or predating it)."""
+    violations = []
+    moment = now()
+    for namespace in governance.governed.get(policy.name, []):
+        context = runtime.admission_context(namespace, moment)
+        if context is None:
+            continue
+        for workload in sorted(runtime.workloads.get(namespace, []), key=lambda w: (w.kind, w.name)):
+            for finding in standing_findings(workload.kind, namespace, workload.name, workload.labels,
+                                             workload.annotations, context):
+                if finding.blocking:
+                    violations.append(AuditViolation(kind=workload.kind, namespace=namespace, name=workload.name,
+                                                     rule=finding.rule.value, message=finding.message))
+    return violations
 
 
 async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
-    """Recompute the status of every ReleasePolicy from the indexes and the clock."""
+    """Recompute every ReleasePolicy's status from the indexes and the clock; keep webhooks in step."""
     governance = runtime.governance()
     moment = now()
-    for snap, spec, invalid in runtime.parsed_policies():
-        name = snap["metadata"]["name"]
-        governed = governance.governed.get(name, [])
+    parsed = runtime.parsed_policies()
+    await reconcile_webhook_configuration(runtime, parsed)
+    for policy in parsed:
+        snap = policy.snapshot
+        governed = governance.governed.get(policy.name, [])
         freezes = [
             ActiveFreeze(name=w.window.name, tiers=w.window.tiers, ends_at=w.ends_at)
-            for w in (open_windows(spec.freeze_windows, moment) if spec else [])
+            for w in (open_windows(policy.spec.freeze_windows, moment) if policy.spec else [])
         ]
-        frozen = sorted({tier.value for f in freezes for tier in f.tiers})
-        conditions, changed = updated_conditions(snap, policy_conditions(name, governance, invalid))
+        violations = audit(runtime, policy, governance)
+        POLICY_VIOLATIONS.labels(policy=policy.name).set(len(violations))
+        conditions, changed = updated_conditions(snap, policy_conditions(policy.name, governance, policy.invalid))
         owned = {
             "observedGeneration": snap["metadata"].get("generation"),
             "conditions": conditions,
             "governedNamespaces": governed[:MAX_LISTED_NAMESPACES],
             "governedNamespaceCount": len(governed),
             "activeFreezes": [f.to_wire() for f in freezes],
-            "frozenTiers": ",".join(frozen),
+            "frozenTiers": ",".join(sorted({tier.value for f in freezes for tier in f.tiers})),
+            "violationCount": len(violations),
+            "violations": [v.to_wire() for v in violations[:MAX_LISTED_VIOLATIONS]],
         }
-        ref = CustomObjectRef("releasepolicies", name)
+        ref = CustomObjectRef("releasepolicies", policy.name)
         try:
             written = await asyncio.to_thread(
                 update_status, ref, snap.get("status"), owned, snap["metadata"].get("resourceVersion")
@@ -56,9 +82,39 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
             post_condition_events(snap, changed)
 
 
+async def reconcile_webhook_configuration(runtime: Runtime, parsed: list[ParsedPolicy]) -> None:
+    """Create or replace the ValidatingWebhookConfiguration when what it should say has changed."""
+    if runtime.webhook_endpoint is None:
+        return  # Webhooks disabled, or a chart manages the configuration.
+    desired = desired_configuration(
+        [(p.name, p.effective) for p in parsed if p.effective is not None],
+        runtime.webhook_endpoint,
+        always_exempt=sorted({*runtime.always_exempt(), *SYSTEM_NAMESPACES}),
+    )
+    if desired == runtime.applied_webhook_configuration:
+        return
+    api = kubernetes.client.AdmissionregistrationV1Api()
+
+    def apply() -> None:
+        try:
+            current = api.read_validating_webhook_configuration(CONFIGURATION_NAME)
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
+            api.create_validating_webhook_configuration(desired)
+            return
+        body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": current.metadata.resource_version}}
+        api.replace_validating_webhook_configuration(CONFIGURATION_NAME, body)
+
+    await asyncio.to_thread(apply)
+    runtime.applied_webhook_configuration = desired
+    logger.info("Webhook configuration %s now covers %d policies.", CONFIGURATION_NAME, len(desired["webhooks"]) - 1)
+
+
 @kopf.on.event(GROUP, VERSION, "releasepolicies")
-def policy_changed(memo: kopf.Memo, **_: Any) -> None:
+async def policy_changed(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
+    runtime.invalidate()
     runtime.policy_reconciler.request("all")
     # Required annotation keys may have changed for every governed namespace.
     for namespace in list(runtime.ownerships.keys()):
@@ -66,7 +122,17 @@ def policy_changed(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("namespaces")
-def namespace_changed(name: str, memo: kopf.Memo, **_: Any) -> None:
+async def namespace_changed(name: str, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
+    runtime.invalidate()
+    # kopf runs handlers only after every index is filled: from now on admission can judge.
+    runtime.indexes_ready = True
     runtime.policy_reconciler.request("all")
     runtime.ownership_reconciler.request(name)
+
+
+@kopf.on.event("apps", "v1", "statefulsets")
+@kopf.on.event("apps", "v1", "daemonsets")
+async def workload_changed(memo: kopf.Memo, **_: Any) -> None:
+    # The audit in the policy status covers every workload kind.
+    memo.runtime.policy_reconciler.request("all")

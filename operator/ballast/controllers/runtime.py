@@ -14,9 +14,12 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from ballast.admission.webhook import Endpoint, WebhookOptions
 from ballast.api.common import Condition
 from ballast.api.releasepolicy import ReleasePolicySpec, RequiredAnnotations
+from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.coalesce import Coalescer
+from ballast.policy.admission import AdmissionContext, NamedOwnership
 from ballast.policy.conditions import Observation, merge_conditions
 from ballast.policy.governance import Governance, PolicySelector, resolve_governance
 
@@ -31,58 +34,132 @@ class Options:
     operator_namespace: str | None = None
     prometheus_url: str | None = None
     resync_seconds: float = 10.0
+    alert_refresh_seconds: float = 30.0
+    webhooks: WebhookOptions | None = None
+    """How to serve admission webhooks; None disables them."""
+
+
+@dataclass(frozen=True)
+class ParsedPolicy:
+    """A ReleasePolicy snapshot with its parsed spec.
+
+    ``effective`` is what is enforced: the spec, or for an invalid policy its selector with every other
+    setting at its default, so guardrails never silently vanish while someone fixes a typo.
+    """
+
+    snapshot: dict[str, Any]
+    spec: ReleasePolicySpec | None
+    invalid: str | None
+    effective: ReleasePolicySpec | None
+
+    @property
+    def name(self) -> str:
+        return self.snapshot["metadata"]["name"]
 
 
 @dataclass
 class Runtime:
-    """Live indexes (filled by kopf) and the reconcilers built on them."""
+    """Live indexes (filled by kopf), caches derived from them, and the reconcilers built on them.
+
+    Admission reads only from here: no API call is made while the API server waits for an answer.
+    """
 
     options: Options
     namespaces: kopf.Index
-    deployments: kopf.Index
+    workloads: kopf.Index
     ownerships: kopf.Index
     policies: kopf.Index
     ownership_reconciler: Coalescer | None = None
     policy_reconciler: Coalescer | None = None
+    webhook_endpoint: Endpoint | None = None
+    applied_webhook_configuration: dict[str, Any] | None = None
+    known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    """Prometheus URL -> alerting rules loaded there (None while unreachable), refreshed in the background."""
+    indexes_ready: bool = False
+    """Set once kopf has filled the indexes from full lists; before that, admission cannot judge."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    _parsed: dict[tuple[str, str], ParsedPolicy] = field(default_factory=dict)
+    _governance: Governance | None = None
 
     def namespace_labels(self) -> dict[str, Mapping[str, str]]:
         return {name: next(iter(values), {}) for name, values in self.namespaces.items()}
 
-    def parsed_policies(self) -> list[tuple[dict[str, Any], ReleasePolicySpec | None, str | None]]:
-        """Every policy snapshot with its parsed spec, or the validation error as a sentence."""
-        parsed = []
+    def parsed_policies(self) -> list[ParsedPolicy]:
+        """Every policy, parsed once per resourceVersion."""
+        parsed: dict[tuple[str, str], ParsedPolicy] = {}
         for values in self.policies.values():
             for snap in values:
-                try:
-                    parsed.append((snap, ReleasePolicySpec.model_validate(snap["spec"]), None))
-                except ValidationError as error:
-                    parsed.append((snap, None, describe_validation_error(error)))
-        return parsed
+                key = (snap["metadata"]["name"], snap["metadata"].get("resourceVersion") or "")
+                parsed[key] = self._parsed.get(key) or _parse_policy(snap)
+        self._parsed = parsed
+        return sorted(parsed.values(), key=lambda p: p.name)
+
+    def invalidate(self) -> None:
+        """Forget derived state after a namespace or policy changed."""
+        self._governance = None
 
     def governance(self) -> Governance:
-        """Which policy governs which namespace, from the current indexes."""
-        selectors = []
-        for snap, spec, _ in self.parsed_policies():
-            if spec is None:
-                spec = _selector_only(snap["spec"])
-                if spec is None:
-                    continue  # Without a readable selector the policy cannot govern anything.
-            selectors.append(PolicySelector(
-                name=snap["metadata"]["name"],
-                namespace_selector=spec.namespace_selector,
-                exempt_namespaces=frozenset(spec.admission.exempt_namespaces),
-            ))
-        exempt = [self.options.operator_namespace] if self.options.operator_namespace else []
-        return resolve_governance(selectors, self.namespace_labels(), always_exempt=exempt)
+        """Which policy governs which namespace, cached until a namespace or policy changes."""
+        if self._governance is None:
+            selectors = [
+                PolicySelector(
+                    name=p.name,
+                    namespace_selector=p.effective.namespace_selector,
+                    exempt_namespaces=frozenset(p.effective.admission.exempt_namespaces),
+                )
+                for p in self.parsed_policies() if p.effective is not None
+            ]
+            self._governance = resolve_governance(selectors, self.namespace_labels(), self.always_exempt())
+        return self._governance
+
+    def always_exempt(self) -> list[str]:
+        return [self.options.operator_namespace] if self.options.operator_namespace else []
+
+    def governing_policy(self, namespace: str) -> ParsedPolicy | None:
+        name = self.governance().policy_of.get(namespace)
+        return next((p for p in self.parsed_policies() if p.name == name), None) if name else None
 
     def required_annotations(self, namespace: str) -> RequiredAnnotations:
         """The annotation keys the namespace's governing policy requires (defaults when ungoverned)."""
-        policy_name = self.governance().policy_of.get(namespace)
-        for snap, spec, _ in self.parsed_policies():
-            if spec is not None and snap["metadata"]["name"] == policy_name:
-                return spec.admission.required_annotations
-        return RequiredAnnotations()
+        policy = self.governing_policy(namespace)
+        return policy.effective.admission.required_annotations if policy and policy.effective \
+            else RequiredAnnotations()
+
+    def named_ownerships(self, namespace: str) -> list[NamedOwnership]:
+        """The namespace's valid ServiceOwnerships (invalid ones cannot select anything reliably)."""
+        found = []
+        for snap in self.ownerships.get(namespace, []):
+            try:
+                spec = ServiceOwnershipSpec.model_validate(snap["spec"])
+                found.append(NamedOwnership(snap["metadata"]["name"], spec))
+            except ValidationError:
+                continue
+        return found
+
+    def admission_context(self, namespace: str, now: datetime) -> AdmissionContext | None:
+        """What the admission rules need for a namespace; None when no policy governs it."""
+        policy = self.governing_policy(namespace)
+        if policy is None or policy.effective is None:
+            return None
+        return AdmissionContext(
+            policy_name=policy.name,
+            policy=policy.effective,
+            ownerships=self.named_ownerships(namespace),
+            now=now,
+            known_alerts=self.known_alerts.get(self.prometheus_url(policy.effective) or ""),
+        )
+
+    def prometheus_url(self, policy: ReleasePolicySpec) -> str | None:
+        """The policy's Prometheus, or the operator's default."""
+        return policy.prometheus.url or self.options.prometheus_url
+
+
+def _parse_policy(snap: dict[str, Any]) -> ParsedPolicy:
+    try:
+        spec = ReleasePolicySpec.model_validate(snap["spec"])
+    except ValidationError as error:
+        return ParsedPolicy(snap, None, describe_validation_error(error), _selector_only(snap["spec"]))
+    return ParsedPolicy(snap, spec, None, spec)
 
 
 def _selector_only(raw_spec: Mapping[str, Any]) -> ReleasePolicySpec | None:

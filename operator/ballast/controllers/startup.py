@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import kopf
 
+from ballast.admission.webhook import build_server
 from ballast.controllers.coalesce import Coalescer
 from ballast.controllers.ownership import reconcile_namespace
 from ballast.controllers.policies import reconcile_policies
 from ballast.controllers.runtime import Options, Runtime
+from ballast.kube.client import connection_info
+from ballast.metrics.prometheus import PrometheusProvider
+from ballast.metrics.provider import ProviderUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +33,17 @@ def configure_persistence(settings: kopf.OperatorSettings) -> None:
     )
 
 
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    return connection_info()
+
+
 @kopf.on.startup()
 async def start(
     settings: kopf.OperatorSettings,
     memo: kopf.Memo,
     namespace_labels: kopf.Index,
-    deployments_by_namespace: kopf.Index,
+    workloads_by_namespace: kopf.Index,
     ownerships_by_namespace: kopf.Index,
     policies_by_name: kopf.Index,
     **_: Any,
@@ -43,13 +54,19 @@ async def start(
     runtime = Runtime(
         options=options,
         namespaces=namespace_labels,
-        deployments=deployments_by_namespace,
+        workloads=workloads_by_namespace,
         ownerships=ownerships_by_namespace,
         policies=policies_by_name,
     )
     runtime.ownership_reconciler = Coalescer(lambda ns: reconcile_namespace(runtime, ns))
-    runtime.policy_reconciler = Coalescer(lambda key: reconcile_policies(runtime, key))
-    runtime.background.append(asyncio.create_task(_resync(runtime)))
+    runtime.policy_reconciler = Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5)
+    if options.webhooks is not None:
+        scratch = Path(tempfile.mkdtemp(prefix="ballast-webhook-"))
+        settings.admission.server, runtime.webhook_endpoint = build_server(options.webhooks, scratch)
+    runtime.background += [
+        asyncio.create_task(_resync(runtime)),
+        asyncio.create_task(_refresh_alert_rules(runtime)),
+    ]
     memo.runtime = runtime
 
 
@@ -58,6 +75,24 @@ async def _resync(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(runtime.options.resync_seconds)
         runtime.policy_reconciler.request("all")
+
+
+async def _refresh_alert_rules(runtime: Runtime) -> None:
+    """Keep the alert rules of every Prometheus a policy verifies against in memory, for admission."""
+    while True:
+        urls = {
+            runtime.prometheus_url(p.effective)
+            for p in runtime.parsed_policies()
+            if p.effective is not None and p.effective.admission.verify_alerts_exist
+        } - {None}
+        for url in urls:
+            try:
+                names = await asyncio.to_thread(PrometheusProvider(url).alert_rule_names)
+            except ProviderUnavailable as error:
+                logger.warning("Alert rules unknown, admission degrades to warnings: %s", error)
+                names = None
+            runtime.known_alerts[url] = names
+        await asyncio.sleep(runtime.options.alert_refresh_seconds)
 
 
 @kopf.on.cleanup()

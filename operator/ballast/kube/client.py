@@ -10,25 +10,41 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import kopf
 import kubernetes
 
 from ballast.api.common import GROUP, VERSION
 
-MERGE_PATCH = "application/merge-patch+json"
-
 
 def configure(kubeconfig: str | None) -> None:
-    """Point this process (and kopf's login, which reads the same sources) at one cluster.
+    """Point this process's Kubernetes client at one cluster.
 
     An explicit kubeconfig wins; then ``$KUBECONFIG``/``~/.kube/config``; then the in-cluster
-    service account.
+    service account. kopf authenticates from the same configuration (see :func:`connection_info`).
     """
-    if kubeconfig:
-        os.environ["KUBECONFIG"] = os.path.abspath(kubeconfig)
     try:
-        kubernetes.config.load_kube_config()
+        kubernetes.config.load_kube_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
     except kubernetes.config.ConfigException:
         kubernetes.config.load_incluster_config()
+
+
+def connection_info() -> kopf.ConnectionInfo:
+    """kopf's credentials from the client configuration :func:`configure` loaded.
+
+    kopf's own login would re-read the default kubeconfig location instead of the one given.
+    """
+    config = kubernetes.client.Configuration.get_default_copy()
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+    )
 
 
 @dataclass(frozen=True)
@@ -71,13 +87,14 @@ def update_status(
     body: dict[str, Any] = {"status": patch}
     if resource_version:
         body["metadata"] = {"resourceVersion": resource_version}
+    # The client sends custom-object patches as application/merge-patch+json.
     api = kubernetes.client.CustomObjectsApi()
     if ref.namespace is None:
         api.patch_cluster_custom_object_status(
-            GROUP, VERSION, ref.plural, ref.name, body, _content_type=MERGE_PATCH
+            GROUP, VERSION, ref.plural, ref.name, body
         )
     else:
         api.patch_namespaced_custom_object_status(
-            GROUP, VERSION, ref.namespace, ref.plural, ref.name, body, _content_type=MERGE_PATCH
+            GROUP, VERSION, ref.namespace, ref.plural, ref.name, body
         )
     return True

@@ -76,6 +76,10 @@ class AdmissionContext:
     known_alerts: frozenset[str] | None = None
     """Alerting rules loaded in Prometheus; None when Prometheus could not be asked."""
 
+    def finding(self, rule: Rule, text: str, blocking: bool = True) -> Finding:
+        """A finding whose message ends by naming the policy and the rule."""
+        return Finding(rule, f"{text} (ReleasePolicy {self.policy_name}, rule {rule}).", blocking)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -185,23 +189,20 @@ def selecting_ownerships(request: WorkloadRequest, ownerships: Sequence[NamedOwn
     return [o for o in ownerships if o.spec.selector.matches(labels)]
 
 
-def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
-    """Judge one workload request under the governing policy."""
-    mode = context.policy.admission.mode
-    if never_refused(request):
-        return Decision(allowed=True, mode=mode)
-    subject = f"{request.kind} {request.namespace}/{request.name}"
-    origin = f"ReleasePolicy {context.policy_name}"
+def standing_findings(
+    kind: str, namespace: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str],
+    context: AdmissionContext,
+) -> list[Finding]:
+    """Rules about what a workload *is* (not what a change does): ownership annotations and alerts.
 
-    def finding(rule: Rule, text: str, blocking: bool = True) -> Finding:
-        return Finding(rule, f"{text} ({origin}, rule {rule}).", blocking)
-
+    Used for every admission request, and alone by the background audit of existing workloads.
+    """
+    subject = f"{kind} {namespace}/{name}"
     findings: list[Finding] = []
-    annotations = _annotations(request.new)
-    owners = selecting_ownerships(request, context.ownerships)
+    owners = [o for o in context.ownerships if o.spec.selector.matches(labels)]
     if len(owners) > 1:
         names = ", ".join(sorted(o.name for o in owners))
-        findings.append(finding(
+        findings.append(context.finding(
             Rule.AMBIGUOUS_OWNERSHIP,
             f"{subject} is selected by several ServiceOwnerships ({names}): change their selectors or the "
             "workload's labels so exactly one selects it",
@@ -210,12 +211,12 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
     keys = context.policy.admission.required_annotations
     for problem in annotation_problems(annotations, keys, expected_owner=expected_owner):
         rule = Rule.OWNERSHIP if problem.contradicts_ownership else Rule.REQUIRED_ANNOTATIONS
-        findings.append(finding(rule, problem.sentence(subject)))
+        findings.append(context.finding(rule, problem.sentence(subject)))
 
     if context.policy.admission.verify_alerts_exist and annotations.get(keys.alerts):
         named = parse_alerts(annotations[keys.alerts])
         if context.known_alerts is None:
-            findings.append(finding(
+            findings.append(context.finding(
                 Rule.ALERTS_EXIST,
                 f"{subject} names alerts {', '.join(named)} that could not be checked because Prometheus is "
                 "unreachable; they are assumed to exist",
@@ -224,11 +225,24 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
         else:
             missing = [a for a in named if a not in context.known_alerts]
             if missing:
-                findings.append(finding(
+                findings.append(context.finding(
                     Rule.ALERTS_EXIST,
                     f"{subject} names alerts that no loaded Prometheus alerting rule defines: "
                     f"{', '.join(missing)}: add the rules to Prometheus or fix the names in {keys.alerts}",
                 ))
+    return findings
+
+
+def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
+    """Judge one workload request under the governing policy."""
+    mode = context.policy.admission.mode
+    if never_refused(request):
+        return Decision(allowed=True, mode=mode)
+    subject = f"{request.kind} {request.namespace}/{request.name}"
+    labels = _metadata(request.new).get("labels") or {}
+    findings = standing_findings(request.kind, request.namespace, request.name, labels,
+                                 _annotations(request.new), context)
+    owners = selecting_ownerships(request, context.ownerships)
 
     break_glass = None
     if template_changed(request):
@@ -240,7 +254,7 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
                 break_glass = BreakGlass(window.window.name, reason, request.username)
             else:
                 why = f" ({window.window.reason})" if window.window.reason else ""
-                findings.append(finding(
+                findings.append(context.finding(
                     Rule.FREEZE_WINDOW,
                     f"{subject} is {tier.value} tier, frozen by window {window.window.name}{why} until "
                     f"{window.ends_at.isoformat()}: wait until then, or for an emergency set annotation "
@@ -250,7 +264,7 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
         when = rolled_back_at(request.old, revision)
         block = parse_duration(context.policy.rollback_block_period)
         if when is not None and context.now - when < block and newly_set(request, RETRY_ANNOTATION) is None:
-            findings.append(finding(
+            findings.append(context.finding(
                 Rule.ROLLED_BACK_REVISION,
                 f"{subject} re-applies pod template {revision}, which Ballast rolled back at {when.isoformat()}: "
                 f"fix the change, or set annotation {RETRY_ANNOTATION} to a new value to release it again",

@@ -30,14 +30,14 @@ class WorkloadSummary:
     kind: str = "Deployment"
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> WorkloadSummary:
+    def from_body(cls, body: Mapping[str, Any], kind: str | None = None) -> WorkloadSummary:
         metadata = body.get("metadata") or {}
         return cls(
             namespace=metadata.get("namespace") or "",
             name=metadata.get("name") or "",
             labels=dict(metadata.get("labels") or {}),
             annotations=dict(metadata.get("annotations") or {}),
-            kind=body.get("kind") or "Deployment",
+            kind=kind or body.get("kind") or "Deployment",
         )
 
 

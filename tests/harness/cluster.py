@@ -1,0 +1,550 @@
+"""A local Kubernetes control plane, Prometheus and the simulators, as plain processes.
+
+Why: Ballast is an operator with admission webhooks; its behaviour lives in the
+interplay with a real kube-apiserver (schemas, status subresources, owner
+references, garbage collection) and a real Prometheus. Machines running the suite
+have no Docker (so no kind), so, like controller-runtime's envtest, we run etcd,
+kube-apiserver and kube-controller-manager directly, add Prometheus, and fill in
+the missing kubelet and users with `podsim` and `trafficsim`.
+
+Every port is picked free at start and every file lives in one state dir, so
+several clusters (a developer's `up` and a pytest run) coexist on one machine.
+
+    python -m tests.harness.cluster up|down|status|env [--state-dir DIR]
+
+From Python: `with LocalCluster(dir) as cluster: cluster.info.kubeconfig ...`
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.harness import wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = REPO_ROOT / ".local"
+START_TIMEOUT = 60.0
+
+
+class ControlPlaneUnavailable(Exception):
+    """This machine cannot run the local control plane.
+
+    Raised when a binary can neither be found, built nor installed (e.g. no root
+    for apt-get), or a component dies or never becomes ready at start. The message
+    carries the reason and, for a failed component, the tail of its log. Tests
+    skip on it locally and fail on it in CI.
+    """
+
+
+@dataclass
+class ClusterInfo:
+    """Where everything of a running cluster is; persisted as `<state_dir>/cluster.json`."""
+
+    state_dir: str
+    bin_dir: str
+    token: str
+    kubeconfig: str
+    apiserver_url: str
+    prometheus_url: str
+    trafficsim_url: str
+    ports: dict[str, int]
+    pids: dict[str, int] = field(default_factory=dict)
+    # The exact command line of each pid: a pid whose cmdline differs was reused
+    # by an unrelated process and must never be signalled.
+    argv: dict[str, list[str]] = field(default_factory=dict)
+    scrape_targets: dict[str, list[str]] = field(default_factory=dict)  # job -> [host:port, path]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports the kernel considers free on 127.0.0.1."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:  # all held open together, so no port is handed out twice
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def process_matches(pid: int, argv: list[str]) -> bool:
+    """True while `pid` runs exactly `argv` (false for zombies, dead and reused pids)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return raw.split(b"\0")[:-1] == [arg.encode() for arg in argv]
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def get_ok(url: str, token: str = "", cafile: Path | None = None) -> requests.Response | None:
+    """The response if `url` answers 200, else None (also while nothing listens yet)."""
+    if cafile is not None and not cafile.exists():
+        return None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = requests.get(url, headers=headers, verify=str(cafile or True), timeout=5)
+    except requests.RequestException:
+        return None
+    return response if response.status_code == 200 else None
+
+
+def as_root(command: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return command
+    if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        return ["sudo", "-n", *command]
+    raise ControlPlaneUnavailable(f"`{' '.join(command)}` needs root and passwordless sudo is unavailable")
+
+
+def ensure_debian_binary(binary: str, package: str) -> str:
+    """Path of `binary`, installing Debian package `package` when it is missing."""
+    if found := shutil.which(binary):
+        return found
+    if not shutil.which("apt-get"):
+        raise ControlPlaneUnavailable(f"{binary} is not on PATH and there is no apt-get to install {package}")
+    install = as_root(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", package])
+    result = subprocess.run(install, capture_output=True, text=True)
+    if result.returncode != 0:  # usually a stale package index
+        subprocess.run(as_root(["apt-get", "update", "-qq"]), capture_output=True)
+        result = subprocess.run(install, capture_output=True, text=True)
+    if found := shutil.which(binary):
+        return found
+    raise ControlPlaneUnavailable(f"installing {package} did not provide {binary}: {result.stderr[-2000:]}")
+
+
+def kube_bin_dir(log_path: Path) -> Path:
+    """Directory with kube-apiserver and kube-controller-manager (built once, then cached)."""
+    script = REPO_ROOT / "hack" / "build-control-plane.sh"
+    with log_path.open("w") as log:
+        result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=log, text=True)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise ControlPlaneUnavailable(f"{script} failed (exit {result.returncode}):\n{log_tail(log_path)}")
+    return Path(lines[-1])
+
+
+def write_service_account_keys(private: Path, public: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
+        )
+    )
+
+
+class LocalCluster:
+    """etcd + kube-apiserver + kube-controller-manager + Prometheus + podsim + trafficsim.
+
+    `start()` reuses a healthy cluster already running in the same state dir (one
+    started by `up`), otherwise starts a fresh, empty one. `stop()` kills exactly
+    the processes recorded in cluster.json.
+    """
+
+    def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self._info_path = self.state_dir / "cluster.json"
+        self._pki = self.state_dir / "pki"
+        self._prometheus_dir = self.state_dir / "prometheus"
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.info: ClusterInfo | None = None
+        if self._info_path.exists():
+            self.info = ClusterInfo(**json.loads(self._info_path.read_text()))
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def status(self) -> dict[str, bool]:
+        """Component name -> whether its process is alive ({} when not started)."""
+        return {name: self._alive(name) for name in self.info.pids} if self.info else {}
+
+    def _alive(self, name: str) -> bool:
+        assert self.info is not None
+        if proc := self._procs.get(name):
+            # Our own child: ask it directly. Its /proc cmdline can read empty for a
+            # moment after Popen returns (vfork), which looked like a dead process.
+            return proc.poll() is None
+        return process_matches(self.info.pids[name], self.info.argv[name])
+
+    def healthy(self) -> bool:
+        states = self.status()
+        return bool(states) and all(states.values()) and self._get("/readyz") is not None
+
+    def start(self, timeout: float = START_TIMEOUT) -> ClusterInfo:
+        """Start (or reuse) the cluster; `timeout` bounds each readiness wait."""
+        if self.info is not None:
+            if self.healthy():
+                return self.info
+            self.stop()  # leftovers of a cluster that crashed or was half-stopped
+        try:
+            return self._start_fresh(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop every process this cluster started; False if none was running."""
+        if self.info is None:
+            return False
+        was_running = any(self.status().values())
+        self._terminate(list(reversed(self.info.pids)), timeout)
+        self._info_path.unlink(missing_ok=True)
+        self.info = None
+        return was_running
+
+    def _start_fresh(self, timeout: float) -> ClusterInfo:
+        # Fresh data every start: tests expect an empty cluster, and the member
+        # URLs etcd stored would not match this start's random ports.
+        for stale in ("etcd", "pki", "prometheus", "logs"):
+            shutil.rmtree(self.state_dir / stale, ignore_errors=True)
+        for directory in (self.state_dir / "logs", self._pki, self._prometheus_dir / "rules"):
+            directory.mkdir(parents=True, exist_ok=True)
+        bin_dir = kube_bin_dir(self.state_dir / "logs" / "build-control-plane.log")
+        etcd = ensure_debian_binary("etcd", "etcd-server")
+        names = ("etcd", "etcd_peer", "apiserver", "prometheus", "trafficsim")
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        self.info = info = ClusterInfo(
+            state_dir=str(self.state_dir),
+            bin_dir=str(bin_dir),
+            token=secrets.token_hex(16),
+            kubeconfig=str(self.state_dir / "kubeconfig"),
+            apiserver_url=f"https://127.0.0.1:{ports['apiserver']}",
+            prometheus_url=f"http://127.0.0.1:{ports['prometheus']}",
+            trafficsim_url=f"http://127.0.0.1:{ports['trafficsim']}",
+            ports=ports,
+            scrape_targets={"trafficsim": [f"127.0.0.1:{ports['trafficsim']}", "/metrics"]},
+        )
+        sa_key, sa_pub = self._pki / "sa.key", self._pki / "sa.pub"
+        write_service_account_keys(sa_key, sa_pub)
+        tokens = self._pki / "tokens.csv"
+        tokens.write_text(f'{info.token},admin,admin,"system:masters"\n')
+        tokens.chmod(0o600)
+
+        etcd_url, peer_url = f"http://127.0.0.1:{ports['etcd']}", f"http://127.0.0.1:{ports['etcd_peer']}"
+        self._spawn(
+            "etcd",
+            [
+                etcd,
+                "--name=ballast",
+                f"--data-dir={self.state_dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=ballast={peer_url}",
+            ],
+        )
+        self._wait("etcd", lambda: get_ok(f"{etcd_url}/health"), timeout)
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports['apiserver']}",
+                "--insecure-port=0",
+                f"--cert-dir={self._pki / 'apiserver'}",
+                f"--token-auth-file={tokens}",
+                "--authorization-mode=RBAC",
+                f"--service-account-key-file={sa_pub}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                # The `kubernetes` Service cannot point at a loopback address (validation
+                # refuses it, every 10 s in the log) and nothing here runs in a pod.
+                "--endpoint-reconciler-type=none",
+            ],
+        )
+        self.start_prometheus(timeout)  # boots while the apiserver does
+        self._wait("kube-apiserver", lambda: self._get("/readyz"), timeout)
+        self._write_kubeconfig()
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={info.kubeconfig}",
+                f"--service-account-private-key-file={sa_key}",
+                f"--root-ca-file={self._ca_file}",
+                "--leader-elect=false",
+                "--controllers=*",
+                # No serving at all: the defaults (10252/10257) may be taken on this machine.
+                "--port=0",
+                "--secure-port=0",
+            ],
+        )
+        for simulator, extra in (("podsim", []), ("trafficsim", ["--port", str(ports["trafficsim"])])):
+            module = f"tests.harness.{simulator}"
+            self._spawn(simulator, [sys.executable, "-m", module, "--kubeconfig", info.kubeconfig, *extra])
+        # KCM works once the default ServiceAccount exists and has its token secret
+        # (pods are refused by ServiceAccount admission until then).
+        default_sa = "/api/v1/namespaces/default/serviceaccounts/default"
+        self._wait(
+            "kube-controller-manager", lambda: (sa := self._get(default_sa)) and sa.json().get("secrets"), timeout
+        )
+        self._wait("trafficsim", lambda: get_ok(f"{info.trafficsim_url}/metrics"), timeout)
+        return info
+
+    # -- processes -----------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        assert self.info is not None
+        with (self.state_dir / "logs" / f"{name}.log").open("ab") as log:
+            self._procs[name] = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,  # survives the `up` CLI exiting and its Ctrl-C
+            )
+        self.info.pids[name] = self._procs[name].pid
+        self.info.argv[name] = argv
+        self._save()
+
+    def _wait(self, name: str, ready: Callable[[], object], timeout: float) -> None:
+        """Wait for `ready`, failing fast with the log tail if the process exits."""
+        log = self.state_dir / "logs" / f"{name}.log"
+
+        def check() -> object:
+            if not self._alive(name):
+                raise ControlPlaneUnavailable(f"{name} exited during start; end of {log}:\n{log_tail(log)}")
+            return ready()
+
+        try:
+            wait_for(check, timeout, f"{name} not ready", interval=0.1)
+        except TimeoutError as exc:
+            raise ControlPlaneUnavailable(f"{exc}; end of {log}:\n{log_tail(log)}") from None
+
+    def _terminate(self, names: list[str], timeout: float) -> None:
+        """SIGTERM, then SIGKILL after `timeout`, the named processes if still ours."""
+        assert self.info is not None
+        info = self.info
+
+        def ours() -> dict[str, int]:
+            return {n: info.pids[n] for n in names if n in info.pids and self._alive(n)}
+
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in ours().values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            try:
+                wait_for(lambda: not ours(), timeout, "processes did not exit", interval=0.05)
+                break
+            except TimeoutError:
+                continue
+        for name in names:
+            if proc := self._procs.pop(name, None):
+                proc.wait()  # reap our own children so no zombies linger in pytest
+            info.pids.pop(name, None)
+            info.argv.pop(name, None)
+        if self._info_path.exists():
+            self._save()
+
+    def _save(self) -> None:
+        assert self.info is not None
+        self._info_path.write_text(json.dumps(asdict(self.info), indent=2) + "\n")
+
+    # -- apiserver -----------------------------------------------------------
+
+    @property
+    def _ca_file(self) -> Path:
+        # kube-apiserver's self-signed serving cert; the file also holds its CA.
+        return self._pki / "apiserver" / "apiserver.crt"
+
+    def _get(self, path: str) -> requests.Response | None:
+        assert self.info is not None
+        return get_ok(self.info.apiserver_url + path, self.info.token, self._ca_file)
+
+    def _write_kubeconfig(self) -> None:
+        assert self.info is not None
+        ca_data = base64.b64encode(self._ca_file.read_bytes()).decode()
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "ballast",
+                    "cluster": {"server": self.info.apiserver_url, "certificate-authority-data": ca_data},
+                }
+            ],
+            "users": [{"name": "admin", "user": {"token": self.info.token}}],
+            "contexts": [{"name": "ballast", "context": {"cluster": "ballast", "user": "admin"}}],
+            "current-context": "ballast",
+        }
+        path = Path(self.info.kubeconfig)
+        path.write_text(yaml.safe_dump(kubeconfig))
+        path.chmod(0o600)
+
+    # -- prometheus ----------------------------------------------------------
+
+    def start_prometheus(self, timeout: float = START_TIMEOUT) -> None:
+        """(Re)start Prometheus on its original port, keeping its data and rules."""
+        assert self.info is not None, "cluster not started"
+        if "prometheus" in self.info.pids and self._alive("prometheus"):
+            return
+        self._write_prometheus_config()
+        self._spawn(
+            "prometheus",
+            [
+                ensure_debian_binary("prometheus", "prometheus"),
+                f"--config.file={self._prometheus_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self._prometheus_dir / 'data'}",
+                "--storage.tsdb.retention.time=2h",
+                f"--web.listen-address=127.0.0.1:{self.info.ports['prometheus']}",
+                "--web.enable-lifecycle",
+            ],
+        )
+        ready_url = f"{self.info.prometheus_url}/-/ready"
+        self._wait("prometheus", lambda: get_ok(ready_url), timeout)
+
+    def stop_prometheus(self, timeout: float = 10.0) -> None:
+        self._terminate(["prometheus"], timeout)
+
+    def reload_prometheus(self) -> None:
+        """Make Prometheus re-read its config and rule files; raises if it rejects them."""
+        assert self.info is not None, "cluster not started"
+        response = requests.post(f"{self.info.prometheus_url}/-/reload", timeout=30)
+        if response.status_code != 200:
+            raise ValueError(f"Prometheus rejected its configuration: {response.text}")
+
+    def write_prometheus_rules(self, name: str, yaml_text: str, timeout: float = 30.0) -> None:
+        """Install `<state>/prometheus/rules/<name>.yml`, reload, wait until its groups are loaded."""
+        assert self.info is not None, "cluster not started"
+        wanted = {group["name"] for group in (yaml.safe_load(yaml_text) or {}).get("groups", [])}
+        path = self._prometheus_dir / "rules" / f"{name}.yml"
+        path.write_text(yaml_text)
+        try:
+            self.reload_prometheus()
+        except ValueError:
+            path.unlink()  # a broken file would make every later reload fail too
+            self.reload_prometheus()
+            raise
+        rules_url = f"{self.info.prometheus_url}/api/v1/rules"
+
+        def loaded() -> bool:
+            groups = requests.get(rules_url, timeout=5).json()["data"]["groups"]
+            return wanted <= {group["name"] for group in groups}
+
+        wait_for(loaded, timeout, f"Prometheus did not load rule groups {sorted(wanted)}")
+
+    def add_scrape_target(self, job: str, url_hostport: str, metrics_path: str = "/metrics") -> None:
+        """Scrape `url_hostport` (e.g. "127.0.0.1:8080") every second as job `job`."""
+        assert self.info is not None, "cluster not started"
+        self.info.scrape_targets[job] = [url_hostport, metrics_path]
+        self._save()
+        self._write_prometheus_config()
+        self.reload_prometheus()
+
+    def _write_prometheus_config(self) -> None:
+        assert self.info is not None
+        config: dict[str, Any] = {
+            # 1 s everywhere so tests see new samples and alert states within seconds.
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(self._prometheus_dir / "rules" / "*.yml")],
+            "scrape_configs": [
+                {"job_name": job, "metrics_path": path, "static_configs": [{"targets": [target]}]}
+                for job, (target, path) in self.info.scrape_targets.items()
+            ],
+        }
+        (self._prometheus_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def start_or_skip(state_dir: str | Path) -> LocalCluster:
+    """Start a cluster for a pytest session: skip when the machine cannot, fail in CI."""
+    import pytest  # imported here so the CLI does not need pytest
+
+    cluster = LocalCluster(state_dir)
+    try:
+        cluster.start()
+    except ControlPlaneUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"local control plane unavailable: {exc}")
+        pytest.skip(f"local control plane unavailable: {exc}")
+    return cluster
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.harness.cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
+    args = parser.parse_args(argv)
+    cluster = LocalCluster(args.state_dir)
+    if args.command == "up":
+        reused = cluster.healthy()
+        try:
+            info = cluster.start()
+        except ControlPlaneUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{'Reusing the running' if reused else 'Started a'} local cluster in {info.state_dir}")
+        print(f"  export KUBECONFIG={info.kubeconfig}")
+        print(f"  Prometheus: {info.prometheus_url}   (export BALLAST_PROMETHEUS_URL={info.prometheus_url})")
+        print(f"  Stop it with: python -m tests.harness.cluster down --state-dir {info.state_dir}")
+    elif args.command == "down":
+        print("Stopped." if cluster.stop() else "Not running.")
+    elif args.command == "status":
+        if cluster.info is None:
+            print("Not running.")
+            return 1
+        states = cluster.status()
+        for name, alive in states.items():
+            print(f"{name:<24} pid {cluster.info.pids[name]:<8} {'running' if alive else 'DEAD'}")
+        print(f"apiserver {cluster.info.apiserver_url}  prometheus {cluster.info.prometheus_url}")
+        return 0 if all(states.values()) else 1
+    elif cluster.info is None:
+        print("Not running; start it with: python -m tests.harness.cluster up", file=sys.stderr)
+        return 1
+    else:
+        print(f"export KUBECONFIG={cluster.info.kubeconfig}")
+        print(f"export BALLAST_PROMETHEUS_URL={cluster.info.prometheus_url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

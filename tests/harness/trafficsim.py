@@ -1,0 +1,169 @@
+"""Traffic simulator: stands in for the users of the simulated workloads.
+
+Ballast's canary analysis reads request and error rates per pod from Prometheus.
+There are no real containers here, so this process pretends every Ready pod
+serves a steady stream of requests and exports the counters Prometheus would
+scrape from a real service: `http_requests_total{namespace,pod,code}`.
+
+Per pod template (the pod's annotations):
+  sim.ballast.dev/rps          requests per second per pod (default --rps)
+  sim.ballast.dev/error-ratio  share of requests answered 500, 0..1 (default 0)
+
+Request and error counts are drawn per tick from a seedable RNG, so a test can
+make a "bad release" (error-ratio 0.2) or a noisy baseline (0.005).
+
+    python -m tests.harness.trafficsim --kubeconfig K --port P [--rps 20] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from tests.harness.podwatch import (
+    NamespaceFilter,
+    Pod,
+    add_common_args,
+    annotation,
+    configure_logging,
+    core_api,
+    is_ready,
+    pod_key,
+    watch_pods,
+)
+
+RPS = "sim.ballast.dev/rps"
+ERROR_RATIO = "sim.ballast.dev/error-ratio"
+TICK_SECONDS = 0.25
+# Series of a deleted pod stay this long so Prometheus scrapes its last increments.
+GONE_GRACE_SECONDS = 30.0
+
+log = logging.getLogger("trafficsim")
+
+
+@dataclass
+class SimPod:
+    rps: float
+    error_ratio: float
+    serving: bool
+    annotations: tuple[str | None, str | None]
+    carry: float = 0.0  # fractional requests not yet emitted, so low rates stay exact
+    gone_at: float | None = None
+
+
+def parse_number(pod: Pod, key: str, default: float, upper: float | None) -> float:
+    raw = annotation(pod, key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0 or (upper is not None and value > upper):
+        log.warning("%s/%s: ignoring invalid %s=%r", *pod_key(pod), key, raw)
+        return default
+    return value
+
+
+class TrafficSimulator:
+    def __init__(self, default_rps: float, seed: int | None) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "http_requests",
+            "Simulated HTTP requests served by a pod.",
+            ["namespace", "pod", "code"],
+            registry=self.registry,
+        )
+        self._pods_gauge = Gauge(
+            "trafficsim_pods",
+            "Pods currently receiving simulated traffic.",
+            registry=self.registry,
+        )
+        self._default_rps = default_rps
+        self._rng = random.Random(seed)
+        self._pods: dict[tuple[str, str], SimPod] = {}
+        self._lock = threading.Lock()  # the watch thread writes, the tick loop reads
+
+    def handle(self, kind: str, pod: Pod) -> None:
+        key = pod_key(pod)
+        with self._lock:
+            if kind == "DELETED":
+                if key in self._pods:
+                    self._pods[key].serving = False
+                    self._pods[key].gone_at = time.monotonic()
+                return
+            current = self._pods.get(key)
+            annotations = (annotation(pod, RPS), annotation(pod, ERROR_RATIO))
+            if current is None or current.annotations != annotations:
+                fresh = SimPod(
+                    rps=parse_number(pod, RPS, self._default_rps, None),
+                    error_ratio=parse_number(pod, ERROR_RATIO, 0.0, 1.0),
+                    serving=False,
+                    annotations=annotations,
+                )
+                if current is not None:
+                    fresh.carry = current.carry
+                current = self._pods[key] = fresh
+                for code in ("200", "500"):  # both series exist from the start so rate() works
+                    self._requests.labels(*key, code).inc(0)
+            current.serving = is_ready(pod)
+            current.gone_at = None
+
+    def tick(self, dt: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key, pod in list(self._pods.items()):
+                if pod.gone_at is not None and now - pod.gone_at > GONE_GRACE_SECONDS:
+                    del self._pods[key]
+                    for code in ("200", "500"):
+                        self._requests.remove(*key, code)
+                    continue
+                if not pod.serving:
+                    continue
+                pod.carry += pod.rps * dt
+                count = int(pod.carry)
+                pod.carry -= count
+                errors = sum(self._rng.random() < pod.error_ratio for _ in range(count))
+                self._requests.labels(*key, "200").inc(count - errors)
+                self._requests.labels(*key, "500").inc(errors)
+            self._pods_gauge.set(sum(p.serving for p in self._pods.values()))
+
+    def run_ticks(self) -> None:
+        last = time.monotonic()
+        while True:
+            time.sleep(TICK_SECONDS)
+            now = time.monotonic()
+            # Use the real elapsed time so a slow tick does not lower the rate.
+            self.tick(now - last)
+            last = now
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_common_args(parser)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rps", type=float, default=20.0, help="default requests/s per pod")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    configure_logging("trafficsim")
+    sim = TrafficSimulator(args.rps, args.seed)
+    start_http_server(args.port, addr="127.0.0.1", registry=sim.registry)
+    core = core_api(args.kubeconfig)
+    watcher = threading.Thread(
+        target=watch_pods,
+        args=(core, NamespaceFilter(core, args.namespace_selector), sim.handle),
+        daemon=True,
+    )
+    watcher.start()
+    log.info("serving metrics on 127.0.0.1:%d", args.port)
+    sim.run_ticks()
+
+
+if __name__ == "__main__":
+    main()

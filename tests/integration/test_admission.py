@@ -1,0 +1,231 @@
+"""Admission against the real API server calling the operator's real webhook over TLS."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+import kubernetes
+import pytest
+import requests
+
+from ballast.api.common import GROUP, VERSION
+from tests.harness import wait_for
+from tests.harness.kubectl import kubectl
+from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy, service_ownership
+
+NAKED = deployment("probe", {"app": "probe"})
+
+
+@pytest.fixture
+def make_policy(custom):
+    created = []
+
+    def make(namespace: str, selector: dict[str, str] | None = None, **spec) -> str:
+        name = f"p-{namespace}-{len(created)}"
+        selector = selector or {"ballast.dev/test-ns": namespace}
+        custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", release_policy(name, selector, **spec))
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)
+
+
+def refused(apps, namespace: str, body: dict) -> kubernetes.client.ApiException | None:
+    """The refusal of a server-side dry-run create, or None when it would be admitted."""
+    try:
+        apps.create_namespaced_deployment(namespace, body, dry_run="All")
+    except kubernetes.client.ApiException as error:
+        return error
+    return None
+
+
+def wait_enforced(apps, namespace: str) -> None:
+    """Wait until the API server calls the webhook for this namespace (configuration propagates)."""
+    wait_for(lambda: refused(apps, namespace, NAKED), 30, f"webhook never enforced in {namespace}")
+
+
+def with_annotations(body: dict, annotations: dict) -> dict:
+    body = copy.deepcopy(body)
+    body["metadata"]["annotations"] = {**body["metadata"].get("annotations", {}), **annotations}
+    return body
+
+
+def test_refuses_with_the_exact_message_then_admits_the_fix(operator, apps, make_policy, namespace):
+    policy = make_policy(namespace)
+    wait_enforced(apps, namespace)
+    annotations = {k: v for k, v in OWNERSHIP_ANNOTATIONS.items() if k != "ballast.dev/runbook"}
+    body = deployment("checkout", {"app": "checkout"}, annotations=annotations)
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        apps.create_namespaced_deployment(namespace, body)
+    assert caught.value.status == 403
+    assert (
+        f"Deployment {namespace}/checkout is missing annotation ballast.dev/runbook: add an http(s) URL of the "
+        f"service's runbook (ReleasePolicy {policy}, rule required-annotations)."
+    ) in caught.value.body
+    apps.create_namespaced_deployment(namespace, with_annotations(body, OWNERSHIP_ANNOTATIONS))
+    # Scale-only updates of a workload are never refused, even once it breaks the rules.
+    apps.patch_namespaced_deployment_scale("checkout", namespace, {"spec": {"replicas": 3}})
+
+
+def test_update_that_drops_an_annotation_is_refused(operator, apps, make_policy, namespace):
+    make_policy(namespace)
+    wait_enforced(apps, namespace)
+    apps.create_namespaced_deployment(namespace, deployment("checkout", {"app": "checkout"},
+                                                            annotations=OWNERSHIP_ANNOTATIONS))
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        apps.patch_namespaced_deployment("checkout", namespace,
+                                         {"metadata": {"annotations": {"ballast.dev/owner": None}}})
+    assert "is missing annotation ballast.dev/owner" in caught.value.body
+
+
+def test_owner_must_match_the_service_ownership(operator, apps, custom, make_policy, namespace):
+    policy = make_policy(namespace)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
+                                           service_ownership("checkout", {"app": "checkout"}, owner="search"))
+    wait_enforced(apps, namespace)
+    body = deployment("checkout", {"app": "checkout"}, annotations=OWNERSHIP_ANNOTATIONS)
+    error = wait_for(lambda: refused(apps, namespace, body), 30, "owner mismatch never refused")
+    assert "ServiceOwnership says 'search'" in error.body and f"ReleasePolicy {policy}, rule ownership" in error.body
+
+
+def test_warn_mode_admits_with_warnings(operator, cluster, apps, make_policy, namespace):
+    make_policy(namespace, admission={"mode": "Warn"})
+
+    def warned():
+        out = kubectl(cluster.kubeconfig, "create", "deployment", "probe", "-n", namespace, "--image=app:1",
+                      "--dry-run=server", check=False)
+        return out if "missing annotation ballast.dev/owner" in out.stderr else None
+
+    out = wait_for(warned, 30, "Warn mode never returned warnings")
+    assert out.returncode == 0
+    assert out.stderr.count("Warning:") == 3
+
+
+def test_exempt_and_ungoverned_namespaces_pass(operator, apps, core, make_policy, namespace):
+    group = {"ballast.dev/test-group": namespace}
+    exempt = f"{namespace}-exempt"
+    core.patch_namespace(namespace, {"metadata": {"labels": group}})
+    core.create_namespace({"metadata": {"name": exempt, "labels": group}})
+    try:
+        make_policy(namespace, selector=group, admission={"exemptNamespaces": [exempt]})
+        wait_enforced(apps, namespace)  # the policy's webhook is live for the group ...
+        assert refused(apps, exempt, NAKED) is None  # ... yet the exempt member passes
+    finally:
+        core.delete_namespace(exempt)
+    # A namespace no policy selects is never checked.
+    assert refused(apps, "default", NAKED) is None
+
+
+def test_freeze_refuses_and_break_glass_passes_with_an_event(operator, apps, core, custom, make_policy, namespace):
+    now = datetime.now(UTC).replace(microsecond=0)
+    window = {"name": "launch", "reason": "launch day", "tiers": ["critical"],
+              "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=2)).isoformat()}
+    make_policy(namespace, freezeWindows=[window])
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
+                                           service_ownership("checkout", {"app": "checkout"}, riskTier="critical"))
+    body = deployment("checkout", {"app": "checkout"}, annotations=OWNERSHIP_ANNOTATIONS)
+    error = wait_for(lambda: refused(apps, namespace, body), 30, "freeze never refused")
+    assert "critical tier, frozen by window launch (launch day) until" in error.body
+    assert "rule freeze-window" in error.body
+
+    apps.create_namespaced_deployment(namespace, with_annotations(body, {"ballast.dev/emergency": "INC-4711"}))
+
+    def break_glass_event():
+        events = core.list_namespaced_event(namespace).items
+        return [e for e in events if e.reason == "BreakGlass"]
+
+    (event,) = wait_for(break_glass_event, 30, "no BreakGlass event")
+    assert event.type == "Warning"
+    assert event.message == (f"admin let Deployment {namespace}/checkout through freeze window launch with "
+                             "ballast.dev/emergency: INC-4711")
+
+
+def test_alerts_must_exist_in_prometheus(operator, local_cluster, apps, make_policy, namespace):
+    local_cluster.write_prometheus_rules(f"alerts-{namespace}", f"""
+groups:
+  - name: {namespace}
+    rules:
+      - alert: CheckoutHighErrorRate
+        expr: vector(0) > 1
+""")
+    make_policy(namespace, admission={"verifyAlertsExist": True})
+    wait_enforced(apps, namespace)
+    known = deployment("known", {"app": "known"}, annotations=OWNERSHIP_ANNOTATIONS)
+    wait_for(lambda: refused(apps, namespace, known) is None, 30, "a loaded alert was never accepted")
+    unknown = deployment("unknown", {"app": "unknown"},
+                         annotations={**OWNERSHIP_ANNOTATIONS, "ballast.dev/alerts": "CheckoutHighErrorRate,NoSuch"})
+    error = refused(apps, namespace, unknown)
+    assert error is not None and "NoSuch" in error.body and "rule alerts-exist" in error.body
+
+
+def test_policy_status_audits_workloads_that_predate_it(operator, apps, custom, make_policy, namespace):
+    apps.create_namespaced_deployment(namespace, deployment("legacy", {"app": "legacy"}))
+    policy = make_policy(namespace, admission={"mode": "Audit"})
+
+    def audited():
+        status = custom.get_cluster_custom_object(GROUP, VERSION, "releasepolicies", policy).get("status") or {}
+        return status if status.get("violationCount") == 3 else None
+
+    status = wait_for(audited, 30, "the audit never listed the legacy workload")
+    assert {v["name"] for v in status["violations"]} == {"legacy"}
+    assert {v["rule"] for v in status["violations"]} == {"required-annotations"}
+
+
+def test_api_server_refuses_steps_out_of_order(operator, custom, crds, namespace):
+    body = release_policy(f"bad-{namespace}", {"team": "x"}, tiers={"high": {"steps": [50, 10]}})
+
+    def refusal():
+        try:
+            custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", body, dry_run="All")
+        except kubernetes.client.ApiException as error:
+            return error
+        return None
+
+    error = wait_for(refusal, 30, "steps [50, 10] were never refused")
+    assert "strictly increasing" in error.body
+
+
+@pytest.mark.parametrize("payload", [
+    b"not json at all",
+    b"{}",
+    b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": 5}}',
+    b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "x", '
+    b'"object": {"metadata": {"annotations": {"a": "' + b"x" * 2_000_000 + b'"}}}}}',
+    b"\xff\xfe\x00garbage",
+])
+def test_malformed_reviews_never_crash_the_operator(operator, payload):
+    response = requests.post(f"{operator.webhook_url}/workloads", data=payload, verify=False, timeout=10,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code in (200, 400, 422, 500)
+    if response.status_code == 200:
+        assert response.json()["response"]["allowed"] is False
+    assert operator.healthy()
+
+
+def test_failure_policy_when_the_operator_is_down(operator, apps, core, make_policy, namespace):
+    enforce_ns, warn_ns = namespace, f"{namespace}-warn"
+    core.create_namespace({"metadata": {"name": warn_ns, "labels": {"ballast.dev/test-ns": warn_ns}}})
+    try:
+        make_policy(enforce_ns)
+        warn_policy = make_policy(warn_ns, admission={"mode": "Warn"})
+        wait_enforced(apps, enforce_ns)
+        registration = kubernetes.client.AdmissionregistrationV1Api(apps.api_client)
+
+        def warn_entry():
+            webhooks = registration.read_validating_webhook_configuration("ballast.dev").webhooks
+            return [w for w in webhooks if w.name == f"{warn_policy}.workloads.ballast.dev"]
+
+        (entry,) = wait_for(warn_entry, 30, "the Warn policy never got its webhook entry")
+        assert entry.failure_policy == "Ignore"
+        operator.stop()
+        try:
+            error = refused(apps, enforce_ns, with_annotations(NAKED, OWNERSHIP_ANNOTATIONS))
+            assert error is not None and "failed calling webhook" in error.body
+            assert refused(apps, warn_ns, NAKED) is None
+        finally:
+            operator.start()
+    finally:
+        core.delete_namespace(warn_ns)

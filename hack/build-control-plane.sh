@@ -2,10 +2,14 @@
 # Obtain kube-apiserver and kube-controller-manager for the local control plane.
 #
 # No package registry ships these two binaries, so we build them from Debian's
-# `kubernetes` source package (1.20.2, vendored dependencies) with Debian's Go.
-# Two vendored libraries crash under Go >= 1.18 the first time a custom resource
-# is created (SIGSEGV in map iteration); Debian ships fixed versions, which we
-# copy over the vendored ones before building.
+# `kubernetes` source package (1.20.2, vendored dependencies) with Debian's Go (1.19).
+# Kubernetes 1.20 predates the Go versions Debian ships, which breaks two things:
+#  - reflect2 1.0.1 / json-iterator 1.1.10 crash (SIGSEGV in map iteration) under
+#    Go >= 1.18 the first time a custom resource is created: Debian ships the fixed
+#    versions, which we copy over the vendored ones;
+#  - the vendored OpenAPI type validator treats "" as null under Go >= 1.16, so any
+#    custom resource with an empty string is refused (kubernetes/kubernetes#99804).
+#    We apply the upstream fix (kubernetes/kubernetes#99817): only nil is null.
 #
 # The result is cached under ${BALLAST_CACHE_DIR:-$XDG_CACHE_HOME/ballast} and
 # reused. Binaries already on PATH (or in $KUBEBUILDER_ASSETS) win over a build.
@@ -13,7 +17,9 @@
 set -euo pipefail
 
 cache_dir="${BALLAST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ballast}"
-bin_dir="$cache_dir/kubernetes/bin"
+# Bump RECIPE when the build changes, so no machine reuses binaries of an older recipe.
+RECIPE=1.20.2-r2
+bin_dir="$cache_dir/kubernetes-$RECIPE/bin"
 binaries=(kube-apiserver kube-controller-manager)
 
 log() { printf '[build-control-plane] %s\n' "$*" >&2; }
@@ -51,7 +57,7 @@ as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-r
   golang-go rsync dpkg-dev make \
   golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev >/dev/null
 
-work="$cache_dir/kubernetes/src"
+work="$cache_dir/kubernetes-$RECIPE/src"
 rm -rf "$work"; mkdir -p "$work"
 ( cd "$work" && apt-get source -qq --download-only kubernetes >/dev/null && dpkg-source -x --skip-patches kubernetes_*.dsc tree >/dev/null )
 tree="$work/tree"
@@ -63,6 +69,15 @@ replace_vendored() {
 }
 replace_vendored /usr/share/gocode/src/github.com/modern-go/reflect2 "$tree/vendor/github.com/modern-go/reflect2"
 replace_vendored /usr/share/gocode/src/github.com/json-iterator/go "$tree/vendor/github.com/json-iterator/go"
+
+zero_check='data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data))'
+validators=$(grep -rlF "$zero_check" "$tree/vendor" || true)
+[ -n "$validators" ] || { log "the OpenAPI type validator to patch was not found"; exit 1; }
+for file in $validators; do
+  sed -i "s/$(printf '%s' "$zero_check" | sed 's/[][\\.*^$/]/\\&/g')/data == nil/" "$file"
+  ! grep -qF "$zero_check" "$file" || { log "could not patch $file"; exit 1; }
+  log "patched the empty-string check in ${file#"$tree"/}"
+done
 
 ( cd "$tree" && GOFLAGS=-mod=vendor GO111MODULE=on make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" GOLDFLAGS="-s -w" >&2 )
 

@@ -107,6 +107,8 @@ class OperatorProcess:
         self.health_url = f"http://127.0.0.1:{free_port()}/healthz"
         self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         self.webhook_url = f"https://127.0.0.1:{webhook_port}"
+        self.cert_dir = log_path.parent / "webhook-certs"
+        """The operator makes its self-signed serving certificate here; tests verify TLS against it."""
         self.command = [
             sys.executable, "-m", "ballast.cli.main", "operator", "run",
             "--kubeconfig", cluster.kubeconfig,
@@ -117,6 +119,7 @@ class OperatorProcess:
             "--metrics-port", str(metrics_port),
             "--webhook-port", str(webhook_port),
             "--webhook-address", "127.0.0.1",
+            "--webhook-cert-dir", str(self.cert_dir),
             "--resync-seconds", "2",
             "--alert-refresh-seconds", "1",
         ]

@@ -69,6 +69,11 @@ def test_refuses_with_the_exact_message_then_admits_the_fix(operator, apps, make
     # Scale-only updates of a workload are never refused, even once it breaks the rules.
     apps.patch_namespaced_deployment_scale("checkout", namespace, {"spec": {"replicas": 3}})
 
+    metrics = requests.get(operator.metrics_url, timeout=5).text
+    assert 'ballast_admission_requests_total{decision="refused",kind="Deployment",rule="required-annotations"}' \
+        in metrics
+    assert 'ballast_admission_duration_seconds_count{kind="Deployment"}' in metrics
+
 
 def test_update_that_drops_an_annotation_is_refused(operator, apps, make_policy, namespace):
     make_policy(namespace)
@@ -195,11 +200,12 @@ def test_api_server_refuses_steps_out_of_order(operator, custom, crds, namespace
     b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "x", '
     b'"object": {"metadata": {"annotations": {"a": "' + b"x" * 2_000_000 + b'"}}}}}',
     b"\xff\xfe\x00garbage",
-])
+], ids=["not-json", "empty-review", "wrong-types", "huge-annotation", "not-utf8"])
 def test_malformed_reviews_never_crash_the_operator(operator, payload):
-    response = requests.post(f"{operator.webhook_url}/workloads", data=payload, verify=False, timeout=10,
+    response = requests.post(f"{operator.webhook_url}/workloads", data=payload, timeout=10,
+                             verify=str(operator.cert_dir / "tls.crt"),
                              headers={"Content-Type": "application/json"})
-    assert response.status_code in (200, 400, 422, 500)
+    assert response.status_code in (200, 400, 413, 422, 500)
     if response.status_code == 200:
         assert response.json()["response"]["allowed"] is False
     assert operator.healthy()

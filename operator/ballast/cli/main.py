@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ballast.cli.check import check
 from ballast.cli.operator import operator_group
 
 
@@ -14,6 +15,7 @@ def cli() -> None:
 
 
 cli.add_command(operator_group)
+cli.add_command(check)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ waiting, and every millisecond here is a millisecond on every deploy.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.runtime import Runtime, describe_validation_error, now
 from ballast.instruments import ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
+from ballast.kube.events import post_event
 from ballast.policy.admission import Decision, WorkloadRequest, evaluate
 
 OPERATIONS = ["CREATE", "UPDATE"]
@@ -73,11 +75,12 @@ async def validate_workload(
     if decision.break_glass is not None and not dryrun:
         glass = decision.break_glass
         BREAK_GLASS.labels(namespace=namespace, window=glass.window).inc()
-        kopf.event(
-            dict(body), type="Warning", reason="BreakGlass",
-            message=f"{glass.username} let {kind} {namespace}/{request.name} through freeze window "
-                    f"{glass.window} with ballast.dev/emergency: {glass.reason}",
-        )
+        # Off the hot path: the API server is waiting for this answer, not for the event.
+        runtime.in_background(asyncio.to_thread(
+            post_event, dict(body), "Warning", "BreakGlass",
+            f"{glass.username} let {kind} {namespace}/{request.name} through freeze window "
+            f"{glass.window} with ballast.dev/emergency: {glass.reason}",
+        ))
     ADMISSION_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
     if not decision.allowed:
         raise kopf.AdmissionError(decision.refusal, code=403)

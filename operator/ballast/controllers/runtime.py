@@ -6,7 +6,7 @@ Kept in kopf's ``memo`` so handlers receive it as an argument instead of reachin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +80,13 @@ class Runtime:
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _parsed: dict[tuple[str, str], ParsedPolicy] = field(default_factory=dict)
     _governance: Governance | None = None
+    _detached: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` without waiting for it, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
 
     def namespace_labels(self) -> dict[str, Mapping[str, str]]:
         return {name: next(iter(values), {}) for name, values in self.namespaces.items()}

@@ -236,3 +236,20 @@ def test_failure_policy_when_the_operator_is_down(operator, apps, core, make_pol
             operator.start()
     finally:
         core.delete_namespace(warn_ns)
+
+
+def test_statefulsets_are_checked_too(operator, apps, make_policy, namespace):
+    make_policy(namespace)
+    wait_enforced(apps, namespace)
+    labels = {"app": "db"}
+    statefulset = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "labels": labels},
+        "spec": {"serviceName": "db", "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}},
+    }
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        apps.create_namespaced_stateful_set(namespace, statefulset, dry_run="All")
+    assert f"StatefulSet {namespace}/db is missing annotation ballast.dev/owner" in caught.value.body
+    apps.create_namespaced_stateful_set(namespace, with_annotations(statefulset, OWNERSHIP_ANNOTATIONS),
+                                        dry_run="All")

@@ -29,3 +29,13 @@ POLICY_VIOLATIONS = Gauge(
     "Admitted workloads that break their governing ReleasePolicy (background audit).",
     ["policy"],
 )
+RELEASE_TRANSITIONS = Counter(
+    "ballast_release_transitions_total",
+    "Release phase transitions, by tier, the phase entered and its reason.",
+    ["tier", "phase", "reason"],
+)
+ANALYSIS_VERDICTS = Counter(
+    "ballast_analysis_verdicts_total",
+    "Canary analyses, by tier and verdict (Pass, Fail, Inconclusive).",
+    ["tier", "verdict"],
+)

@@ -43,6 +43,8 @@ from tests.harness import wait_for
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
 START_TIMEOUT = 60.0
+EXTRA_USERS = ("ballast-operator", "alice", "bob")
+"""Users besides admin, each with a kubeconfig in the state dir (all cluster-admins here)."""
 
 
 class ControlPlaneUnavailable(Exception):
@@ -72,6 +74,9 @@ class ClusterInfo:
     # by an unrelated process and must never be signalled.
     argv: dict[str, list[str]] = field(default_factory=dict)
     scrape_targets: dict[str, list[str]] = field(default_factory=dict)  # job -> [host:port, path]
+    # Further identities (user -> kubeconfig path): the operator gets its own, so the API server tells its
+    # writes from a person's, and two people make four-eyes approvals testable.
+    user_kubeconfigs: dict[str, str] = field(default_factory=dict)
 
 
 def free_ports(count: int) -> list[int]:
@@ -257,7 +262,10 @@ class LocalCluster:
         sa_key, sa_pub = self._pki / "sa.key", self._pki / "sa.pub"
         write_service_account_keys(sa_key, sa_pub)
         tokens = self._pki / "tokens.csv"
-        tokens.write_text(f'{info.token},admin,admin,"system:masters"\n')
+        user_tokens = {user: secrets.token_hex(16) for user in EXTRA_USERS}
+        tokens.write_text("".join(
+            f'{token},{user},{user},"system:masters"\n' for user, token in {"admin": info.token, **user_tokens}.items()
+        ))
         tokens.chmod(0o600)
 
         etcd_url, peer_url = f"http://127.0.0.1:{ports['etcd']}", f"http://127.0.0.1:{ports['etcd_peer']}"
@@ -298,7 +306,11 @@ class LocalCluster:
         )
         self.start_prometheus(timeout)  # boots while the apiserver does
         self._wait("kube-apiserver", lambda: self._get("/readyz"), timeout)
-        self._write_kubeconfig()
+        self._write_kubeconfig(Path(info.kubeconfig), "admin", info.token)
+        for user, token in user_tokens.items():
+            path = self.state_dir / f"kubeconfig-{user}"
+            self._write_kubeconfig(path, user, token)
+            info.user_kubeconfigs[user] = str(path)
         self._spawn(
             "kube-controller-manager",
             [
@@ -397,7 +409,7 @@ class LocalCluster:
         assert self.info is not None
         return get_ok(self.info.apiserver_url + path, self.info.token, self._ca_file)
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, path: Path, user: str, token: str) -> None:
         assert self.info is not None
         ca_data = base64.b64encode(self._ca_file.read_bytes()).decode()
         kubeconfig = {
@@ -409,11 +421,10 @@ class LocalCluster:
                     "cluster": {"server": self.info.apiserver_url, "certificate-authority-data": ca_data},
                 }
             ],
-            "users": [{"name": "admin", "user": {"token": self.info.token}}],
-            "contexts": [{"name": "ballast", "context": {"cluster": "ballast", "user": "admin"}}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": "ballast", "context": {"cluster": "ballast", "user": user}}],
             "current-context": "ballast",
         }
-        path = Path(self.info.kubeconfig)
         path.write_text(yaml.safe_dump(kubeconfig))
         path.chmod(0o600)
 

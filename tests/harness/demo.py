@@ -127,13 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         operator.terminate()
         operator.wait(timeout=15)
-        # With the operator stopped, an Enforce policy's webhook (failurePolicy Fail) would refuse every
-        # change in shop; remove it so the cluster left behind stays usable.
-        kubectl(kubeconfig, "delete", "validatingwebhookconfiguration", "ballast.dev", "--ignore-not-found",
-                check=False)
+        # With the operator stopped, an Enforce policy's webhooks (failurePolicy Fail) would refuse every
+        # change in shop; remove them so the cluster left behind stays usable.
+        kubectl(kubeconfig, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "ballast.dev",
+                "--ignore-not-found", check=False)
 
     say(f"""
-        Done. The cluster is still running (the operator is not; its webhook configuration was removed):
+        Done. The cluster is still running (the operator is not; its webhook configurations were removed):
           export KUBECONFIG={kubeconfig}
           kubectl get serviceownerships,releasepolicies -A
           .venv/bin/ballast operator run --kubeconfig {kubeconfig}    # run the operator yourself

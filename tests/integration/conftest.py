@@ -111,7 +111,8 @@ class OperatorProcess:
         """The operator makes its self-signed serving certificate here; tests verify TLS against it."""
         self.command = [
             sys.executable, "-m", "ballast.cli.main", "operator", "run",
-            "--kubeconfig", cluster.kubeconfig,
+            # Its own identity, as in a cluster (a ServiceAccount): admission tells its writes from people's.
+            "--kubeconfig", cluster.user_kubeconfigs["ballast-operator"],
             "--operator-namespace", "ballast-system",
             "--prometheus-url", cluster.prometheus_url,
             "--liveness", self.health_url,

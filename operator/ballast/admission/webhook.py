@@ -26,7 +26,11 @@ CONFIGURATION_NAME = "ballast.dev"
 WORKLOADS_WEBHOOK = "workloads"
 """kopf handler id, and so the URL path, of workload validation."""
 OBJECTS_WEBHOOK = "objects"
-"""kopf handler id, and so the URL path, of ReleasePolicy/ServiceOwnership validation."""
+"""kopf handler id, and so the URL path, of ReleasePolicy/ServiceOwnership/Release validation."""
+PAUSE_WEBHOOK = "pause"
+"""kopf handler id, and so the URL path, of the mutation that pauses a changed Deployment."""
+APPROVALS_WEBHOOK = "approvals"
+"""kopf handler id, and so the URL path, of the mutation that stamps an approver's identity."""
 TIMEOUT_SECONDS = 5
 
 
@@ -85,13 +89,14 @@ def build_server(options: WebhookOptions, scratch_dir: Path) -> tuple[kopf.Webho
     return server, Endpoint(ca_bundle, base_url=f"https://{options.host}:{options.port}")
 
 
-def _rule(group: str, version: str, resources: list[str], scope: str) -> dict[str, Any]:
-    return {"apiGroups": [group], "apiVersions": [version], "operations": ["CREATE", "UPDATE"],
+def _rule(group: str, version: str, resources: list[str], scope: str,
+          operations: tuple[str, ...] = ("CREATE", "UPDATE")) -> dict[str, Any]:
+    return {"apiGroups": [group], "apiVersions": [version], "operations": list(operations),
             "resources": resources, "scope": scope}
 
 
 def _webhook(name: str, endpoint: Endpoint, path: str, rules: list[dict[str, Any]], fail: bool,
-             namespace_selector: dict[str, Any] | None = None) -> dict[str, Any]:
+             namespace_selector: dict[str, Any] | None = None, mutating: bool = False) -> dict[str, Any]:
     webhook = {
         "name": name,
         "clientConfig": endpoint.client_config(path),
@@ -105,38 +110,58 @@ def _webhook(name: str, endpoint: Endpoint, path: str, rules: list[dict[str, Any
     }
     if namespace_selector is not None:
         webhook["namespaceSelector"] = namespace_selector
+    if mutating:
+        # Should a later mutating webhook change the pod template, run again so the pause still holds.
+        webhook["reinvocationPolicy"] = "IfNeeded"
     return webhook
 
 
-def desired_configuration(
+def _governed_selector(spec: ReleasePolicySpec, always_exempt: Iterable[str]) -> dict[str, Any]:
+    selector = spec.namespace_selector.to_wire()
+    # Exemptions by name: effective from Kubernetes 1.21 (which labels every namespace with its name);
+    # on older servers the handlers apply them, as they always do.
+    exempt = sorted({*always_exempt, *spec.admission.exempt_namespaces})
+    selector.setdefault("matchExpressions", []).append(
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": exempt})
+    return selector
+
+
+def _metadata(name: str) -> dict[str, Any]:
+    return {"name": name, "labels": {"app.kubernetes.io/name": "ballast", "app.kubernetes.io/part-of": "ballast"}}
+
+
+def desired_configurations(
     policies: Sequence[tuple[str, ReleasePolicySpec]],
     endpoint: Endpoint,
     always_exempt: Iterable[str],
-) -> dict[str, Any]:
-    """The ValidatingWebhookConfiguration for the given (name, spec) policies."""
-    webhooks = [_webhook(
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Validating- and MutatingWebhookConfiguration for the given (name, spec) policies."""
+    validating = [_webhook(
         f"objects.{GROUP}", endpoint, OBJECTS_WEBHOOK,
         [_rule(GROUP, VERSION, ["releasepolicies"], "Cluster"),
-         _rule(GROUP, VERSION, ["serviceownerships"], "Namespaced")],
+         _rule(GROUP, VERSION, ["serviceownerships", "releases"], "Namespaced")],
         fail=False,
     )]
+    # Approvals are stamped with the approver's identity; without the stamp there is no approval, so a
+    # stopped operator makes approvals wait rather than pass unrecorded.
+    mutating = [_webhook(f"approvals.{GROUP}", endpoint, APPROVALS_WEBHOOK,
+                         [_rule(GROUP, VERSION, ["releases"], "Namespaced", ("UPDATE",))], fail=True, mutating=True)]
     for name, spec in sorted(policies, key=lambda p: p[0]):
-        selector = spec.namespace_selector.to_wire()
-        # Exemptions by name: effective from Kubernetes 1.21 (which labels every namespace with its name);
-        # on older servers the handler applies them, as it always does.
-        exempt = sorted({*always_exempt, *spec.admission.exempt_namespaces})
-        selector.setdefault("matchExpressions", []).append(
-            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": exempt})
-        webhooks.append(_webhook(
+        selector = _governed_selector(spec, always_exempt)
+        enforce = spec.admission.mode is AdmissionMode.ENFORCE
+        validating.append(_webhook(
             f"{name}.workloads.{GROUP}", endpoint, WORKLOADS_WEBHOOK,
             [_rule("apps", "v1", ["deployments", "statefulsets", "daemonsets"], "Namespaced")],
-            fail=spec.admission.mode is AdmissionMode.ENFORCE,
-            namespace_selector=selector,
+            fail=enforce, namespace_selector=selector,
         ))
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": CONFIGURATION_NAME,
-                     "labels": {"app.kubernetes.io/name": "ballast", "app.kubernetes.io/part-of": "ballast"}},
-        "webhooks": webhooks,
-    }
+        mutating.append(_webhook(
+            f"{name}.pause.{GROUP}", endpoint, PAUSE_WEBHOOK,
+            [_rule("apps", "v1", ["deployments"], "Namespaced", ("UPDATE",))],
+            fail=enforce, namespace_selector=selector, mutating=True,
+        ))
+    return (
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+         "metadata": _metadata(CONFIGURATION_NAME), "webhooks": validating},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+         "metadata": _metadata(CONFIGURATION_NAME), "webhooks": mutating},
+    )

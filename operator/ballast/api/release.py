@@ -56,6 +56,8 @@ class ReleaseSpec(ApiModel):
     """The Deployment being changed (same namespace)."""
     service: str = ""
     """The ServiceOwnership that selects the Deployment, if any."""
+    owner: str = ""
+    """The owning team (from the ServiceOwnership, else the Deployment's owner annotation)."""
     tier: RiskTier = RiskTier.MEDIUM
     """Risk tier the release runs under."""
     policy: str = ""
@@ -132,6 +134,10 @@ class ReleaseStatus(ApiModel):
     """Who approved the release, where its tier requires approval."""
     conditions: list[Condition] = Field(default_factory=list)
     """Standard conditions."""
+    step_started_at: datetime | None = None
+    """When the current step began (its canary was asked for)."""
+    canary_ready_at: datetime | None = None
+    """When the canary became ready at the current step, or when the current analysis window began."""
     started_at: datetime | None = None
     """When the release left Pending."""
     finished_at: datetime | None = None

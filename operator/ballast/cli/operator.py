@@ -41,6 +41,9 @@ def operator_group() -> None:
 @click.option("--metrics-port", type=int, default=8080, show_default=True,
               help="Port of the operator's Prometheus /metrics endpoint; 0 disables it.")
 @click.option("--metrics-address", default="0.0.0.0", show_default=True, help="Address /metrics listens on.")
+@click.option("--operator-username", envvar="BALLAST_OPERATOR_USERNAME",
+              help="The username the API server sees for the operator (default: asked with a TokenReview); "
+                   "admission lets this identity's writes through untouched.")
 @click.option("--webhooks/--no-webhooks", default=True, show_default=True,
               help="Serve the admission webhooks and keep the ValidatingWebhookConfiguration in step.")
 @click.option("--webhook-port", type=int, default=9443, show_default=True, help="Port the webhook server listens on.")
@@ -64,6 +67,7 @@ def run(
     alert_refresh_seconds: float,
     metrics_port: int,
     metrics_address: str,
+    operator_username: str | None,
     webhooks: bool,
     webhook_port: int,
     webhook_address: str,
@@ -77,7 +81,7 @@ def run(
     from ballast import controllers  # noqa: F401  (registers the handlers)
     from ballast.admission.webhook import WebhookOptions
     from ballast.controllers.runtime import Options
-    from ballast.kube.client import configure
+    from ballast.kube.client import configure, whoami
 
     configure(kubeconfig)
     kopf.configure(
@@ -90,6 +94,11 @@ def run(
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").addFilter(_drop_admission_refusals)
+    operator_username = operator_username or whoami()
+    if operator_username is None:
+        logging.getLogger(__name__).warning(
+            "Could not tell which user the operator runs as: pass --operator-username, or its own "
+            "Deployment writes (rollbacks, promotions) are checked like anyone's.")
     if webhook_service is not None and "/" not in webhook_service:
         raise click.BadParameter("use NAMESPACE/NAME, e.g. ballast-system/ballast", param_hint="--webhook-service")
     options = Options(
@@ -97,6 +106,7 @@ def run(
         prometheus_url=prometheus_url,
         resync_seconds=resync_seconds,
         alert_refresh_seconds=alert_refresh_seconds,
+        operator_username=operator_username,
         webhooks=WebhookOptions(
             port=webhook_port, bind_address=webhook_address, host=webhook_host,
             service=webhook_service, cert_dir=webhook_cert_dir,

@@ -7,20 +7,24 @@ waiting, and every millisecond here is a millisecond on every deploy.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from ballast.admission.webhook import OBJECTS_WEBHOOK, WORKLOADS_WEBHOOK
-from ballast.api.common import GROUP, VERSION
+from ballast.admission.webhook import APPROVALS_WEBHOOK, OBJECTS_WEBHOOK, PAUSE_WEBHOOK, WORKLOADS_WEBHOOK
+from ballast.api.common import GROUP, VERSION, RiskTier
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.runtime import Runtime, describe_validation_error, now
 from ballast.instruments import ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
+from ballast.kube.deployments import BOOKKEEPING_ANNOTATIONS, CHANGED_BY_ANNOTATION, PENDING_ANNOTATION, is_canary
 from ballast.kube.events import post_event
 from ballast.policy.admission import Decision, WorkloadRequest, evaluate
+from ballast.policy.workloads import template_hash
+from ballast.release.requests import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION
 
 OPERATIONS = ["CREATE", "UPDATE"]
 
@@ -58,14 +62,16 @@ async def validate_workload(
             "Ballast's operator is starting and cannot check this workload yet: retry in a few seconds.", code=503)
     metadata = body.get("metadata", {})
     namespace = metadata.get("namespace") or ""
+    username = (userinfo or {}).get("username", "")
     context = runtime.admission_context(namespace, now())
-    if context is None:
+    if context is None or username == runtime.options.operator_username:
+        # The operator's own writes (canaries, rollbacks during a freeze) must never be refused.
         ADMISSION_REQUESTS.labels(kind=kind, decision="exempt", rule="none").inc()
         return
     request = WorkloadRequest(
         operation=operation, kind=kind, namespace=namespace,
         name=metadata.get("name") or metadata.get("generateName") or "",
-        new=new, old=old, subresource=subresource, username=(userinfo or {}).get("username", ""),
+        new=new, old=old, subresource=subresource, username=username,
     )
     decision = evaluate(request, context)
     warnings.extend(decision.warnings)
@@ -101,3 +107,98 @@ def validate_ballast_object(resource: kopf.Resource, body: kopf.Body, subresourc
             else metadata.get("name")
         raise kopf.AdmissionError(f"{resource.kind} {where} is invalid: {describe_validation_error(error)}.",
                                   code=422) from None
+
+
+@kopf.on.mutate("apps", "v1", "deployments", id=PAUSE_WEBHOOK, operations=["UPDATE"])
+async def pause_changed_template(
+    body: kopf.Body, old: kopf.Body | None, new: kopf.Body | None, patch: kopf.Patch,
+    subresource: str | None, userinfo: dict[str, Any], memo: kopf.Memo, **_: Any,
+) -> None:
+    """Hold a governed Deployment whose pod template changed, so the release engine can canary it."""
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is None or not runtime.indexes_ready:
+        raise kopf.AdmissionError(
+            "Ballast's operator is starting and cannot take over this change yet: retry in a few seconds.", code=503)
+    username = (userinfo or {}).get("username", "")
+    if subresource or old is None or new is None or username == runtime.options.operator_username:
+        return
+    metadata = body.get("metadata", {})
+    if is_canary(body) or metadata.get("deletionTimestamp"):
+        return
+    if runtime.admission_context(metadata.get("namespace") or "", now()) is None:
+        return
+    old_annotations = old.get("metadata", {}).get("annotations") or {}
+    new_annotations = new.get("metadata", {}).get("annotations") or {}
+    old_template, new_template = old.get("spec", {}).get("template"), new.get("spec", {}).get("template")
+    if old_template != new_template:
+        patch.setdefault("spec", {})["paused"] = True
+        annotations = patch.setdefault("metadata", {}).setdefault("annotations", {})
+        annotations[PENDING_ANNOTATION] = template_hash(new_template)
+        identity = {"username": username, "uid": userinfo.get("uid"), "groups": userinfo.get("groups") or []}
+        annotations[CHANGED_BY_ANNOTATION] = json.dumps(identity, sort_keys=True)
+    elif PENDING_ANNOTATION in old_annotations:
+        # A release is under way: whatever the request says (say, an apply that does not know about
+        # spec.paused), the Deployment stays held and keeps its bookkeeping until the release ends.
+        if not new.get("spec", {}).get("paused"):
+            patch.setdefault("spec", {})["paused"] = True
+        for key in BOOKKEEPING_ANNOTATIONS:
+            if key in old_annotations and new_annotations.get(key) != old_annotations[key]:
+                patch.setdefault("metadata", {}).setdefault("annotations", {})[key] = old_annotations[key]
+
+
+@kopf.on.mutate(GROUP, VERSION, "releases", id=APPROVALS_WEBHOOK, operations=["UPDATE"])
+async def stamp_approver(
+    old: kopf.Body | None, new: kopf.Body | None, patch: kopf.Patch, subresource: str | None,
+    userinfo: dict[str, Any], memo: kopf.Memo, **_: Any,
+) -> None:
+    """Record who approved, from the API server's word for it; nobody can write the record by hand."""
+    runtime: Runtime | None = memo.get("runtime")
+    if subresource or old is None or new is None:
+        return
+    username = (userinfo or {}).get("username", "")
+    if runtime is not None and username == runtime.options.operator_username:
+        return
+    old_annotations = old.get("metadata", {}).get("annotations") or {}
+    new_annotations = new.get("metadata", {}).get("annotations") or {}
+    annotations = patch.setdefault("metadata", {}).setdefault("annotations", {})
+    if APPROVE_ANNOTATION in new_annotations and APPROVE_ANNOTATION not in old_annotations:
+        identity = {"username": username, "uid": userinfo.get("uid"), "groups": userinfo.get("groups") or []}
+        annotations[APPROVED_BY_ANNOTATION] = json.dumps(identity, sort_keys=True)
+    elif new_annotations.get(APPROVED_BY_ANNOTATION) != old_annotations.get(APPROVED_BY_ANNOTATION):
+        annotations[APPROVED_BY_ANNOTATION] = old_annotations.get(APPROVED_BY_ANNOTATION)  # None removes it
+    if not annotations:
+        del patch["metadata"]
+
+
+@kopf.on.validate(GROUP, VERSION, "releases", id=OBJECTS_WEBHOOK, operations=["UPDATE"])
+def validate_release_request(
+    old: kopf.Body | None, new: kopf.Body | None, subresource: str | None, userinfo: dict[str, Any],
+    memo: kopf.Memo, **_: Any,
+) -> None:
+    """Four eyes on approvals, and no skipping of steps where the tier forbids it."""
+    runtime: Runtime | None = memo.get("runtime")
+    if subresource or old is None or new is None:
+        return
+    username = (userinfo or {}).get("username", "")
+    if runtime is not None and username == runtime.options.operator_username:
+        return
+    old_annotations = old.get("metadata", {}).get("annotations") or {}
+    new_annotations = new.get("metadata", {}).get("annotations") or {}
+    metadata = new.get("metadata", {})
+    subject = f"Release {metadata.get('namespace')}/{metadata.get('name')}"
+    spec = new.get("spec") or {}
+    if APPROVE_ANNOTATION in new_annotations and APPROVE_ANNOTATION not in old_annotations:
+        author = (spec.get("changedBy") or {}).get("username")
+        if author and author == username:
+            raise kopf.AdmissionError(
+                f"{subject} was changed by {username}, who cannot also approve it (four eyes): ask someone "
+                "else to run `kubectl ballast approve`.", code=403)
+    if PROMOTE_ANNOTATION in new_annotations and PROMOTE_ANNOTATION not in old_annotations and runtime is not None:
+        namespace = metadata.get("namespace") or ""
+        governing = runtime.governing_policy(namespace)
+        policy = governing.effective if governing and governing.effective else ReleasePolicySpec()
+        tier = spec.get("tier") or "medium"
+        if not policy.tiers.for_tier(RiskTier(tier)).allow_skip:
+            raise kopf.AdmissionError(
+                f"{subject} is {tier} tier, whose policy does not allow skipping steps: let the analysis finish, "
+                "or `kubectl ballast abort` it.", code=403)

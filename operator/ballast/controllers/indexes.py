@@ -51,3 +51,10 @@ def ownerships_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[s
 @kopf.index(GROUP, VERSION, "releasepolicies")
 def policies_by_name(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
     return {name: snapshot(body)}
+
+
+@kopf.index(GROUP, VERSION, "releases")
+def releases_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, dict[str, Any]]:
+    snap = snapshot(body)
+    snap["metadata"]["creationTimestamp"] = body.get("metadata", {}).get("creationTimestamp")
+    return {namespace: snap}

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ballast.api.common import GROUP, VERSION
 from ballast.api.serviceownership import ServiceOwnershipSpec
+from ballast.controllers.releases import on_deployment_event
 from ballast.controllers.runtime import (
     Runtime,
     describe_validation_error,
@@ -30,7 +31,7 @@ async def reconcile_namespace(runtime: Runtime, namespace: str) -> None:
     ownerships = list(runtime.ownerships.get(namespace, []))
     if not ownerships:
         return
-    deployments = [w for w in runtime.workloads.get(namespace, []) if w.kind == "Deployment"]
+    deployments = [w for w in runtime.workloads.get(namespace, []) if w.kind == "Deployment" and not w.is_canary]
     keys = runtime.required_annotations(namespace)
     for snap in ownerships:
         try:
@@ -64,9 +65,10 @@ async def reconcile_namespace(runtime: Runtime, namespace: str) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments")
-async def deployment_changed(namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     memo.runtime.ownership_reconciler.request(namespace)
     memo.runtime.policy_reconciler.request("all")  # the policy audit covers Deployments too
+    on_deployment_event(memo.runtime, body)
 
 
 @kopf.on.event(GROUP, VERSION, "serviceownerships")

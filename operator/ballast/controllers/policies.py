@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 import kubernetes
 
-from ballast.admission.webhook import CONFIGURATION_NAME, desired_configuration
+from ballast.admission.webhook import CONFIGURATION_NAME, desired_configurations
 from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
 from ballast.controllers.runtime import ParsedPolicy, Runtime, now, post_condition_events, updated_conditions
@@ -34,7 +34,8 @@ def audit(runtime: Runtime, policy: ParsedPolicy, governance: Governance) -> lis
         context = runtime.admission_context(namespace, moment)
         if context is None:
             continue
-        for workload in sorted(runtime.workloads.get(namespace, []), key=lambda w: (w.kind, w.name)):
+        workloads = [w for w in runtime.workloads.get(namespace, []) if not w.is_canary]
+        for workload in sorted(workloads, key=lambda w: (w.kind, w.name)):
             for finding in standing_findings(workload.kind, namespace, workload.name, workload.labels,
                                              workload.annotations, context):
                 if finding.blocking:
@@ -83,32 +84,42 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
 
 
 async def reconcile_webhook_configuration(runtime: Runtime, parsed: list[ParsedPolicy]) -> None:
-    """Create or replace the ValidatingWebhookConfiguration when what it should say has changed."""
+    """Create or replace the webhook configurations when what they should say has changed."""
     if runtime.webhook_endpoint is None:
         return  # Webhooks disabled, or a chart manages the configuration.
-    desired = desired_configuration(
+    desired = desired_configurations(
         [(p.name, p.effective) for p in parsed if p.effective is not None],
         runtime.webhook_endpoint,
         always_exempt=sorted({*runtime.always_exempt(), *SYSTEM_NAMESPACES}),
     )
-    if desired == runtime.applied_webhook_configuration:
+    if list(desired) == runtime.applied_webhook_configurations:
         return
     api = kubernetes.client.AdmissionregistrationV1Api()
+    kinds = {
+        "ValidatingWebhookConfiguration": (api.read_validating_webhook_configuration,
+                                           api.create_validating_webhook_configuration,
+                                           api.replace_validating_webhook_configuration),
+        "MutatingWebhookConfiguration": (api.read_mutating_webhook_configuration,
+                                         api.create_mutating_webhook_configuration,
+                                         api.replace_mutating_webhook_configuration),
+    }
 
-    def apply() -> None:
+    def apply(body: dict[str, Any]) -> None:
+        read, create, replace = kinds[body["kind"]]
         try:
-            current = api.read_validating_webhook_configuration(CONFIGURATION_NAME)
+            current = read(CONFIGURATION_NAME)
         except kubernetes.client.ApiException as error:
             if error.status != 404:
                 raise
-            api.create_validating_webhook_configuration(desired)
+            create(body)
             return
-        body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": current.metadata.resource_version}}
-        api.replace_validating_webhook_configuration(CONFIGURATION_NAME, body)
+        metadata = {**body["metadata"], "resourceVersion": current.metadata.resource_version}
+        replace(CONFIGURATION_NAME, {**body, "metadata": metadata})
 
-    await asyncio.to_thread(apply)
-    runtime.applied_webhook_configuration = desired
-    logger.info("Webhook configuration %s now covers %d policies.", CONFIGURATION_NAME, len(desired["webhooks"]) - 1)
+    for body in desired:
+        await asyncio.to_thread(apply, body)
+    runtime.applied_webhook_configurations = list(desired)
+    logger.info("Webhook configurations %s now cover %d policies.", CONFIGURATION_NAME, len(parsed))
 
 
 @kopf.on.event(GROUP, VERSION, "releasepolicies")

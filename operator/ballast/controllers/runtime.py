@@ -37,6 +37,8 @@ class Options:
     alert_refresh_seconds: float = 30.0
     webhooks: WebhookOptions | None = None
     """How to serve admission webhooks; None disables them."""
+    operator_username: str | None = None
+    """The identity the operator's own writes arrive with; admission lets them through untouched."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,12 @@ class Runtime:
     workloads: kopf.Index
     ownerships: kopf.Index
     policies: kopf.Index
+    releases: kopf.Index
     ownership_reconciler: Coalescer | None = None
     policy_reconciler: Coalescer | None = None
+    release_reconciler: Coalescer | None = None
     webhook_endpoint: Endpoint | None = None
-    applied_webhook_configuration: dict[str, Any] | None = None
+    applied_webhook_configurations: list[dict[str, Any]] | None = None
     known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
     """Prometheus URL -> alerting rules loaded there (None while unreachable), refreshed in the background."""
     indexes_ready: bool = False

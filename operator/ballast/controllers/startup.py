@@ -14,6 +14,7 @@ from ballast.admission.webhook import build_server
 from ballast.controllers.coalesce import Coalescer
 from ballast.controllers.ownership import reconcile_namespace
 from ballast.controllers.policies import reconcile_policies
+from ballast.controllers.releases import reconcile_release
 from ballast.controllers.runtime import Options, Runtime
 from ballast.kube.client import connection_info
 from ballast.metrics.prometheus import PrometheusProvider
@@ -46,6 +47,7 @@ async def start(
     workloads_by_namespace: kopf.Index,
     ownerships_by_namespace: kopf.Index,
     policies_by_name: kopf.Index,
+    releases_by_namespace: kopf.Index,
     **_: Any,
 ) -> None:
     configure_persistence(settings)
@@ -57,9 +59,11 @@ async def start(
         workloads=workloads_by_namespace,
         ownerships=ownerships_by_namespace,
         policies=policies_by_name,
+        releases=releases_by_namespace,
     )
     runtime.ownership_reconciler = Coalescer(lambda ns: reconcile_namespace(runtime, ns))
     runtime.policy_reconciler = Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5)
+    runtime.release_reconciler = Coalescer(lambda key: reconcile_release(runtime, key), delay=0.05)
     if options.webhooks is not None:
         scratch = Path(tempfile.mkdtemp(prefix="ballast-webhook-"))
         settings.admission.server, runtime.webhook_endpoint = build_server(options.webhooks, scratch)
@@ -103,6 +107,6 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in runtime.background:
         task.cancel()
     await asyncio.gather(*runtime.background, return_exceptions=True)
-    for reconciler in (runtime.ownership_reconciler, runtime.policy_reconciler):
+    for reconciler in (runtime.ownership_reconciler, runtime.policy_reconciler, runtime.release_reconciler):
         if reconciler is not None:
             await reconciler.close()

@@ -98,3 +98,20 @@ def update_status(
             GROUP, VERSION, ref.namespace, ref.plural, ref.name, body
         )
     return True
+
+
+def whoami() -> str | None:
+    """The username the API server sees for this process's token (a TokenReview), or None if unknown.
+
+    The operator needs it to tell its own Deployment writes (restores, un-pauses) from people's.
+    """
+    config = kubernetes.client.Configuration.get_default_copy()
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+    token = (header or "").rpartition(" ")[2]
+    if not token:
+        return None
+    try:
+        review = kubernetes.client.AuthenticationV1Api().create_token_review({"spec": {"token": token}})
+    except kubernetes.client.ApiException:
+        return None
+    return review.status.user.username if review.status and review.status.authenticated else None

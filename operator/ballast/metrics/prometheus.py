@@ -20,7 +20,7 @@ class PrometheusProvider:
 
     def query(self, promql: str) -> float | None:
         try:
-            result = self._client.custom_query(promql, params={"timeout": f"{self.timeout}s"})
+            result = self._client.custom_query(promql, params={"timeout": f"{max(1, int(self.timeout))}s"})
         except (PrometheusApiClientException, requests.RequestException) as error:
             raise ProviderUnavailable(f"Prometheus at {self.url} did not answer {promql!r}: {error}") from error
         if not result:

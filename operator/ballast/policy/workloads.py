@@ -29,6 +29,11 @@ class WorkloadSummary:
     annotations: Mapping[str, str] = field(default_factory=dict)
     kind: str = "Deployment"
 
+    @property
+    def is_canary(self) -> bool:
+        """A canary the release engine runs beside a Deployment (it answers to the Deployment's owners)."""
+        return self.labels.get("ballast.dev/track") == "canary"
+
     @classmethod
     def from_body(cls, body: Mapping[str, Any], kind: str | None = None) -> WorkloadSummary:
         metadata = body.get("metadata") or {}
@@ -98,7 +103,19 @@ def annotation_problems(
     return problems
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def template_hash(template: Mapping[str, Any] | None) -> str:
-    """A stable short hash of a pod template: the identity of a revision across Ballast."""
-    canonical = json.dumps(template or {}, sort_keys=True, separators=(",", ":"))
+    """A stable short hash of a pod template: the identity of a revision across Ballast.
+
+    Nulls are dropped first: the API server writes ``creationTimestamp: null`` into templates and some
+    clients omit it, and the same template must hash the same whichever way it was read.
+    """
+    canonical = json.dumps(_without_nulls(template or {}), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,380 @@
+"""The release engine's shell: gather what the machine needs, ask it, write the status, act.
+
+Two kinds of work, both serialised per key by a coalescer:
+
+- ``("deployment", namespace, name)``: a governed Deployment carries the pending marker the mutating
+  webhook set; make sure exactly one Release records the change.
+- ``(namespace, name)``: one pass of a Release through :func:`ballast.release.machine.plan`.
+
+The status is written before the actions (with a resourceVersion precondition), and actions are
+idempotent, so a restarted operator resumes every release where the API server says it stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import replace
+from datetime import datetime
+from string import Template
+from typing import Any
+
+import kopf
+import kubernetes
+from pydantic import ValidationError
+
+from ballast.api.common import API_VERSION, GROUP, VERSION, RiskTier
+from ballast.api.release import Release, ReleasePhase, ReleaseSpec, ReleaseStatus, UserInfo, Verdict
+from ballast.api.releasepolicy import ReleasePolicySpec, TierSettings
+from ballast.controllers.runtime import Runtime, now
+from ballast.instruments import ANALYSIS_VERDICTS, RELEASE_TRANSITIONS
+from ballast.kube import deployments
+from ballast.kube.client import CustomObjectRef, update_status
+from ballast.metrics.prometheus import PrometheusProvider
+from ballast.metrics.provider import ProviderUnavailable
+from ballast.policy.admission import EMERGENCY_ANNOTATION
+from ballast.policy.workloads import template_hash
+from ballast.release.gates import ReleaseRef, concurrency_block
+from ballast.release.machine import (
+    FINAL_PHASES,
+    Action,
+    ActionKind,
+    CanaryView,
+    DeploymentView,
+    Gates,
+    Requests,
+    View,
+    plan,
+)
+from ballast.release.requests import ABORT_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION
+from ballast.release.verdict import Judgement, Sample, judge
+
+logger = logging.getLogger(__name__)
+
+CHANGE_TYPE_ANNOTATION = "ballast.dev/change-type"
+CHANGE_TYPES = ("feature", "fix", "reliability", "security", "config")
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+
+def _read_release(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return kubernetes.client.CustomObjectsApi().get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "releases", name)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def _annotations(body: dict[str, Any] | None) -> dict[str, str]:
+    return ((body or {}).get("metadata") or {}).get("annotations") or {}
+
+
+def _deployment_view(body: dict[str, Any] | None) -> DeploymentView | None:
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    spec, status = body["spec"], body.get("status") or {}
+    replicas = spec.get("replicas", 1)
+    rolled_out = (
+        status.get("observedGeneration", 0) >= body["metadata"].get("generation", 0)
+        and status.get("updatedReplicas", 0) == replicas
+        and status.get("availableReplicas", 0) == replicas
+        and status.get("replicas", 0) == replicas
+    )
+    return DeploymentView(
+        revision=template_hash(spec.get("template")),
+        paused=bool(spec.get("paused")),
+        replicas=replicas,
+        pending=deployments.PENDING_ANNOTATION in _annotations(body),
+        rolled_out=rolled_out,
+    )
+
+
+def _canary_view(body: dict[str, Any] | None) -> CanaryView | None:
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    return CanaryView(replicas=body["spec"].get("replicas", 1),
+                      ready_replicas=(body.get("status") or {}).get("readyReplicas", 0))
+
+
+def _policy(runtime: Runtime, namespace: str) -> tuple[str, ReleasePolicySpec]:
+    governing = runtime.governing_policy(namespace)
+    if governing is None or governing.effective is None:
+        return "", ReleasePolicySpec()
+    return governing.name, governing.effective
+
+
+def _refs(runtime: Runtime) -> list[ReleaseRef]:
+    refs = []
+    for values in runtime.releases.values():
+        for snap in values:
+            created = snap["metadata"].get("creationTimestamp")
+            refs.append(ReleaseRef(
+                namespace=snap["metadata"]["namespace"], name=snap["metadata"]["name"],
+                owner=snap["spec"].get("owner", ""),
+                phase=ReleasePhase((snap.get("status") or {}).get("phase") or ReleasePhase.PENDING),
+                created=datetime.fromisoformat(created) if created else now(),
+            ))
+    return refs
+
+
+# -- analysis ----------------------------------------------------------------------------------------------
+
+def _analyse(url: str, policy: ReleasePolicySpec, namespace: str, canary_pods: str, stable_pods: str,
+             window: tuple[datetime, datetime], tier: TierSettings) -> tuple[Sample, Sample, Judgement]:
+    """Query the canary's and the baseline's traffic over the window and judge it (blocking)."""
+    provider = PrometheusProvider(url)
+    seconds = max(1, round((window[1] - window[0]).total_seconds()))
+    queries = policy.prometheus.queries
+
+    def sample(pods: str) -> Sample:
+        values = {"namespace": namespace, "pods": pods, "window": f"{seconds}s"}
+        return Sample(requests=provider.query(_render(queries.requests, values)),
+                      errors=provider.query(_render(queries.errors, values)) or 0.0)
+
+    try:
+        canary, baseline = sample(canary_pods), sample(stable_pods)
+    except ProviderUnavailable as error:
+        nothing = Sample(None, None)
+        return nothing, nothing, Judgement(Verdict.INCONCLUSIVE, f"Prometheus could not be asked: {error}")
+    return canary, baseline, judge(canary, baseline, tier)
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    return Template(template).safe_substitute(values)
+
+
+# -- the release pass --------------------------------------------------------------------------------------
+
+async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
+    if key[0] == "deployment":
+        await ensure_release(runtime, key[1], key[2])
+        return
+    namespace, name = key
+    body = await asyncio.to_thread(_read_release, namespace, name)
+    if body is None:
+        return
+    try:
+        release = Release.model_validate(body)
+    except ValidationError:
+        logger.warning("Release %s/%s is malformed and is left alone.", namespace, name)
+        return
+    status = release.status or ReleaseStatus()
+    if status.phase in FINAL_PHASES:
+        return
+    spec = release.spec
+    deployment = await asyncio.to_thread(deployments.read_raw, namespace, spec.deployment)
+    canary = await asyncio.to_thread(deployments.read_raw, namespace, deployments.canary_name(spec.deployment))
+    _, policy = _policy(runtime, namespace)
+    tier = policy.tiers.for_tier(spec.tier)
+    annotations = _annotations(body)
+    approved = APPROVED_BY_ANNOTATION in annotations
+    if approved and status.approved_by is None:
+        try:
+            status = status.model_copy(update={
+                "approved_by": UserInfo.model_validate(json.loads(annotations[APPROVED_BY_ANNOTATION]))})
+        except (ValueError, ValidationError):
+            approved = False
+    blocked = None
+    if status.phase in (ReleasePhase.PENDING, ReleasePhase.BLOCKED) and not (tier.approval_required and not approved):
+        me = ReleaseRef(namespace, name, spec.owner, status.phase,
+                        datetime.fromisoformat(body["metadata"]["creationTimestamp"]))
+        blocked = concurrency_block(me, _refs(runtime), tier.max_concurrent, spec.tier.value)
+    view = View(
+        now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
+        from_revision=spec.from_revision, tier=tier, deployment=_deployment_view(deployment),
+        canary=_canary_view(canary),
+        gates=Gates(approval_required=tier.approval_required, approved=approved, blocked=blocked),
+        requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
+    )
+    decision = plan(view)
+    if decision.analyze_window is not None and deployment is not None:
+        url = runtime.prometheus_url(policy)
+        stable = await asyncio.to_thread(deployments.read_stable_revision, deployment)
+        if url is None or stable is None:
+            nothing = Sample(None, None)
+            why = "No Prometheus URL is configured." if url is None else "The stable ReplicaSet is gone."
+            analysis = (nothing, nothing, Judgement(Verdict.INCONCLUSIVE, why))
+        else:
+            analysis = await asyncio.to_thread(
+                _analyse, url, policy, namespace, f"{deployments.canary_name(spec.deployment)}-.*",
+                f"{spec.deployment}-{stable.pod_template_hash}-.*", decision.analyze_window, tier)
+        ANALYSIS_VERDICTS.labels(tier=spec.tier.value, verdict=analysis[2].verdict.value).inc()
+        decision = plan(replace(view, analysis=analysis))
+
+    if decision.status != status:
+        try:
+            await asyncio.to_thread(
+                update_status, CustomObjectRef("releases", name, namespace), body.get("status"),
+                {**decision.status.to_wire(), "observedGeneration": body["metadata"].get("generation")},
+                body["metadata"]["resourceVersion"])
+        except kubernetes.client.ApiException as error:
+            if error.status == 409:
+                runtime.release_reconciler.request(key)  # someone wrote meanwhile: plan again on fresh data
+                return
+            raise
+    if decision.transitioned:
+        _announce(body, deployment, decision.status, spec)
+    for action in decision.actions:
+        await asyncio.to_thread(_act, action, body, deployment, spec, runtime)
+    if decision.status.phase in FINAL_PHASES:
+        runtime.ownership_reconciler.request(namespace)
+        await asyncio.to_thread(_trim_history, runtime, namespace, spec.deployment, policy.release_history_limit)
+    elif decision.requeue_after is not None:
+        runtime.release_reconciler.request(key, after=decision.requeue_after)
+
+
+def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status: ReleaseStatus,
+              spec: ReleaseSpec) -> None:
+    RELEASE_TRANSITIONS.labels(tier=spec.tier.value, phase=status.phase.value, reason=status.reason).inc()
+    bad = status.phase in (ReleasePhase.ROLLING_BACK, ReleasePhase.ROLLED_BACK, ReleasePhase.FAILED,
+                           ReleasePhase.BLOCKED)
+    message = f"{status.phase.value}: {status.message}"
+    kind = "Warning" if bad else "Normal"
+    kopf.event(release, type=kind, reason=status.reason or status.phase.value, message=message)
+    if deployment is not None:
+        kopf.event(deployment, type=kind, reason=status.reason or status.phase.value,
+                   message=f"Release {release['metadata']['name']} {message}")
+
+
+def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | None, spec: ReleaseSpec,
+         runtime: Runtime) -> None:
+    namespace = release["metadata"]["namespace"]
+    if action.kind is ActionKind.DELETE_CANARY:
+        deployments.delete(namespace, deployments.canary_name(spec.deployment))
+        return
+    if deployment is None:
+        return
+    # Act on the Deployment as it is now: the read the plan used may be a few milliseconds old.
+    current = deployments.read_raw(namespace, spec.deployment) or deployment
+    rv = current["metadata"]["resourceVersion"]
+    kept = {k: v for k, v in _annotations(current).items() if k not in deployments.BOOKKEEPING_ANNOTATIONS}
+    if action.kind is ActionKind.ENSURE_CANARY:
+        deployments.ensure_canary(deployments.canary_body(current, release, action.replicas))
+    elif action.kind is ActionKind.PROMOTE:
+        deployments.replace_fields(namespace, spec.deployment, rv,
+                                   {"/spec/paused": False, "/metadata/annotations": kept})
+    elif action.kind is ActionKind.RESTORE:
+        fields: dict[str, Any] = {"/spec/paused": False}
+        if template_hash(current["spec"]["template"]) == spec.to_revision:
+            stable = deployments.read_stable_revision(current)
+            if stable is None:
+                raise RuntimeError(f"Deployment {namespace}/{spec.deployment} has no ReplicaSet to roll back to")
+            fields["/spec/template"] = stable.template
+            kept[deployments.ROLLED_BACK_ANNOTATION] = deployments.rolled_back_record(
+                _annotations(current), spec.to_revision, now())
+        fields["/metadata/annotations"] = kept
+        deployments.replace_fields(namespace, spec.deployment, rv, fields)
+
+
+def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int) -> None:
+    """Keep the newest ``limit`` finished Releases of a Deployment; delete the older ones."""
+    finished = sorted(
+        (s for s in runtime.releases.get(namespace, [])
+         if s["spec"].get("deployment") == deployment
+         and (s.get("status") or {}).get("phase") in {p.value for p in FINAL_PHASES}),
+        key=lambda s: s["metadata"].get("creationTimestamp") or "",
+    )
+    api = kubernetes.client.CustomObjectsApi()
+    for snap in finished[:max(0, len(finished) - limit)]:
+        try:
+            api.delete_namespaced_custom_object(GROUP, VERSION, namespace, "releases", snap["metadata"]["name"])
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
+
+
+# -- recording a change as a Release -----------------------------------------------------------------------
+
+async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
+    """Create the Release of a Deployment's pending change, once."""
+    deployment = await asyncio.to_thread(deployments.read_raw, namespace, name)
+    if deployment is None or deployments.PENDING_ANNOTATION not in _annotations(deployment):
+        return
+    revision = template_hash(deployment["spec"]["template"])
+    mine = [s for s in runtime.releases.get(namespace, []) if s["spec"].get("deployment") == name]
+    same = [s for s in mine if s["spec"].get("toRevision") == revision]
+    if any((s.get("status") or {}).get("phase") not in {p.value for p in FINAL_PHASES} for s in same):
+        return
+    stable = await asyncio.to_thread(deployments.read_stable_revision, deployment)
+    body = _new_release(runtime, deployment, revision, stable, attempt=len(same) + 1)
+    try:
+        await asyncio.to_thread(kubernetes.client.CustomObjectsApi().create_namespaced_custom_object,
+                                GROUP, VERSION, namespace, "releases", body)
+    except kubernetes.client.ApiException as error:
+        if error.status != 409:  # created by an earlier pass whose result the index has not shown yet
+            raise
+    runtime.release_reconciler.request((namespace, body["metadata"]["name"]))
+
+
+def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
+                 stable: deployments.StableRevision | None, attempt: int) -> dict[str, Any]:
+    metadata = deployment["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    annotations = _annotations(deployment)
+    policy_name, policy = _policy(runtime, namespace)
+    labels = metadata.get("labels") or {}
+    owners = [o for o in runtime.named_ownerships(namespace) if o.spec.selector.matches(labels)]
+    ownership = owners[0] if len(owners) == 1 else None
+    tier = ownership.spec.risk_tier if ownership else RiskTier.MEDIUM
+    keys = policy.admission.required_annotations
+    try:
+        changed_by = UserInfo.model_validate(json.loads(annotations.get(deployments.CHANGED_BY_ANNOTATION, "")))
+    except (ValueError, ValidationError):
+        changed_by = None
+    change_type = annotations.get(CHANGE_TYPE_ANNOTATION, "feature")
+    spec = ReleaseSpec(
+        deployment=name,
+        service=ownership.name if ownership else "",
+        owner=ownership.spec.owner if ownership else annotations.get(keys.owner, ""),
+        tier=tier,
+        policy=policy_name,
+        from_revision=template_hash(stable.template) if stable else "",
+        to_revision=revision,
+        from_images=deployments.images(stable.template if stable else None),
+        to_images=deployments.images(deployment["spec"]["template"]),
+        changed_by=changed_by,
+        change_type=change_type if change_type in CHANGE_TYPES else "feature",
+        emergency=annotations.get(EMERGENCY_ANNOTATION) or None,
+        steps=policy.tiers.for_tier(tier).steps,
+    )
+    release_name = f"{name}-{revision[:10]}" + (f"-{attempt}" if attempt > 1 else "")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Release",
+        "metadata": {
+            "name": release_name,
+            "namespace": namespace,
+            "labels": {"ballast.dev/deployment": name, "ballast.dev/service": spec.service or name},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                 "uid": metadata["uid"], "blockOwnerDeletion": False}],
+        },
+        "spec": spec.to_wire(),
+    }
+
+
+# -- triggers ----------------------------------------------------------------------------------------------
+
+@kopf.on.event(GROUP, VERSION, "releases")
+async def release_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.release_reconciler.request((namespace, name))
+
+
+def on_deployment_event(runtime: Runtime, body: kopf.Body) -> None:
+    """Route a Deployment event to the releases it concerns (called by the Deployment event handler)."""
+    metadata = body.get("metadata") or {}
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    annotations = metadata.get("annotations") or {}
+    if deployments.is_canary(body):
+        release = annotations.get(deployments.RELEASE_ANNOTATION)
+        if release:
+            runtime.release_reconciler.request((namespace, release))
+        return
+    if deployments.PENDING_ANNOTATION in annotations:
+        runtime.release_reconciler.request(("deployment", namespace, name))
+    for snap in runtime.releases.get(namespace, []):
+        if snap["spec"].get("deployment") == name and \
+                (snap.get("status") or {}).get("phase") not in {p.value for p in FINAL_PHASES}:
+            runtime.release_reconciler.request((namespace, snap["metadata"]["name"]))

@@ -1,0 +1,294 @@
+"""The release state machine, as one pure function: what the world looks like -> what to do next.
+
+``plan`` reads a :class:`View` (the Release's status, the Deployment, the canary, gates, the clock and,
+when asked for, an analysis) and returns a :class:`Plan`: the status to write and the actions to take.
+The engine writes the status *before* acting (write-ahead), and every action is idempotent, so an
+operator killed at any point resumes by planning again from what the API server holds: nothing is
+repeated (verdicts are recorded before they are acted on) and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from ballast.api.common import parse_duration
+from ballast.api.release import AnalysisResult, ReleasePhase, ReleaseStatus, TrafficSample, Verdict
+from ballast.api.releasepolicy import InconclusiveAction, TierSettings
+from ballast.release.verdict import Judgement, Sample
+
+FINAL_PHASES = frozenset({ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK, ReleasePhase.SUPERSEDED,
+                          ReleasePhase.FAILED})
+ACTIVE_PHASES = frozenset({ReleasePhase.PROGRESSING, ReleasePhase.PROMOTING, ReleasePhase.ROLLING_BACK})
+"""Phases that hold a concurrency slot."""
+WAITING_PHASES = frozenset({ReleasePhase.PENDING, ReleasePhase.BLOCKED, ReleasePhase.AWAITING_APPROVAL})
+
+
+def canary_replicas(stable_replicas: int, weight: int) -> int:
+    """Replicas so that canary / (canary + stable) is as close to ``weight``% as whole pods allow (>= 1)."""
+    if weight >= 100:
+        return max(1, stable_replicas)
+    best = max(1, round(stable_replicas * weight / (100 - weight)))
+    candidates = {max(1, best - 1), best, best + 1}
+    return min(candidates, key=lambda c: (abs(c / (c + stable_replicas) - weight / 100) if stable_replicas else 0, c))
+
+
+class ActionKind(StrEnum):
+    ENSURE_CANARY = "EnsureCanary"
+    DELETE_CANARY = "DeleteCanary"
+    PROMOTE = "Promote"
+    """Un-pause the Deployment on the new template and drop the pending marker."""
+    RESTORE = "Restore"
+    """Put the stable template back, un-pause, drop the pending marker, remember the revision as rolled back."""
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    replicas: int = 0
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """What the engine sees of the Deployment."""
+
+    revision: str
+    """Hash of its current pod template."""
+    paused: bool
+    replicas: int
+    pending: bool
+    """Still carries Ballast's pending-release marker."""
+    rolled_out: bool
+    """The controller has observed the current generation and every replica is updated and available."""
+
+
+@dataclass(frozen=True)
+class CanaryView:
+    replicas: int
+    ready_replicas: int
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Gates that make a release wait rather than refuse."""
+
+    approval_required: bool = False
+    approved: bool = False
+    blocked: str | None = None
+    """Why the release may not start yet (concurrency limit, error budget), or None."""
+
+
+@dataclass(frozen=True)
+class Requests:
+    """What people asked for through the plugin (annotations on the Release)."""
+
+    abort: str | None = None
+    promote: bool = False
+
+
+@dataclass(frozen=True)
+class View:
+    now: datetime
+    status: ReleaseStatus
+    steps: list[int]
+    to_revision: str
+    from_revision: str
+    tier: TierSettings
+    deployment: DeploymentView | None
+    canary: CanaryView | None
+    gates: Gates = Gates()
+    requests: Requests = Requests()
+    analysis: tuple[Sample, Sample, Judgement] | None = None
+    """(canary, baseline, judgement) of the window the previous plan asked for."""
+
+
+@dataclass
+class Plan:
+    status: ReleaseStatus
+    actions: list[Action] = field(default_factory=list)
+    analyze_window: tuple[datetime, datetime] | None = None
+    """Set when a verdict is due: query this window and plan again with ``analysis``."""
+    requeue_after: float | None = None
+    """Seconds until the plan should be made again even if nothing changes."""
+    transitioned: bool = False
+
+
+def _to(status: ReleaseStatus, now: datetime, phase: ReleasePhase, reason: str, message: str,
+        **changes: object) -> ReleaseStatus:
+    updates: dict[str, object] = {"phase": phase, "reason": reason, "message": message, **changes}
+    if phase in FINAL_PHASES:
+        updates["finished_at"] = now
+    if status.started_at is None and phase not in WAITING_PHASES:
+        updates["started_at"] = now
+    return status.model_copy(update=updates)
+
+
+def _seconds_until(moment: datetime, now: datetime) -> float:
+    return max(0.0, (moment - now).total_seconds())
+
+
+def plan(view: View) -> Plan:
+    """Decide the next status and actions of one release."""
+    status, now, deployment = view.status, view.now, view.deployment
+    if status.phase in FINAL_PHASES:
+        return Plan(status)
+
+    def move(phase: ReleasePhase, reason: str, message: str, actions: list[Action] | None = None,
+             **changes: object) -> Plan:
+        return Plan(_to(status, now, phase, reason, message, **changes), actions or [], transitioned=True)
+
+    if deployment is None:
+        return move(ReleasePhase.FAILED, "DeploymentDeleted", "The Deployment was deleted during the release.",
+                    [Action(ActionKind.DELETE_CANARY)])
+    overtaken = deployment.revision != view.to_revision and not (
+        status.phase is ReleasePhase.ROLLING_BACK and deployment.revision == view.from_revision)
+    if overtaken:
+        return move(ReleasePhase.SUPERSEDED, "Superseded",
+                    f"The Deployment's pod template changed again (now {deployment.revision}); a new release "
+                    "takes over.", [Action(ActionKind.DELETE_CANARY)])
+    if status.phase is ReleasePhase.ROLLING_BACK:
+        return _rolling_back(view)
+    if status.phase is ReleasePhase.PROMOTING:
+        return _promoting(view)
+    if view.requests.abort is not None:
+        return move(ReleasePhase.ROLLING_BACK, "Aborted", f"Aborted by request: {view.requests.abort}",
+                    [Action(ActionKind.DELETE_CANARY), Action(ActionKind.RESTORE)])
+    if status.phase in WAITING_PHASES:
+        return _waiting(view)
+    return _progressing(view)
+
+
+def _waiting(view: View) -> Plan:
+    status, now, gates = view.status, view.now, view.gates
+    if gates.blocked is not None:
+        if (status.phase, status.message) == (ReleasePhase.BLOCKED, gates.blocked):
+            return Plan(status, requeue_after=5)
+        return Plan(_to(status, now, ReleasePhase.BLOCKED, "Blocked", gates.blocked), requeue_after=5,
+                    transitioned=True)
+    if gates.approval_required and not gates.approved:
+        if status.phase is ReleasePhase.AWAITING_APPROVAL:
+            return Plan(status)
+        return Plan(_to(status, now, ReleasePhase.AWAITING_APPROVAL, "AwaitingApproval",
+                        "The tier requires approval by someone other than the author: "
+                        "`kubectl ballast approve` the release."), transitioned=True)
+    return _start_step(view, 0)
+
+
+def _start_step(view: View, index: int, reason: str = "StepStarted") -> Plan:
+    assert view.deployment is not None
+    weight = view.steps[index]
+    replicas = canary_replicas(view.deployment.replicas, weight)
+    status = _to(view.status, view.now, ReleasePhase.PROGRESSING, reason,
+                 f"Step {index + 1} of {len(view.steps)}: canary at {weight}% ({replicas} pod(s)).",
+                 step=index, weight=weight, step_started_at=view.now, canary_ready_at=None)
+    return Plan(status, [Action(ActionKind.ENSURE_CANARY, replicas)], requeue_after=1, transitioned=True)
+
+
+def _rollback(view: View, reason: str, message: str, **changes: object) -> Plan:
+    status = _to(view.status, view.now, ReleasePhase.ROLLING_BACK, reason, message, **changes)
+    return Plan(status, [Action(ActionKind.DELETE_CANARY), Action(ActionKind.RESTORE)], requeue_after=1,
+                transitioned=True)
+
+
+def _progressing(view: View) -> Plan:
+    status, now, tier = view.status, view.now, view.tier
+    assert view.deployment is not None and status.step is not None and status.weight is not None
+    if view.requests.promote and tier.allow_skip:
+        return Plan(_to(status, now, ReleasePhase.PROMOTING, "PromotedByRequest",
+                        "Remaining steps skipped by request; rolling out natively."),
+                    [Action(ActionKind.PROMOTE)], requeue_after=1, transitioned=True)
+    desired = canary_replicas(view.deployment.replicas, status.weight)
+    actions = [] if view.canary is not None and view.canary.replicas == desired else \
+        [Action(ActionKind.ENSURE_CANARY, desired)]
+    ready = view.canary is not None and view.canary.replicas == desired and view.canary.ready_replicas >= desired
+    if not ready:
+        started = status.step_started_at or now
+        deadline = started + parse_duration(tier.ready_deadline)
+        if now >= deadline:
+            return _rollback(view, "CanaryNotReady",
+                             f"The canary did not become ready within {tier.ready_deadline} at step "
+                             f"{status.step + 1}.")
+        return Plan(status, actions, requeue_after=min(1.0, _seconds_until(deadline, now)))
+    if status.canary_ready_at is None:
+        return Plan(status.model_copy(update={"canary_ready_at": now}), actions,
+                    requeue_after=parse_duration(tier.step_duration).total_seconds())
+    due = status.canary_ready_at + parse_duration(tier.step_duration)
+    if now < due:
+        return Plan(status, actions, requeue_after=_seconds_until(due, now))
+    if view.analysis is None:
+        return Plan(status, actions, analyze_window=(status.canary_ready_at, now))
+    return _judged(view)
+
+
+def _judged(view: View) -> Plan:
+    status, now, tier = view.status, view.now, view.tier
+    assert view.analysis is not None and status.step is not None and status.weight is not None
+    assert status.canary_ready_at is not None
+    canary, baseline, judgement = view.analysis
+    result = AnalysisResult(
+        step=status.step, weight=status.weight, window_start=status.canary_ready_at, window_end=now,
+        canary=_traffic(canary), baseline=_traffic(baseline), verdict=judgement.verdict, message=judgement.message,
+    )
+    analyses = [*status.analyses, result]
+    recorded = replace_status(status, analyses=analyses, canary_ready_at=now)
+    failures = sum(a.verdict is Verdict.FAIL for a in analyses)
+    trailing_inconclusive = 0
+    for a in reversed(analyses):
+        if a.verdict is not Verdict.INCONCLUSIVE:
+            break
+        trailing_inconclusive += 1
+    step_text = f"step {status.step + 1} ({status.weight}%)"
+    if failures >= tier.failure_limit:
+        return _rollback(replace(view, status=recorded), "AnalysisFailed",
+                         f"Analysis failed at {step_text}: {judgement.message}")
+    if judgement.verdict is Verdict.INCONCLUSIVE and trailing_inconclusive >= tier.inconclusive_limit:
+        if tier.on_inconclusive is InconclusiveAction.ROLLBACK:
+            return _rollback(replace(view, status=recorded), "AnalysisInconclusive",
+                             f"{trailing_inconclusive} inconclusive analyses in a row at {step_text}: "
+                             f"{judgement.message}")
+        held = _to(recorded, now, ReleasePhase.PROGRESSING, "Held",
+                   f"{trailing_inconclusive} inconclusive analyses in a row at {step_text}; holding (never "
+                   f"promoting) until the data is conclusive or someone promotes or aborts: {judgement.message}")
+        return Plan(held, requeue_after=parse_duration(tier.step_duration).total_seconds(), transitioned=True)
+    if judgement.verdict is Verdict.PASS:
+        if status.step + 1 >= len(view.steps):
+            return Plan(_to(recorded, now, ReleasePhase.PROMOTING, "AnalysisPassed",
+                            f"Every step passed; rolling out natively. Last: {judgement.message}"),
+                        [Action(ActionKind.PROMOTE)], requeue_after=1, transitioned=True)
+        return _start_step(replace(view, status=recorded), status.step + 1, reason="StepPassed")
+    # Inconclusive or a failure below the limit: analyse a fresh window at the same step.
+    return Plan(recorded, requeue_after=parse_duration(tier.step_duration).total_seconds())
+
+
+def replace_status(status: ReleaseStatus, **changes: object) -> ReleaseStatus:
+    return status.model_copy(update=changes)
+
+
+def _traffic(sample: Sample) -> TrafficSample:
+    return TrafficSample(requests=sample.requests, errors=sample.errors, error_rate=sample.error_rate)
+
+
+def _promoting(view: View) -> Plan:
+    status, deployment = view.status, view.deployment
+    assert deployment is not None
+    if deployment.paused or deployment.pending:
+        return Plan(status, [Action(ActionKind.PROMOTE)], requeue_after=1)
+    if not deployment.rolled_out:
+        return Plan(status, requeue_after=1)
+    return Plan(_to(status, view.now, ReleasePhase.PROMOTED, "Promoted",
+                    f"Revision {view.to_revision} is rolled out on every replica.", weight=100),
+                [Action(ActionKind.DELETE_CANARY)], transitioned=True)
+
+
+def _rolling_back(view: View) -> Plan:
+    status, deployment = view.status, view.deployment
+    assert deployment is not None
+    actions = [] if view.canary is None else [Action(ActionKind.DELETE_CANARY)]
+    if deployment.revision == view.to_revision or deployment.paused or deployment.pending:
+        return Plan(status, [*actions, Action(ActionKind.RESTORE)], requeue_after=1)
+    if actions:
+        return Plan(status, actions, requeue_after=1)
+    # The reason stays the rollback's cause (AnalysisFailed, CanaryNotReady, Aborted, ...).
+    return Plan(_to(status, view.now, ReleasePhase.ROLLED_BACK, status.reason,
+                    f"Restored revision {view.from_revision}. {status.message}", weight=0), transitioned=True)

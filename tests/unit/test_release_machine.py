@@ -1,0 +1,247 @@
+"""The release state machine and the verdict function, as pure functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ballast.api.common import RiskTier
+from ballast.api.release import ReleasePhase, ReleaseStatus, Verdict
+from ballast.api.releasepolicy import TIER_DEFAULTS, InconclusiveAction, TierSettings
+from ballast.release.gates import ReleaseRef, concurrency_block
+from ballast.release.machine import (
+    ActionKind,
+    CanaryView,
+    DeploymentView,
+    Gates,
+    Requests,
+    View,
+    canary_replicas,
+    plan,
+)
+from ballast.release.verdict import Judgement, Sample, judge, wilson_interval
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+TIER = TierSettings(steps=[10, 50], step_duration="10s", ready_deadline="30s", min_requests=50,
+                    failure_limit=1, inconclusive_limit=2, on_inconclusive=InconclusiveAction.ROLLBACK)
+NEW, OLD = "new-rev", "old-rev"
+PAUSED = DeploymentView(revision=NEW, paused=True, replicas=9, pending=True, rolled_out=False)
+
+
+def view(status: ReleaseStatus, *, now=T0, deployment=PAUSED, canary=None, tier=TIER, **kw) -> View:
+    return View(now=now, status=status, steps=tier.steps, to_revision=NEW, from_revision=OLD, tier=tier,
+                deployment=deployment, canary=canary, **kw)
+
+
+def progressing(step=0, weight=10, started=T0, ready_at=None, analyses=()) -> ReleaseStatus:
+    return ReleaseStatus(phase=ReleasePhase.PROGRESSING, step=step, weight=weight, step_started_at=started,
+                         canary_ready_at=ready_at, analyses=list(analyses), started_at=T0)
+
+
+GOOD = (Sample(100, 0), Sample(900, 4), Judgement(Verdict.PASS, "fine"))
+BAD = (Sample(100, 20), Sample(900, 4), Judgement(Verdict.FAIL, "too many errors"))
+UNSURE = (Sample(10, 0), Sample(900, 4), Judgement(Verdict.INCONCLUSIVE, "too few requests"))
+
+
+class TestCanarySizing:
+    @pytest.mark.parametrize(("stable", "weight", "expected"), [
+        (9, 10, 1), (20, 5, 1), (19, 5, 1), (3, 50, 3), (10, 25, 3), (4, 1, 1), (0, 10, 1), (5, 100, 5),
+    ])
+    def test_replicas(self, stable, weight, expected):
+        assert canary_replicas(stable, weight) == expected
+
+
+class TestWaiting:
+    def test_starts_the_first_step(self):
+        result = plan(view(ReleaseStatus()))
+        assert result.status.phase is ReleasePhase.PROGRESSING
+        assert (result.status.step, result.status.weight, result.status.step_started_at) == (0, 10, T0)
+        assert [(a.kind, a.replicas) for a in result.actions] == [(ActionKind.ENSURE_CANARY, 1)]
+        assert result.status.started_at == T0
+
+    def test_blocked_names_the_reason_and_waits(self):
+        result = plan(view(ReleaseStatus(), gates=Gates(blocked="2 releases progress in shop (limit 2)")))
+        assert result.status.phase is ReleasePhase.BLOCKED and result.actions == []
+        assert result.status.message == "2 releases progress in shop (limit 2)"
+        assert plan(view(result.status, gates=Gates(blocked="2 releases progress in shop (limit 2)"))
+                    ).transitioned is False
+
+    def test_approval_gate(self):
+        waiting = plan(view(ReleaseStatus(), gates=Gates(approval_required=True))).status
+        assert waiting.phase is ReleasePhase.AWAITING_APPROVAL
+        approved = plan(view(waiting, gates=Gates(approval_required=True, approved=True)))
+        assert approved.status.phase is ReleasePhase.PROGRESSING
+
+
+class TestProgressing:
+    def test_recreates_a_missing_canary(self):
+        result = plan(view(progressing()))
+        assert [a.kind for a in result.actions] == [ActionKind.ENSURE_CANARY]
+        assert result.status.phase is ReleasePhase.PROGRESSING
+
+    def test_canary_not_ready_in_time_rolls_back(self):
+        result = plan(view(progressing(), now=T0 + timedelta(seconds=31), canary=CanaryView(1, 0)))
+        assert result.status.phase is ReleasePhase.ROLLING_BACK
+        assert result.status.reason == "CanaryNotReady"
+        assert [a.kind for a in result.actions] == [ActionKind.DELETE_CANARY, ActionKind.RESTORE]
+
+    def test_ready_canary_opens_the_window_then_asks_for_analysis(self):
+        ready = plan(view(progressing(), now=T0 + timedelta(seconds=3), canary=CanaryView(1, 1)))
+        assert ready.status.canary_ready_at == T0 + timedelta(seconds=3)
+        early = plan(view(ready.status, now=T0 + timedelta(seconds=8), canary=CanaryView(1, 1)))
+        assert early.analyze_window is None and early.requeue_after == pytest.approx(5)
+        due = plan(view(ready.status, now=T0 + timedelta(seconds=13), canary=CanaryView(1, 1)))
+        assert due.analyze_window == (T0 + timedelta(seconds=3), T0 + timedelta(seconds=13))
+
+    def test_pass_moves_to_the_next_step(self):
+        now = T0 + timedelta(seconds=20)
+        result = plan(view(progressing(ready_at=T0), now=now, canary=CanaryView(1, 1), analysis=GOOD))
+        assert (result.status.step, result.status.weight) == (1, 50)
+        assert result.status.analyses[0].verdict is Verdict.PASS
+        assert result.status.analyses[0].canary.requests == 100
+        assert [(a.kind, a.replicas) for a in result.actions] == [(ActionKind.ENSURE_CANARY, 9)]
+
+    def test_pass_at_the_last_step_promotes(self):
+        result = plan(view(progressing(step=1, weight=50, ready_at=T0), now=T0 + timedelta(seconds=20),
+                           canary=CanaryView(9, 9), analysis=GOOD))
+        assert result.status.phase is ReleasePhase.PROMOTING
+        assert [a.kind for a in result.actions] == [ActionKind.PROMOTE]
+
+    def test_fail_rolls_back_and_records_the_verdict_first(self):
+        result = plan(view(progressing(ready_at=T0), now=T0 + timedelta(seconds=20), canary=CanaryView(1, 1),
+                           analysis=BAD))
+        assert result.status.phase is ReleasePhase.ROLLING_BACK
+        assert result.status.reason == "AnalysisFailed"
+        assert [a.verdict for a in result.status.analyses] == [Verdict.FAIL]
+        assert "too many errors" in result.status.message
+
+    def test_fail_below_the_limit_repeats_the_step(self):
+        tier = TIER.model_copy(update={"failure_limit": 2})
+        result = plan(view(progressing(ready_at=T0), now=T0 + timedelta(seconds=20), canary=CanaryView(1, 1),
+                           analysis=BAD, tier=tier))
+        assert result.status.phase is ReleasePhase.PROGRESSING and result.status.step == 0
+        assert result.status.canary_ready_at == T0 + timedelta(seconds=20)
+
+    def test_inconclusive_never_promotes_and_rolls_back_past_the_limit(self):
+        first = plan(view(progressing(ready_at=T0), now=T0 + timedelta(seconds=20), canary=CanaryView(1, 1),
+                          analysis=UNSURE))
+        assert first.status.phase is ReleasePhase.PROGRESSING and first.status.step == 0
+        second = plan(view(first.status, now=T0 + timedelta(seconds=40), canary=CanaryView(1, 1),
+                           analysis=UNSURE))
+        assert second.status.phase is ReleasePhase.ROLLING_BACK
+        assert second.status.reason == "AnalysisInconclusive"
+
+    def test_inconclusive_hold(self):
+        tier = TIER.model_copy(update={"on_inconclusive": InconclusiveAction.HOLD, "inconclusive_limit": 1})
+        result = plan(view(progressing(step=1, weight=50, ready_at=T0), now=T0 + timedelta(seconds=20),
+                           canary=CanaryView(9, 9), analysis=UNSURE, tier=tier))
+        assert result.status.phase is ReleasePhase.PROGRESSING and result.status.reason == "Held"
+        assert result.actions == []
+
+    def test_promote_request_honours_the_tier(self):
+        status = progressing()
+        allowed = plan(view(status, canary=CanaryView(1, 1), requests=Requests(promote=True)))
+        assert allowed.status.phase is ReleasePhase.PROMOTING
+        strict = TIER.model_copy(update={"allow_skip": False})
+        forbidden = plan(view(status, canary=CanaryView(1, 1), requests=Requests(promote=True), tier=strict))
+        assert forbidden.status.phase is ReleasePhase.PROGRESSING
+
+    def test_abort(self):
+        result = plan(view(progressing(), canary=CanaryView(1, 1), requests=Requests(abort="bad config")))
+        assert result.status.phase is ReleasePhase.ROLLING_BACK and result.status.reason == "Aborted"
+
+
+class TestEnding:
+    def test_superseded_by_another_change(self):
+        changed = DeploymentView(revision="third", paused=True, replicas=9, pending=True, rolled_out=False)
+        result = plan(view(progressing(), deployment=changed, canary=CanaryView(1, 1)))
+        assert result.status.phase is ReleasePhase.SUPERSEDED
+        assert [a.kind for a in result.actions] == [ActionKind.DELETE_CANARY]
+        assert result.status.finished_at == T0
+
+    def test_deployment_deleted(self):
+        assert plan(view(progressing(), deployment=None)).status.phase is ReleasePhase.FAILED
+
+    def test_promoting_waits_for_the_native_rollout(self):
+        status = ReleaseStatus(phase=ReleasePhase.PROMOTING, step=1, weight=50)
+        unpause = plan(view(status, canary=CanaryView(9, 9)))
+        assert [a.kind for a in unpause.actions] == [ActionKind.PROMOTE]
+        rolling = DeploymentView(revision=NEW, paused=False, replicas=9, pending=False, rolled_out=False)
+        assert plan(view(status, deployment=rolling, canary=CanaryView(9, 9))).actions == []
+        done = DeploymentView(revision=NEW, paused=False, replicas=9, pending=False, rolled_out=True)
+        result = plan(view(status, deployment=done, canary=CanaryView(9, 9)))
+        assert result.status.phase is ReleasePhase.PROMOTED
+        assert [a.kind for a in result.actions] == [ActionKind.DELETE_CANARY]
+
+    def test_rolling_back_until_the_stable_template_is_back(self):
+        status = ReleaseStatus(phase=ReleasePhase.ROLLING_BACK, step=0, weight=10, reason="AnalysisFailed",
+                               message="Analysis failed.")
+        again = plan(view(status, canary=CanaryView(1, 1)))
+        assert [a.kind for a in again.actions] == [ActionKind.DELETE_CANARY, ActionKind.RESTORE]
+        restored = DeploymentView(revision=OLD, paused=False, replicas=9, pending=False, rolled_out=False)
+        done = plan(view(status, deployment=restored))
+        assert done.status.phase is ReleasePhase.ROLLED_BACK and done.status.weight == 0
+        assert done.status.reason == "AnalysisFailed"
+
+    def test_final_phases_do_nothing(self):
+        status = ReleaseStatus(phase=ReleasePhase.PROMOTED)
+        result = plan(view(status, deployment=None))
+        assert result.status is status and result.actions == []
+
+
+class TestVerdict:
+    MEDIUM = TIER_DEFAULTS[RiskTier.MEDIUM]
+
+    def test_wilson_behaves_at_zero_and_small_n(self):
+        low, high = wilson_interval(0, 10)
+        assert low == 0 and 0.2 < high < 0.35
+        assert wilson_interval(5, 0) == (0.0, 1.0)
+
+    @pytest.mark.parametrize(("canary", "baseline", "expected"), [
+        (Sample(None, None), Sample(1000, 5), Verdict.INCONCLUSIVE),       # no data
+        (Sample(0, 0), Sample(1000, 5), Verdict.INCONCLUSIVE),             # no traffic
+        (Sample(30, 0), Sample(1000, 5), Verdict.INCONCLUSIVE),            # below min requests
+        (Sample(100, 20), Sample(1000, 5), Verdict.FAIL),                  # 20% >> 5% ceiling
+        (Sample(100, 1), Sample(1000, 5), Verdict.PASS),                   # like baseline
+        (Sample(100, 0), Sample(None, None), Verdict.PASS),                # no baseline: ceiling only
+        (Sample(60, 4), Sample(1000, 5), Verdict.INCONCLUSIVE),            # looks worse, not confidently
+        (Sample(2000, 90), Sample(20000, 100), Verdict.FAIL),              # 4.5% vs 0.5%: worse beyond +2%
+        (Sample(100, 6), Sample(100, 6), Verdict.INCONCLUSIVE),            # above ceiling, not confidently
+    ])
+    def test_verdicts(self, canary, baseline, expected):
+        assert judge(canary, baseline, self.MEDIUM).verdict is expected
+
+    def test_good_canaries_do_not_flap(self):
+        # 0.5% background errors: however the errors fall in 100-request windows, never a Fail.
+        for errors in range(0, 6):
+            assert judge(Sample(100, errors), Sample(1000, 5), self.MEDIUM).verdict is not Verdict.FAIL
+
+
+class TestConcurrency:
+    def ref(self, name, phase, minute, namespace="shop", owner="payments"):
+        return ReleaseRef(namespace, name, owner, phase, T0 + timedelta(minutes=minute))
+
+    def test_free_slot(self):
+        me = self.ref("b", ReleasePhase.PENDING, 2)
+        assert concurrency_block(me, [me, self.ref("a", ReleasePhase.PROMOTED, 1)], 1, "high") is None
+
+    def test_active_release_blocks_and_names_the_namespace(self):
+        me = self.ref("b", ReleasePhase.PENDING, 2)
+        reason = concurrency_block(me, [self.ref("a", ReleasePhase.PROGRESSING, 1)], 1, "high")
+        assert "namespace shop" in reason and "allows 1" in reason
+
+    def test_queue_order(self):
+        first, second = self.ref("a", ReleasePhase.BLOCKED, 1), self.ref("b", ReleasePhase.BLOCKED, 2)
+        assert concurrency_block(first, [first, second], 1, "high") is None
+        assert concurrency_block(second, [first, second], 1, "high") is not None
+
+    def test_awaiting_approval_holds_no_slot(self):
+        me = self.ref("b", ReleasePhase.PENDING, 2)
+        assert concurrency_block(me, [self.ref("a", ReleasePhase.AWAITING_APPROVAL, 1)], 1, "high") is None
+
+    def test_team_limit_across_namespaces(self):
+        me = self.ref("b", ReleasePhase.PENDING, 2)
+        other = self.ref("a", ReleasePhase.PROGRESSING, 1, namespace="cart")
+        assert "team payments" in concurrency_block(me, [other], 1, "high")
+        assert concurrency_block(me, [other], 2, "high") is None

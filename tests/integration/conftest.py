@@ -143,6 +143,13 @@ class OperatorProcess:
                                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         wait_for(self.healthy, 60, "operator never became healthy")
 
+    def kill(self) -> None:
+        """SIGKILL: the operator gets no chance to tidy up, as in a node failure or an OOM kill."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
     def stop(self) -> None:
         if self.process is None:
             return

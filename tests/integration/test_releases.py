@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import kubernetes
 import pytest
 
@@ -21,8 +24,9 @@ def governed(custom, namespace, apps, operator):
     """A namespace under a fast policy, with a 3-replica Deployment 'shop' that the low tier owns."""
     name = f"fast-{namespace}"
     custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", release_policy(
-        name, {"ballast.dev/test-ns": namespace}, tiers={"low": FAST_TIER, "critical": {**FAST_TIER,
-                                                                                        "approvalRequired": True}}))
+        name, {"ballast.dev/test-ns": namespace},
+        tiers={"low": FAST_TIER, "critical": {**FAST_TIER, "approvalRequired": True},
+               "medium": {**FAST_TIER, "maxConcurrent": 1}}))
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
                                            service_ownership("shop", {"app": "shop"}, riskTier="low"))
     body = deployment("shop", {"app": "shop"}, replicas=3, annotations=OWNERSHIP_ANNOTATIONS,
@@ -50,29 +54,36 @@ def _created(apps, namespace, body) -> bool:
     return True
 
 
-def change(apps, namespace, image, template_annotations, annotations=None):
+def change(apps, namespace, image, template_annotations, annotations=None, name="shop"):
     """What `kubectl apply` of a new version does: a new pod template."""
     patch = {"spec": {"template": {"metadata": {"annotations": template_annotations},
                                    "spec": {"containers": [{"name": "app", "image": image}]}}}}
     if annotations:
         patch["metadata"] = {"annotations": annotations}
-    return apps.patch_namespaced_deployment("shop", namespace, patch)
+    return apps.patch_namespaced_deployment(name, namespace, patch)
 
 
-def releases(custom, namespace):
+def releases(custom, namespace, deployment_name="shop"):
     items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "releases",
-                                                 label_selector="ballast.dev/deployment=shop")["items"]
+                                                 label_selector=f"ballast.dev/deployment={deployment_name}")["items"]
     return sorted(items, key=lambda r: r["metadata"]["creationTimestamp"] + r["metadata"]["name"])
 
 
-def final_release(custom, namespace, count=1, timeout=90):
-    def done():
-        items = releases(custom, namespace)
-        if len(items) >= count and (items[count - 1].get("status") or {}).get("phase") in (
-                "Promoted", "RolledBack", "Superseded", "Failed"):
+FINAL = ("Promoted", "RolledBack", "Superseded", "Failed")
+
+
+def release_in(custom, namespace, phases, count=1, timeout=90, deployment_name="shop"):
+    """The count-th release of the Deployment, once it is in one of ``phases``."""
+    def reached():
+        items = releases(custom, namespace, deployment_name)
+        if len(items) >= count and (items[count - 1].get("status") or {}).get("phase") in phases:
             return items[count - 1]
         return None
-    return wait_for(done, timeout, f"release {count} never finished")
+    return wait_for(reached, timeout, f"release {count} of {deployment_name} never reached {phases}")
+
+
+def final_release(custom, namespace, count=1, timeout=90):
+    return release_in(custom, namespace, FINAL, count, timeout)
 
 
 def image_of(apps, namespace):
@@ -116,7 +127,9 @@ def test_bad_release_rolls_back_and_its_template_is_refused_until_retry(governed
     status = release["status"]
     assert status["phase"] == "RolledBack", status
     assert status["reason"] == "AnalysisFailed"
-    assert status["analyses"][0]["verdict"] == "Fail" and status["analyses"][0]["step"] == 0
+    # Rolled back at the first step with enough data: windows before the Fail could only lack data.
+    verdicts = [(a["step"], a["verdict"]) for a in status["analyses"]]
+    assert verdicts[-1] == (0, "Fail") and all(v == (0, "Inconclusive") for v in verdicts[:-1]), verdicts
     assert image_of(apps, namespace) == "registry.example.com/app:1.0"
     assert not apps.read_namespaced_deployment("shop", namespace).spec.paused
     wait_for(lambda: canary_gone(apps, namespace), 30, "the canary was never deleted")
@@ -139,3 +152,109 @@ def test_crash_looping_release_rolls_back_with_canary_not_ready(governed, apps, 
     assert release["status"]["phase"] == "RolledBack"
     assert release["status"]["reason"] == "CanaryNotReady"
     assert image_of(apps, namespace) == "registry.example.com/app:1.0"
+
+
+def ballast(kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ballast.cli.main", *args, "--kubeconfig", kubeconfig],
+                          capture_output=True, text=True)
+
+
+def test_critical_release_waits_for_an_approval_that_is_not_the_authors(governed, apps, custom, cluster):
+    namespace = governed
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships", "shop",
+                                          {"spec": {"riskTier": "critical"}})
+    wait_for(lambda: _tier_is(custom, namespace, "critical"), 10, "tier change not visible")
+    change(apps, namespace, "app:3.0", GOOD)
+    waiting = release_in(custom, namespace, ("AwaitingApproval",))
+    name = waiting["metadata"]["name"]
+    assert "kubectl ballast approve" in waiting["status"]["message"]
+
+    own = ballast(cluster.kubeconfig, "approve", name, "-n", namespace)
+    assert own.returncode != 0
+    assert "was changed by admin, who cannot also approve it (four eyes)" in own.stderr
+
+    other = ballast(cluster.user_kubeconfigs["alice"], "approve", name, "-n", namespace)
+    assert other.returncode == 0, other.stderr
+    done = final_release(custom, namespace)
+    assert done["status"]["phase"] == "Promoted"
+    assert done["status"]["approvedBy"]["username"] == "alice"
+    assert done["spec"]["changedBy"]["username"] == "admin"
+
+
+def _tier_is(custom, namespace, tier):
+    so = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships", "shop")
+    return so["spec"]["riskTier"] == tier
+
+
+def test_concurrency_limit_queues_the_second_release(governed, apps, custom):
+    namespace = governed
+    for name in ("first", "second"):  # no ServiceOwnership selects them: medium tier, one at a time
+        body = deployment(name, {"app": name}, replicas=2, annotations=OWNERSHIP_ANNOTATIONS,
+                          template_annotations=GOOD)
+        apps.create_namespaced_deployment(namespace, body)
+    for name in ("first", "second"):
+        wait_for(lambda n=name: (apps.read_namespaced_deployment(n, namespace).status.available_replicas or 0) == 2,
+                 60, f"{name} never became available")
+    change(apps, namespace, "app:2.0", GOOD, name="first")
+    release_in(custom, namespace, ("Progressing",), deployment_name="first")
+    change(apps, namespace, "app:2.0", GOOD, name="second")
+    blocked = release_in(custom, namespace, ("Blocked",), deployment_name="second")
+    assert f"namespace {namespace}" in blocked["status"]["message"]
+    assert "allows 1 at once" in blocked["status"]["message"]
+
+    first = release_in(custom, namespace, FINAL, deployment_name="first")
+    second = release_in(custom, namespace, FINAL, deployment_name="second")
+    assert (first["status"]["phase"], second["status"]["phase"]) == ("Promoted", "Promoted")
+    assert second["status"]["startedAt"] >= first["status"]["finishedAt"]
+
+
+def test_a_second_change_supersedes_the_running_release(governed, apps, custom):
+    namespace = governed
+    change(apps, namespace, "app:2.0", GOOD)
+    release_in(custom, namespace, ("Progressing",))
+    change(apps, namespace, "app:2.1", GOOD)
+    final_release(custom, namespace, count=2)
+
+    def by_image(image):
+        return next(r for r in releases(custom, namespace) if r["spec"]["toImages"] == [image])
+
+    assert by_image("app:2.0")["status"]["phase"] == "Superseded"
+    wait_for(lambda: by_image("app:2.1").get("status", {}).get("phase") in FINAL, 90, "replacement never ended")
+    assert by_image("app:2.1")["status"]["phase"] == "Promoted"
+    assert image_of(apps, namespace) == "app:2.1"
+
+
+def test_prometheus_down_makes_verdicts_inconclusive_and_never_promotes(governed, apps, custom, local_cluster):
+    namespace = governed
+    change(apps, namespace, "app:2.0", GOOD)
+    release_in(custom, namespace, ("Progressing",))
+    local_cluster.stop_prometheus()
+    try:
+        release = final_release(custom, namespace)
+    finally:
+        local_cluster.start_prometheus()
+    status = release["status"]
+    assert (status["phase"], status["reason"]) == ("RolledBack", "AnalysisInconclusive"), status
+    assert status["analyses"][-1]["verdict"] == "Inconclusive"
+    assert "Prometheus could not be asked" in status["analyses"][-1]["message"]
+    assert image_of(apps, namespace) == "registry.example.com/app:1.0"
+
+
+def test_operator_killed_mid_release_resumes_without_repeating_or_skipping(governed, apps, custom, operator):
+    namespace = governed
+    change(apps, namespace, "app:2.0", GOOD)
+    release_in(custom, namespace, ("Progressing",))
+    wait_for(lambda: not canary_gone(apps, namespace), 30, "the canary never appeared")
+    operator.kill()
+    operator.start()
+    release = final_release(custom, namespace)
+    status = release["status"]
+    assert status["phase"] == "Promoted", status
+    analyses = status["analyses"]
+    # Every step passed exactly once, in order (an Inconclusive window, e.g. while Prometheus warms up
+    # again, is repeated by design), and no window was recorded twice.
+    assert [(a["step"], a["verdict"]) for a in analyses if a["verdict"] != "Inconclusive"] == [
+        (0, "Pass"), (1, "Pass")], analyses
+    windows = [(a["step"], a["verdict"], a["windowStart"], a["windowEnd"]) for a in analyses]
+    assert len({a["windowStart"] for a in analyses}) == len(analyses), windows
+    assert image_of(apps, namespace) == "app:2.0"

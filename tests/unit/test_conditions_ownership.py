@@ -111,3 +111,16 @@ class TestAssessOwnership:
         assert complete.status is False
         assert "spec.alerts is empty" in complete.message
         assert "Deployment checkout is missing annotation ballast.dev/runbook: add an http(s) URL" in complete.message
+
+
+class TestMergePatch:
+    def test_cleared_field_becomes_null_and_absent_null_is_no_change(self):
+        from ballast.api.release import ReleaseStatus
+        from ballast.kube.client import merge_patch
+
+        before = ReleaseStatus(step=0, canary_ready_at=T0).to_wire_clearing()
+        after = ReleaseStatus(step=1).to_wire_clearing()
+        patch = merge_patch(before, after)
+        assert patch["canaryReadyAt"] is None and patch["step"] == 1
+        assert "approvedBy" not in patch
+        assert merge_patch(after, after) == {}

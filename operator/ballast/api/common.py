@@ -35,6 +35,15 @@ class ApiModel(BaseModel):
         """Return the JSON-compatible, camelCase form the API server stores."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def to_wire_clearing(self) -> dict:
+        """``to_wire`` plus an explicit null for every empty top-level field, so that a merge patch of a
+        whole status also clears what is no longer set (e.g. the previous step's canaryReadyAt)."""
+        wire = self.to_wire()
+        for name, field in type(self).model_fields.items():
+            if getattr(self, name) is None:
+                wire[field.alias or name] = None
+        return wire
+
 
 class RiskTier(StrEnum):
     """How much damage a bad change to a service can do; decides how carefully it is released."""

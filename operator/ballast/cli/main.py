@@ -6,6 +6,7 @@ import click
 
 from ballast.cli.check import check
 from ballast.cli.operator import operator_group
+from ballast.cli.releases import abort, approve, promote
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +17,8 @@ def cli() -> None:
 
 cli.add_command(operator_group)
 cli.add_command(check)
+for command in (approve, abort, promote):
+    cli.add_command(command)
 
 
 def main() -> None:

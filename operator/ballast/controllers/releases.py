@@ -208,7 +208,7 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         try:
             await asyncio.to_thread(
                 update_status, CustomObjectRef("releases", name, namespace), body.get("status"),
-                {**decision.status.to_wire(), "observedGeneration": body["metadata"].get("generation")},
+                {**decision.status.to_wire_clearing(), "observedGeneration": body["metadata"].get("generation")},
                 body["metadata"]["resourceVersion"])
         except kubernetes.client.ApiException as error:
             if error.status == 409:

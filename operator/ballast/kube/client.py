@@ -57,11 +57,16 @@ class CustomObjectRef:
 
 
 def merge_patch(old: Any, new: Any) -> Any:
-    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``: removed keys become null."""
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``.
+
+    Keys missing from ``new`` become null; a null in ``new`` for a key ``old`` lacks is no change.
+    """
     if not isinstance(old, dict) or not isinstance(new, dict):
         return new
     patch = {key: None for key in old if key not in new}
     for key, value in new.items():
+        if value is None and key not in old:
+            continue
         if key not in old or old[key] != value:
             patch[key] = merge_patch(old.get(key), value)
     return patch

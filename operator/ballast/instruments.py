@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ballast.api.serviceownership import ReleaseStatistics
+
 ADMISSION_REQUESTS = Counter(
     "ballast_admission_requests_total",
     "Admission requests for workloads, by kind, decision (allowed, warned, refused, audited, exempt) and rule.",
@@ -39,3 +41,41 @@ ANALYSIS_VERDICTS = Counter(
     "Canary analyses, by tier and verdict (Pass, Fail, Inconclusive).",
     ["tier", "verdict"],
 )
+SERVICE_RELEASES = Gauge(
+    "ballast_service_releases",
+    "Finished releases (promoted or rolled back) among a service's kept Release records.",
+    ["namespace", "service"],
+)
+SERVICE_ROLLBACKS = Gauge(
+    "ballast_service_rollbacks",
+    "Rolled-back releases among a service's kept Release records.",
+    ["namespace", "service"],
+)
+SERVICE_CHANGE_FAILURE_RATE = Gauge(
+    "ballast_service_change_failure_rate",
+    "Rolled back / finished releases of a service.",
+    ["namespace", "service"],
+)
+SERVICE_MTTR = Gauge(
+    "ballast_service_mean_time_to_restore_seconds",
+    "Mean time from a failing change being recorded to its rollback completing.",
+    ["namespace", "service"],
+)
+SERVICE_ERROR_BUDGET = Gauge(
+    "ballast_service_error_budget_remaining",
+    "Share of a service's SLO error budget left over its window (negative when overspent).",
+    ["namespace", "service"],
+)
+
+
+def export_service_metrics(namespace: str, service: str, statistics: ReleaseStatistics,
+                           budget: float | None) -> None:
+    """Mirror a ServiceOwnership's statistics in /metrics (gauges, since they come from kept records)."""
+    labels = {"namespace": namespace, "service": service}
+    SERVICE_RELEASES.labels(**labels).set(statistics.releases)
+    SERVICE_ROLLBACKS.labels(**labels).set(statistics.rollbacks)
+    SERVICE_CHANGE_FAILURE_RATE.labels(**labels).set(statistics.change_failure_rate)
+    if statistics.mean_time_to_restore_seconds is not None:
+        SERVICE_MTTR.labels(**labels).set(statistics.mean_time_to_restore_seconds)
+    if budget is not None:
+        SERVICE_ERROR_BUDGET.labels(**labels).set(budget)

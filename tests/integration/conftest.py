@@ -122,7 +122,7 @@ class OperatorProcess:
             "--webhook-address", "127.0.0.1",
             "--webhook-cert-dir", str(self.cert_dir),
             "--resync-seconds", "2",
-            "--alert-refresh-seconds", "1",
+            "--prometheus-refresh-seconds", "1",
         ]
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -115,6 +115,14 @@ def test_good_release_is_promoted(governed, apps, custom):
     assert spec["changedBy"]["username"] == "admin"
 
     assert image_of(apps, namespace) == "app:2.0"
+
+    def statistics():
+        so = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships", "shop")
+        status = so.get("status") or {}
+        return status if (status.get("statistics") or {}).get("releases") == 1 else None
+    so_status = wait_for(statistics, 30, "the ServiceOwnership never counted the release")
+    assert so_status["lastRelease"] == {"name": release["metadata"]["name"], "phase": "Promoted"}
+    assert so_status["statistics"]["changeFailureRate"] == 0.0 and "currentRelease" not in so_status
     current = apps.read_namespaced_deployment("shop", namespace)
     assert not current.spec.paused and "ballast.dev/pending-revision" not in (current.metadata.annotations or {})
     wait_for(lambda: canary_gone(apps, namespace), 30, "the canary was never deleted")
@@ -258,3 +266,27 @@ def test_operator_killed_mid_release_resumes_without_repeating_or_skipping(gover
     windows = [(a["step"], a["verdict"], a["windowStart"], a["windowEnd"]) for a in analyses]
     assert len({a["windowStart"] for a in analyses}) == len(analyses), windows
     assert image_of(apps, namespace) == "app:2.0"
+
+
+def test_spent_error_budget_blocks_features_but_not_break_glass(governed, apps, custom):
+    namespace = governed
+    # 0.5% of requests fail; a 99.9% objective allows 0.1%: the budget is overspent.
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships", "shop",
+                                          {"spec": {"slo": {"availability": 0.999, "window": "1m"}}})
+
+    def spent():
+        so = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships", "shop")
+        remaining = (so.get("status") or {}).get("errorBudgetRemaining")
+        return remaining is not None and remaining < 0
+    wait_for(spent, 60, "the ServiceOwnership never reported its budget spent")
+
+    change(apps, namespace, "app:2.0", GOOD)
+    blocked = release_in(custom, namespace, ("Blocked",))
+    assert "error budget of service shop is spent" in blocked["status"]["message"]
+
+    change(apps, namespace, "app:2.0-hotfix", GOOD, annotations={"ballast.dev/emergency": "INC-7"})
+    wait_for(lambda: len(releases(custom, namespace)) == 2, 30, "the break-glass change was never recorded")
+    emergency = next(r for r in releases(custom, namespace) if r["spec"]["toImages"] == ["app:2.0-hotfix"])
+    assert emergency["spec"]["emergency"] == "INC-7"
+    wait_for(lambda: next(r for r in releases(custom, namespace) if r["spec"]["toImages"] == ["app:2.0-hotfix"]
+                          ).get("status", {}).get("phase") == "Promoted", 90, "the break-glass release never ended")

@@ -9,7 +9,7 @@ import pytest
 from ballast.api.common import RiskTier
 from ballast.api.release import ReleasePhase, ReleaseStatus, Verdict
 from ballast.api.releasepolicy import TIER_DEFAULTS, InconclusiveAction, TierSettings
-from ballast.release.gates import ReleaseRef, concurrency_block
+from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
 from ballast.release.machine import (
     ActionKind,
     CanaryView,
@@ -20,6 +20,7 @@ from ballast.release.machine import (
     canary_replicas,
     plan,
 )
+from ballast.release.statistics import ReleaseRecord, error_budget_remaining, summarize
 from ballast.release.verdict import Judgement, Sample, judge, wilson_interval
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -245,3 +246,50 @@ class TestConcurrency:
         other = self.ref("a", ReleasePhase.PROGRESSING, 1, namespace="cart")
         assert "team payments" in concurrency_block(me, [other], 1, "high")
         assert concurrency_block(me, [other], 2, "high") is None
+
+
+class TestStatistics:
+    def test_change_failure_rate_and_time_to_restore(self):
+        def record(name, phase, minute, took=None):
+            created = T0 + timedelta(minutes=minute)
+            return ReleaseRecord(name, phase, created, created + timedelta(seconds=took) if took else None)
+
+        history = summarize([
+            record("a", ReleasePhase.PROMOTED, 1, 60), record("b", ReleasePhase.ROLLED_BACK, 2, 30),
+            record("c", ReleasePhase.SUPERSEDED, 3, 5), record("d", ReleasePhase.ROLLED_BACK, 4, 90),
+            record("e", ReleasePhase.PROGRESSING, 5),
+        ])
+        assert (history.statistics.releases, history.statistics.rollbacks) == (3, 2)
+        assert history.statistics.change_failure_rate == pytest.approx(0.6667)
+        assert history.statistics.mean_time_to_restore_seconds == 60.0
+        assert (history.current.name, history.last.name) == ("e", "d")
+
+    def test_empty(self):
+        history = summarize([])
+        assert history.current is None and history.last is None
+        assert history.statistics.change_failure_rate == 0.0
+
+    @pytest.mark.parametrize(("requests", "errors", "expected"), [
+        (1000, 0, 1.0), (1000, 1, 0.0), (1000, 0.5, 0.5), (1000, 2, -1.0), (0, 0, None), (None, None, None),
+    ])
+    def test_error_budget(self, requests, errors, expected):
+        assert error_budget_remaining(requests, errors, 0.999) == (pytest.approx(expected) if expected is not None
+                                                                   else None)
+
+
+class TestBudgetGate:
+    @pytest.mark.parametrize(("remaining", "change_type", "emergency", "blocked"), [
+        (0.5, "feature", None, False),
+        (None, "feature", None, False),       # unknown budget never blocks
+        (0.0, "feature", None, True),
+        (-0.2, "config", None, True),
+        (-0.2, "fix", None, False),
+        (-0.2, "security", None, False),
+        (-0.2, "feature", "INC-1", False),    # break-glass
+    ])
+    def test_budget(self, remaining, change_type, emergency, blocked):
+        reason = budget_block("checkout", remaining, "30d", change_type, emergency,
+                              ["fix", "reliability", "security"])
+        assert (reason is not None) is blocked
+        if blocked:
+            assert "error budget of service checkout is spent" in reason and "ballast.dev/emergency" in reason

@@ -36,8 +36,9 @@ def operator_group() -> None:
               help="Serve kopf's health probe, e.g. http://0.0.0.0:8081/healthz.")
 @click.option("--resync-seconds", type=float, default=10.0, show_default=True,
               help="How often clock-driven state (freeze windows) is re-evaluated.")
-@click.option("--alert-refresh-seconds", type=float, default=30.0, show_default=True,
-              help="How often the alerting rules loaded in Prometheus are re-read for admission.")
+@click.option("--prometheus-refresh-seconds", type=float, default=30.0, show_default=True,
+              help="How often what admission and release gates read from Prometheus (alerting rules, "
+                   "error budgets) is refreshed.")
 @click.option("--metrics-port", type=int, default=8080, show_default=True,
               help="Port of the operator's Prometheus /metrics endpoint; 0 disables it.")
 @click.option("--metrics-address", default="0.0.0.0", show_default=True, help="Address /metrics listens on.")
@@ -64,7 +65,7 @@ def run(
     verbose: bool,
     liveness_endpoint: str | None,
     resync_seconds: float,
-    alert_refresh_seconds: float,
+    prometheus_refresh_seconds: float,
     metrics_port: int,
     metrics_address: str,
     operator_username: str | None,
@@ -105,7 +106,7 @@ def run(
         operator_namespace=operator_namespace,
         prometheus_url=prometheus_url,
         resync_seconds=resync_seconds,
-        alert_refresh_seconds=alert_refresh_seconds,
+        prometheus_refresh_seconds=prometheus_refresh_seconds,
         operator_username=operator_username,
         webhooks=WebhookOptions(
             port=webhook_port, bind_address=webhook_address, host=webhook_host,

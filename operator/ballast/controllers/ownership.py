@@ -12,16 +12,18 @@ from pydantic import ValidationError
 
 from ballast.api.common import GROUP, VERSION
 from ballast.api.serviceownership import ServiceOwnershipSpec
-from ballast.controllers.releases import on_deployment_event
+from ballast.controllers.releases import on_deployment_event, release_records
 from ballast.controllers.runtime import (
     Runtime,
     describe_validation_error,
     post_condition_events,
     updated_conditions,
 )
+from ballast.instruments import export_service_metrics
 from ballast.kube.client import CustomObjectRef, update_status
 from ballast.policy.conditions import Observation
 from ballast.policy.ownership import assess_ownership
+from ballast.release.statistics import summarize
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +47,20 @@ async def reconcile_namespace(runtime: Runtime, namespace: str) -> None:
             assessment = assess_ownership(spec, deployments, keys)
             observed, workloads = assessment.conditions, assessment.workloads
         conditions, changed = updated_conditions(snap, observed)
+        so_name = snap["metadata"]["name"]
+        history = summarize(release_records(runtime, namespace, so_name))
+        budget = runtime.error_budgets.get((namespace, so_name))
         owned = {
             "observedGeneration": snap["metadata"].get("generation"),
             "conditions": conditions,
             "workloads": workloads,
             "workloadCount": len(workloads),
+            "currentRelease": history.current.to_wire() if history.current else None,
+            "lastRelease": history.last.to_wire() if history.last else None,
+            "statistics": history.statistics.to_wire(),
+            "errorBudgetRemaining": budget,
         }
+        export_service_metrics(namespace, so_name, history.statistics, budget)
         ref = CustomObjectRef("serviceownerships", snap["metadata"]["name"], namespace)
         try:
             written = await asyncio.to_thread(

@@ -35,7 +35,7 @@ from ballast.metrics.prometheus import PrometheusProvider
 from ballast.metrics.provider import ProviderUnavailable
 from ballast.policy.admission import EMERGENCY_ANNOTATION
 from ballast.policy.workloads import template_hash
-from ballast.release.gates import ReleaseRef, concurrency_block
+from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
 from ballast.release.machine import (
     FINAL_PHASES,
     Action,
@@ -48,6 +48,7 @@ from ballast.release.machine import (
     plan,
 )
 from ballast.release.requests import ABORT_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION
+from ballast.release.statistics import ReleaseRecord, error_budget_remaining
 from ballast.release.verdict import Judgement, Sample, judge
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,24 @@ def _refs(runtime: Runtime) -> list[ReleaseRef]:
     return refs
 
 
+def release_records(runtime: Runtime, namespace: str, service: str) -> list[ReleaseRecord]:
+    """The kept Release records of one service, from the index."""
+    records = []
+    for snap in runtime.releases.get(namespace, []):
+        if snap["spec"].get("service") != service:
+            continue
+        status = snap.get("status") or {}
+        created = snap["metadata"].get("creationTimestamp")
+        finished = status.get("finishedAt")
+        records.append(ReleaseRecord(
+            name=snap["metadata"]["name"],
+            phase=ReleasePhase(status.get("phase") or ReleasePhase.PENDING),
+            created=datetime.fromisoformat(created) if created else now(),
+            finished=datetime.fromisoformat(finished) if finished else None,
+        ))
+    return records
+
+
 # -- analysis ----------------------------------------------------------------------------------------------
 
 def _analyse(url: str, policy: ReleasePolicySpec, namespace: str, canary_pods: str, stable_pods: str,
@@ -144,6 +163,21 @@ def _analyse(url: str, policy: ReleasePolicySpec, namespace: str, canary_pods: s
 
 def _render(template: str, values: dict[str, str]) -> str:
     return Template(template).safe_substitute(values)
+
+
+def measure_error_budget(url: str, policy: ReleasePolicySpec, namespace: str, deployment_names: list[str],
+                         availability: float, window: str) -> float | None:
+    """The share of a service's error budget left over its SLO window (blocking; None when unknown)."""
+    if not deployment_names:
+        return None
+    provider = PrometheusProvider(url)
+    values = {"namespace": namespace, "pods": f"({'|'.join(sorted(deployment_names))})-.*", "window": window}
+    try:
+        requests = provider.query(_render(policy.prometheus.queries.requests, values))
+        errors = provider.query(_render(policy.prometheus.queries.errors, values))
+    except ProviderUnavailable:
+        return None
+    return error_budget_remaining(requests, errors or 0.0, availability)
 
 
 # -- the release pass --------------------------------------------------------------------------------------
@@ -182,6 +216,12 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         me = ReleaseRef(namespace, name, spec.owner, status.phase,
                         datetime.fromisoformat(body["metadata"]["creationTimestamp"]))
         blocked = concurrency_block(me, _refs(runtime), tier.max_concurrent, spec.tier.value)
+        if blocked is None and policy.error_budget.enabled and spec.service:
+            ownership = next((o for o in runtime.named_ownerships(namespace) if o.name == spec.service), None)
+            if ownership is not None and ownership.spec.slo is not None:
+                blocked = budget_block(spec.service, runtime.error_budgets.get((namespace, spec.service)),
+                                       ownership.spec.slo.window, spec.change_type, spec.emergency,
+                                       list(policy.error_budget.exempt_change_types))
     view = View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
         from_revision=spec.from_revision, tier=tier, deployment=_deployment_view(deployment),
@@ -360,6 +400,7 @@ def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
 @kopf.on.event(GROUP, VERSION, "releases")
 async def release_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     memo.runtime.release_reconciler.request((namespace, name))
+    memo.runtime.ownership_reconciler.request(namespace)  # current/last release and statistics
 
 
 def on_deployment_event(runtime: Runtime, body: kopf.Body) -> None:

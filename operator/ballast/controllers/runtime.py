@@ -34,7 +34,7 @@ class Options:
     operator_namespace: str | None = None
     prometheus_url: str | None = None
     resync_seconds: float = 10.0
-    alert_refresh_seconds: float = 30.0
+    prometheus_refresh_seconds: float = 30.0
     webhooks: WebhookOptions | None = None
     """How to serve admission webhooks; None disables them."""
     operator_username: str | None = None
@@ -77,6 +77,8 @@ class Runtime:
     release_reconciler: Coalescer | None = None
     webhook_endpoint: Endpoint | None = None
     applied_webhook_configurations: list[dict[str, Any]] | None = None
+    error_budgets: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    """(namespace, ServiceOwnership) -> share of its SLO error budget left, refreshed in the background."""
     known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
     """Prometheus URL -> alerting rules loaded there (None while unreachable), refreshed in the background."""
     indexes_ready: bool = False

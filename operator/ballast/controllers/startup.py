@@ -14,7 +14,7 @@ from ballast.admission.webhook import build_server
 from ballast.controllers.coalesce import Coalescer
 from ballast.controllers.ownership import reconcile_namespace
 from ballast.controllers.policies import reconcile_policies
-from ballast.controllers.releases import reconcile_release
+from ballast.controllers.releases import measure_error_budget, reconcile_release
 from ballast.controllers.runtime import Options, Runtime
 from ballast.kube.client import connection_info
 from ballast.metrics.prometheus import PrometheusProvider
@@ -70,6 +70,7 @@ async def start(
     runtime.background += [
         asyncio.create_task(_resync(runtime)),
         asyncio.create_task(_refresh_alert_rules(runtime)),
+        asyncio.create_task(_refresh_error_budgets(runtime)),
     ]
     memo.runtime = runtime
 
@@ -96,7 +97,29 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
                 logger.warning("Alert rules unknown, admission degrades to warnings: %s", error)
                 names = None
             runtime.known_alerts[url] = names
-        await asyncio.sleep(runtime.options.alert_refresh_seconds)
+        await asyncio.sleep(runtime.options.prometheus_refresh_seconds)
+
+
+async def _refresh_error_budgets(runtime: Runtime) -> None:
+    """Keep every SLO's remaining error budget in memory, for release gates and ServiceOwnership status."""
+    while True:
+        for namespace in list(runtime.ownerships.keys()):
+            policy = runtime.governing_policy(namespace)
+            spec = policy.effective if policy and policy.effective else None
+            url = runtime.prometheus_url(spec) if spec else runtime.options.prometheus_url
+            for ownership in runtime.named_ownerships(namespace):
+                if ownership.spec.slo is None or url is None or spec is None:
+                    continue
+                names = [w.name for w in runtime.workloads.get(namespace, [])
+                         if w.kind == "Deployment" and not w.is_canary and ownership.spec.selector.matches(w.labels)]
+                remaining = await asyncio.to_thread(
+                    measure_error_budget, url, spec, namespace, names, ownership.spec.slo.availability,
+                    ownership.spec.slo.window)
+                key = (namespace, ownership.name)
+                if runtime.error_budgets.get(key) != remaining:
+                    runtime.error_budgets[key] = remaining
+                    runtime.ownership_reconciler.request(namespace)
+        await asyncio.sleep(runtime.options.prometheus_refresh_seconds)
 
 
 @kopf.on.cleanup()

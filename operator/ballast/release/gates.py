@@ -45,3 +45,17 @@ def concurrency_block(me: ReleaseRef, releases: Iterable[ReleaseRef], limit: int
             return (f"{of_team} release(s) of team {me.owner} are progressing or queued ahead; tier {tier} allows "
                     f"{limit} at once. It starts when one finishes.")
     return None
+
+
+def budget_block(service: str, remaining: float | None, window: str, change_type: str, emergency: str | None,
+                 exempt_change_types: list[str]) -> str | None:
+    """Why a release of a service whose error budget is spent must wait, or None.
+
+    Only changes that restore reliability (by default fix, reliability, security) proceed, or any
+    change with a break-glass reason. An unknown budget (no SLO, no data) never blocks.
+    """
+    if remaining is None or remaining > 0 or change_type in exempt_change_types or emergency:
+        return None
+    return (f"The error budget of service {service} is spent ({remaining:.0%} left over {window}): only "
+            f"{', '.join(exempt_change_types)} changes proceed. Set ballast.dev/change-type accordingly, or "
+            "break glass with ballast.dev/emergency.")

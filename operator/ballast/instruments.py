@@ -41,6 +41,12 @@ ANALYSIS_VERDICTS = Counter(
     "Canary analyses, by tier and verdict (Pass, Fail, Inconclusive).",
     ["tier", "verdict"],
 )
+ROLLBACK_ACTUATION = Histogram(
+    "ballast_rollback_actuation_seconds",
+    "Time from the decision to roll back (failing verdict, deadline, abort) to the canary deleted and the "
+    "stable template restored, inside the operator.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 SERVICE_RELEASES = Gauge(
     "ballast_service_releases",
     "Finished releases (promoted or rolled back) among a service's kept Release records.",

@@ -2,25 +2,27 @@
 
 Starts a fresh local control plane (building it on first use), installs the CRDs and examples/
 (one of whose Deployments predates the policy and lacks a runbook), runs the operator, shows the
-status it computes, then shows admission at work: a change to the non-compliant Deployment is
-refused with a message naming the rule and the fix; once fixed, it is admitted. The cluster stays up
-afterwards for exploring; `make cluster-down` stops it.
+status it computes, then shows admission at work (a change to the non-compliant Deployment is
+refused with a message naming the rule and the fix; once fixed, it is admitted), then a good
+release promoted through canary steps and a bad one rolled back automatically, and ends with the
+release history. The cluster stays up afterwards for exploring; `make cluster-down` stops it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import requests
-
 from tests.harness import wait_for
-from tests.harness.cluster import DEFAULT_STATE_DIR, REPO_ROOT, LocalCluster, free_ports
+from tests.harness.cluster import DEFAULT_STATE_DIR, REPO_ROOT, LocalCluster
 from tests.harness.kubectl import kubectl
+from tests.harness.operator import OperatorProcess
+
+FINAL = ("Promoted", "RolledBack", "Superseded", "Failed")
 
 RUNBOOK = "https://runbooks.example.com/discovery/recommendations"
 
@@ -44,28 +46,27 @@ def jsonpath(kubeconfig: str, *args: str) -> str:
     return kubectl(kubeconfig, "get", *args).stdout
 
 
-def start_operator(kubeconfig: str, prometheus_url: str, log_path: Path) -> subprocess.Popen[bytes]:
-    health, metrics, webhook = (f"{port}" for port in free_ports(3))
-    with log_path.open("w") as log:
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "ballast.cli.main", "operator", "run", "--kubeconfig", kubeconfig,
-             "--prometheus-url", prometheus_url, "--liveness", f"http://127.0.0.1:{health}/healthz",
-             "--metrics-address", "127.0.0.1", "--metrics-port", metrics,
-             "--webhook-address", "127.0.0.1", "--webhook-port", webhook],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+def release_phase(kubeconfig: str, namespace: str, image: str) -> str:
+    """The phase of the release that carries ``image``, or '' while none does."""
+    out = jsonpath(kubeconfig, "releases", "-n", namespace, "-o",
+                   "jsonpath={range .items[*]}{.spec.toImages[0]} {.status.phase}{\"\\n\"}{end}")
+    phases = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith(f"{image} ") and " " in line]
+    return phases[-1] if phases else ""
 
-    def healthy() -> bool:
-        if operator.poll() is not None:
-            raise RuntimeError(f"the operator exited; see {log_path}")
-        try:
-            return requests.get(f"http://127.0.0.1:{health}/healthz", timeout=1).ok
-        except requests.RequestException:
-            return False
 
-    wait_for(healthy, 60, "the operator never became healthy")
-    print(f"operator log: {log_path}\noperator metrics: http://127.0.0.1:{metrics}/metrics")
-    return operator
+def ship(kubeconfig: str, image: str, error_ratio: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """What a service team's `kubectl apply` of a new version amounts to: a new pod template."""
+    patch = json.dumps({"spec": {"template": {
+        "metadata": {"annotations": {"sim.ballast.dev/error-ratio": error_ratio}},
+        "spec": {"containers": [{"name": "recommendations", "image": image}]}}}})
+    return show(kubeconfig, "patch", "deployment/recommendations", "-n", "shop", "-p", patch, check=check)
+
+
+def wait_release(kubeconfig: str, image: str, phases: tuple[str, ...], what: str) -> str:
+    def reached() -> str | None:
+        phase = release_phase(kubeconfig, "shop", image)
+        return phase if phase in phases else None
+    return wait_for(reached, 120, f"the release of {image} never {what}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         The recommendations Deployment predates Ballast and has no runbook annotation.""")
     show(kubeconfig, "apply", "-f", str(REPO_ROOT / "examples"))
 
-    say("Running the operator: `ballast operator run`.")
-    operator = start_operator(kubeconfig, info.prometheus_url, Path(args.state_dir) / "logs" / "operator-demo.log")
+    say("Running the operator: `ballast operator run`, as its own identity `ballast-operator`.")
+    operator = OperatorProcess(info, Path(args.state_dir) / "logs" / "operator-demo.log")
+    operator.start()
+    print(f"operator log: {operator.log_path}\noperator metrics: {operator.metrics_url}")
     try:
         wait_for(lambda: jsonpath(kubeconfig, "serviceownerships", "-n", "shop", "-o",
                                   "jsonpath={.items[*].status.workloadCount}").split() == ["1", "1"],
@@ -107,15 +110,26 @@ def main(argv: list[str] | None = None) -> int:
         print(jsonpath(kubeconfig, "serviceownership", "recommendations", "-n", "shop", "-o",
                        'jsonpath={.status.conditions[?(@.type=="OwnershipComplete")].message}'))
 
-        say("A service team ships a new image of recommendations. Ballast refuses the change:")
-        image = "recommendations=registry.example.com/shop/recommendations:3.3.0"
-        refused = show(kubeconfig, "set", "image", "deployment/recommendations", "-n", "shop", image, check=False)
-        if refused.returncode == 0:
+        say("""
+            recommendations is low tier. So that this demo takes seconds, not minutes, the low tier's canary
+            steps are shortened to 25% then 50% of traffic, 5 seconds each (the example says 50% for 1 minute).""")
+        show(kubeconfig, "patch", "releasepolicy", "production", "--type", "merge", "-p", json.dumps(
+            {"spec": {"tiers": {"low": {"steps": [25, 50], "stepDuration": "5s", "minRequests": 20}}}}))
+
+        say("A service team ships a new version of recommendations (0.5% errors, like today's). Ballast refuses:")
+        good = "registry.example.com/shop/recommendations:3.3.0"
+        if ship(kubeconfig, good, "0.005", check=False).returncode == 0:
             raise RuntimeError("the change to a Deployment without a runbook was admitted")
 
-        say("They add the runbook the message asks for, and ship again. Admitted:")
+        say("They add the runbook the message asks for, and ship again. Admitted, and held: the Deployment is "
+            "paused while a canary takes a share of the traffic and Prometheus compares it with the stable pods:")
         show(kubeconfig, "annotate", "deployment/recommendations", "-n", "shop", f"ballast.dev/runbook={RUNBOOK}")
-        show(kubeconfig, "set", "image", "deployment/recommendations", "-n", "shop", image)
+        ship(kubeconfig, good, "0.005")
+        wait_release(kubeconfig, good, ("Progressing",), "started")
+        show(kubeconfig, "get", "deployments", "-n", "shop")
+        say("Every step passes, so the Deployment rolls out natively and the canary goes away:")
+        wait_release(kubeconfig, good, FINAL, "finished")
+        show(kubeconfig, "get", "deployments", "-n", "shop")
 
         wait_for(lambda: jsonpath(kubeconfig, "releasepolicy", "production", "-o",
                                   "jsonpath={.status.violationCount}") == "0",
@@ -124,9 +138,29 @@ def main(argv: list[str] | None = None) -> int:
         show(kubeconfig, "get", "serviceownerships,releasepolicies", "-A")
         say("Events the operator posted:")
         show(kubeconfig, "get", "events", "-n", "shop", "--field-selector", "involvedObject.kind=ServiceOwnership")
+
+
+        say("Next, a bad version (20% errors). Its canary fails the first analysis and Ballast rolls back:")
+        ship(kubeconfig, "registry.example.com/shop/recommendations:3.5.0", "0.2")
+        wait_release(kubeconfig, "registry.example.com/shop/recommendations:3.5.0", FINAL, "finished")
+        print(jsonpath(kubeconfig, "deployment", "recommendations", "-n", "shop", "-o",
+                       "jsonpath=recommendations now runs {.spec.template.spec.containers[0].image}"))
+
+        say("Re-applying the rolled-back version is refused until someone sets ballast.dev/retry:")
+        refused = ship(kubeconfig, "registry.example.com/shop/recommendations:3.5.0", "0.2", check=False)
+        if refused.returncode == 0:
+            raise RuntimeError("the rolled-back template was admitted again")
+
+        say("The release history SREs read, and the analysis behind the rollback:")
+        show(kubeconfig, "get", "releases", "-n", "shop", "-o", "wide")
+        print(jsonpath(kubeconfig, "releases", "-n", "shop", "-o",
+                       'jsonpath={range .items[?(@.status.phase=="RolledBack")]}{.metadata.name}: '
+                       '{.status.reason}: {.status.message}{"\\n"}{end}'))
+        show(kubeconfig, "get", "serviceownership", "recommendations", "-n", "shop", "-o",
+             "jsonpath={.status.statistics}")
+        print()
     finally:
-        operator.terminate()
-        operator.wait(timeout=15)
+        operator.stop()
         # With the operator stopped, an Enforce policy's webhooks (failurePolicy Fail) would refuse every
         # change in shop; remove them so the cluster left behind stays usable.
         kubectl(kubeconfig, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "ballast.dev",

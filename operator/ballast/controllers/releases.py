@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import replace
 from datetime import datetime
 from string import Template
@@ -28,7 +29,7 @@ from ballast.api.common import API_VERSION, GROUP, VERSION, RiskTier
 from ballast.api.release import Release, ReleasePhase, ReleaseSpec, ReleaseStatus, UserInfo, Verdict
 from ballast.api.releasepolicy import ReleasePolicySpec, TierSettings
 from ballast.controllers.runtime import Runtime, now
-from ballast.instruments import ANALYSIS_VERDICTS, RELEASE_TRANSITIONS
+from ballast.instruments import ANALYSIS_VERDICTS, RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, update_status
 from ballast.metrics.prometheus import PrometheusProvider
@@ -230,6 +231,7 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
     )
     decision = plan(view)
+    decided = time.perf_counter()
     if decision.analyze_window is not None and deployment is not None:
         url = runtime.prometheus_url(policy)
         stable = await asyncio.to_thread(deployments.read_stable_revision, deployment)
@@ -243,6 +245,7 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
                 f"{spec.deployment}-{stable.pod_template_hash}-.*", decision.analyze_window, tier)
         ANALYSIS_VERDICTS.labels(tier=spec.tier.value, verdict=analysis[2].verdict.value).inc()
         decision = plan(replace(view, analysis=analysis))
+        decided = time.perf_counter()
 
     if decision.status != status:
         try:
@@ -259,6 +262,8 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         _announce(body, deployment, decision.status, spec)
     for action in decision.actions:
         await asyncio.to_thread(_act, action, body, deployment, spec, runtime)
+    if decision.transitioned and decision.status.phase is ReleasePhase.ROLLING_BACK:
+        ROLLBACK_ACTUATION.observe(time.perf_counter() - decided)
     if decision.status.phase in FINAL_PHASES:
         runtime.ownership_reconciler.request(namespace)
         await asyncio.to_thread(_trim_history, runtime, namespace, spec.deployment, policy.release_history_limit)

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         Done. The cluster is still running (the operator is not; its webhook configurations were removed):
           export KUBECONFIG={kubeconfig}
           kubectl get serviceownerships,releasepolicies -A
-          .venv/bin/ballast operator run --kubeconfig {kubeconfig}    # run the operator yourself
+          .venv/bin/ballast operator run --kubeconfig {kubeconfig}-ballast-operator   # run it yourself
           make cluster-down                                            # stop everything
         """)
     return 0

@@ -41,13 +41,13 @@ from pathlib import Path
 
 import kubernetes
 import requests
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
 from tests.harness.cluster import ClusterInfo, LocalCluster
-from tests.integration.conftest import CRD_DIR, OperatorProcess
+from tests.harness.crds import install_crds
+from tests.harness.operator import OperatorProcess
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy
 
 GOVERNED, PLAIN = "bench-governed", "bench-plain"
@@ -162,28 +162,6 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
 # -- setup ---------------------------------------------------------------------------------------------
 
 
-def apply_crds(api: kubernetes.client.ApiClient) -> None:
-    ext = kubernetes.client.ApiextensionsV1Api(api)
-    names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        body = yaml.safe_load(path.read_text())
-        names.append(body["metadata"]["name"])
-        try:
-            ext.create_custom_resource_definition(body)
-        except kubernetes.client.ApiException as error:
-            if error.status != 409:
-                raise
-
-    def established() -> bool:
-        return all(
-            any(c.type == "Established" and c.status == "True"
-                for c in ext.read_custom_resource_definition(name).status.conditions or [])
-            for name in names
-        )
-
-    wait_for(established, 30, "CRDs never became Established")
-
-
 def refusal_status(apps: kubernetes.client.AppsV1Api, namespace: str) -> int | None:
     """HTTP status refusing a dry-run create of a Deployment without annotations, None if admitted."""
     try:
@@ -284,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting the local control plane in {state_dir} (a first build takes ~5 min) ...", flush=True)
         info = cluster.start()
         api = kubernetes.config.new_client_from_config(config_file=info.kubeconfig)
-        apply_crds(api)
+        install_crds(api)
         operator = OperatorProcess(info, state_dir / "operator.log")
         operator.start()
         prepare(info, api)

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import kubernetes
 import pytest
-import yaml
 
-from tests.harness import wait_for
 from tests.harness.cluster import ClusterInfo, LocalCluster, start_or_skip
+from tests.harness.crds import install_crds
 from tests.harness.operator import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = REPO_ROOT / "crds"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,27 +63,8 @@ def custom(api_client: kubernetes.client.ApiClient) -> kubernetes.client.CustomO
 
 @pytest.fixture(scope="session")
 def crds(api_client: kubernetes.client.ApiClient) -> list[str]:
-    """Apply every CRD in crds/ and wait until the API server serves them."""
-    ext = kubernetes.client.ApiextensionsV1Api(api_client)
-    names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        body = yaml.safe_load(path.read_text())
-        names.append(body["metadata"]["name"])
-        try:
-            ext.create_custom_resource_definition(body)
-        except kubernetes.client.ApiException as error:
-            if error.status != 409:
-                raise
-
-    def established() -> bool:
-        for name in names:
-            conditions = ext.read_custom_resource_definition(name).status.conditions or []
-            if not any(c.type == "Established" and c.status == "True" for c in conditions):
-                return False
-        return True
-
-    wait_for(established, 30, "CRDs never became Established")
-    return names
+    """Every CRD in crds/, served by the API server."""
+    return install_crds(api_client)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -134,8 +135,7 @@ async def pause_changed_template(
         patch.setdefault("spec", {})["paused"] = True
         annotations = patch.setdefault("metadata", {}).setdefault("annotations", {})
         annotations[PENDING_ANNOTATION] = template_hash(new_template)
-        identity = {"username": username, "uid": userinfo.get("uid"), "groups": userinfo.get("groups") or []}
-        annotations[CHANGED_BY_ANNOTATION] = json.dumps(identity, sort_keys=True)
+        annotations[CHANGED_BY_ANNOTATION] = _identity(userinfo)
     elif PENDING_ANNOTATION in old_annotations:
         # A release is under way: whatever the request says (say, an apply that does not know about
         # spec.paused), the Deployment stays held and keeps its bookkeeping until the release ends.
@@ -152,20 +152,14 @@ async def stamp_approver(
     userinfo: dict[str, Any], memo: kopf.Memo, **_: Any,
 ) -> None:
     """Record who approved, from the API server's word for it; nobody can write the record by hand."""
-    runtime: Runtime | None = memo.get("runtime")
-    if subresource or old is None or new is None:
+    update = _update_by_a_person(old, new, subresource, userinfo, memo)
+    if update is None:
         return
-    username = (userinfo or {}).get("username", "")
-    if runtime is not None and username == runtime.options.operator_username:
-        return
-    old_annotations = old.get("metadata", {}).get("annotations") or {}
-    new_annotations = new.get("metadata", {}).get("annotations") or {}
     annotations = patch.setdefault("metadata", {}).setdefault("annotations", {})
-    if APPROVE_ANNOTATION in new_annotations and APPROVE_ANNOTATION not in old_annotations:
-        identity = {"username": username, "uid": userinfo.get("uid"), "groups": userinfo.get("groups") or []}
-        annotations[APPROVED_BY_ANNOTATION] = json.dumps(identity, sort_keys=True)
-    elif new_annotations.get(APPROVED_BY_ANNOTATION) != old_annotations.get(APPROVED_BY_ANNOTATION):
-        annotations[APPROVED_BY_ANNOTATION] = old_annotations.get(APPROVED_BY_ANNOTATION)  # None removes it
+    if update.added(APPROVE_ANNOTATION):
+        annotations[APPROVED_BY_ANNOTATION] = update.identity
+    elif update.new.get(APPROVED_BY_ANNOTATION) != update.old.get(APPROVED_BY_ANNOTATION):
+        annotations[APPROVED_BY_ANNOTATION] = update.old.get(APPROVED_BY_ANNOTATION)  # None removes it
     if not annotations:
         del patch["metadata"]
 
@@ -176,29 +170,60 @@ def validate_release_request(
     memo: kopf.Memo, **_: Any,
 ) -> None:
     """Four eyes on approvals, and no skipping of steps where the tier forbids it."""
-    runtime: Runtime | None = memo.get("runtime")
-    if subresource or old is None or new is None:
+    update = _update_by_a_person(old, new, subresource, userinfo, memo)
+    if update is None or new is None:
         return
-    username = (userinfo or {}).get("username", "")
-    if runtime is not None and username == runtime.options.operator_username:
-        return
-    old_annotations = old.get("metadata", {}).get("annotations") or {}
-    new_annotations = new.get("metadata", {}).get("annotations") or {}
     metadata = new.get("metadata", {})
     subject = f"Release {metadata.get('namespace')}/{metadata.get('name')}"
     spec = new.get("spec") or {}
-    if APPROVE_ANNOTATION in new_annotations and APPROVE_ANNOTATION not in old_annotations:
+    if update.added(APPROVE_ANNOTATION):
         author = (spec.get("changedBy") or {}).get("username")
-        if author and author == username:
+        if author and author == update.username:
             raise kopf.AdmissionError(
-                f"{subject} was changed by {username}, who cannot also approve it (four eyes): ask someone "
-                "else to run `kubectl ballast approve`.", code=403)
-    if PROMOTE_ANNOTATION in new_annotations and PROMOTE_ANNOTATION not in old_annotations and runtime is not None:
-        namespace = metadata.get("namespace") or ""
-        governing = runtime.governing_policy(namespace)
+                f"{subject} was changed by {update.username}, who cannot also approve it (four eyes): ask "
+                "someone else to run `kubectl ballast approve`.", code=403)
+    runtime: Runtime | None = memo.get("runtime")
+    if update.added(PROMOTE_ANNOTATION) and runtime is not None:
+        governing = runtime.governing_policy(metadata.get("namespace") or "")
         policy = governing.effective if governing and governing.effective else ReleasePolicySpec()
         tier = spec.get("tier") or "medium"
         if not policy.tiers.for_tier(RiskTier(tier)).allow_skip:
             raise kopf.AdmissionError(
                 f"{subject} is {tier} tier, whose policy does not allow skipping steps: let the analysis finish, "
                 "or `kubectl ballast abort` it.", code=403)
+
+
+@dataclass(frozen=True)
+class _PersonsUpdate:
+    """An update of an object by someone other than the operator, seen through its annotations."""
+
+    username: str
+    identity: str
+    """The requester's identity as JSON, for the record."""
+    old: dict[str, str]
+    new: dict[str, str]
+
+    def added(self, key: str) -> bool:
+        return key in self.new and key not in self.old
+
+
+def _update_by_a_person(old: kopf.Body | None, new: kopf.Body | None, subresource: str | None,
+                        userinfo: dict[str, Any], memo: kopf.Memo) -> _PersonsUpdate | None:
+    if subresource or old is None or new is None:
+        return None
+    runtime: Runtime | None = memo.get("runtime")
+    username = (userinfo or {}).get("username", "")
+    if runtime is not None and username == runtime.options.operator_username:
+        return None
+    return _PersonsUpdate(
+        username=username,
+        identity=_identity(userinfo),
+        old=dict(old.get("metadata", {}).get("annotations") or {}),
+        new=dict(new.get("metadata", {}).get("annotations") or {}),
+    )
+
+
+def _identity(userinfo: dict[str, Any]) -> str:
+    """The requester as the API server authenticated them, as JSON for an annotation."""
+    return json.dumps({"username": userinfo.get("username", ""), "uid": userinfo.get("uid"),
+                       "groups": userinfo.get("groups") or []}, sort_keys=True)

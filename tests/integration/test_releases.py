@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -290,3 +291,35 @@ def test_spent_error_budget_blocks_features_but_not_break_glass(governed, apps, 
     assert emergency["spec"]["emergency"] == "INC-7"
     wait_for(lambda: next(r for r in releases(custom, namespace) if r["spec"]["toImages"] == ["app:2.0-hotfix"]
                           ).get("status", {}).get("phase") == "Promoted", 90, "the break-glass release never ended")
+
+
+def test_the_sre_plugin_reads_the_release_history(governed, apps, custom, cluster):
+    namespace = governed
+    change(apps, namespace, "app:2.0", GOOD)
+    final_release(custom, namespace)
+    change(apps, namespace, "app:2.1-bad", BAD)
+    rolled_back = final_release(custom, namespace, count=2)
+    assert rolled_back["status"]["phase"] == "RolledBack"
+
+    status = ballast(cluster.kubeconfig, "status", "-n", namespace, "-o", "json")
+    assert status.returncode == 0, status.stderr
+    (row,) = json.loads(status.stdout)
+    assert (row["service"], row["owner"], row["tier"], row["phase"], row["last_verdict"], row["frozen"]) == (
+        "shop", "payments", "low", "RolledBack", "Fail", "no")
+
+    history = ballast(cluster.kubeconfig, "history", "shop", "-n", namespace, "-o", "json")
+    rows = json.loads(history.stdout)
+    assert [(r["phase"], r["to"], r["author"]) for r in rows] == [
+        ("Promoted", "app:2.0", "admin"), ("RolledBack", "app:2.1-bad", "admin")]
+
+    describe = ballast(cluster.kubeconfig, "describe", rolled_back["metadata"]["name"], "-n", namespace)
+    assert describe.returncode == 0, describe.stderr
+    assert "Images:      app:2.0 -> app:2.1-bad" in describe.stdout
+    assert "Fail" in describe.stdout and "Reason:      AnalysisFailed" in describe.stdout
+    assert "errors (" in describe.stdout  # the numbers behind each verdict
+
+    board = ballast(cluster.kubeconfig, "scoreboard", "-n", namespace, "-o", "csv", "--since", "1h")
+    lines = board.stdout.strip().splitlines()
+    assert lines[0].startswith("team,tier,releases,promoted,rolled_back")
+    team, tier, releases_, promoted, rolled_back_, *_ = lines[1].split(",")
+    assert (team, tier, releases_, promoted, rolled_back_) == ("payments", "low", "2", "1", "1")

@@ -62,8 +62,10 @@ class TestWaiting:
         assert result.status.started_at == T0
 
     def test_blocked_names_the_reason_and_waits(self):
-        result = plan(view(ReleaseStatus(), gates=Gates(blocked="2 releases progress in shop (limit 2)")))
+        result = plan(view(ReleaseStatus(), gates=Gates(blocked="2 releases progress in shop (limit 2)",
+                                                        blocked_kind="concurrency")))
         assert result.status.phase is ReleasePhase.BLOCKED and result.actions == []
+        assert result.status.blocked_by == ["concurrency"]
         assert result.status.message == "2 releases progress in shop (limit 2)"
         assert plan(view(result.status, gates=Gates(blocked="2 releases progress in shop (limit 2)"))
                     ).transitioned is False

@@ -132,6 +132,8 @@ class ReleaseStatus(ApiModel):
     """A sentence explaining the current phase."""
     approved_by: UserInfo | None = None
     """Who approved the release, where its tier requires approval."""
+    blocked_by: list[Literal["concurrency", "error-budget"]] = Field(default_factory=list)
+    """Every gate that held the release back at some point (for the scoreboard)."""
     conditions: list[Condition] = Field(default_factory=list)
     """Standard conditions."""
     step_started_at: datetime | None = None

@@ -7,6 +7,7 @@ import click
 from ballast.cli.check import check
 from ballast.cli.operator import operator_group
 from ballast.cli.releases import abort, approve, promote
+from ballast.cli.sre import describe, history, score, status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +18,7 @@ def cli() -> None:
 
 cli.add_command(operator_group)
 cli.add_command(check)
-for command in (approve, abort, promote):
+for command in (approve, abort, promote, status, history, describe, score):
     cli.add_command(command)
 
 

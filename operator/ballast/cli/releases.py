@@ -12,24 +12,13 @@ import click
 import kubernetes
 
 from ballast.api.common import GROUP, VERSION
+from ballast.cli.common import connect, kubeconfig_option, namespace_option
 from ballast.release.requests import ABORT_ANNOTATION, APPROVE_ANNOTATION, PROMOTE_ANNOTATION
-
-kubeconfig_option = click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), envvar="KUBECONFIG",
-                                 help="Kubeconfig to use; defaults to $KUBECONFIG or ~/.kube/config.")
-namespace_option = click.option("-n", "--namespace", default=None,
-                                help="Namespace of the release; defaults to the kubeconfig context's.")
-
-
-def _client(kubeconfig: str | None, namespace: str | None) -> tuple[kubernetes.client.CustomObjectsApi, str]:
-    kubernetes.config.load_kube_config(config_file=kubeconfig)
-    if namespace is None:
-        _, context = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
-        namespace = (context or {}).get("context", {}).get("namespace") or "default"
-    return kubernetes.client.CustomObjectsApi(), namespace
 
 
 def _annotate(kubeconfig: str | None, namespace: str | None, release: str, key: str, value: str) -> str:
-    api, namespace = _client(kubeconfig, namespace)
+    client, namespace = connect(kubeconfig, namespace)
+    api = kubernetes.client.CustomObjectsApi(client)
     try:
         api.patch_namespaced_custom_object(GROUP, VERSION, namespace, "releases", release,
                                            {"metadata": {"annotations": {key: value}}})

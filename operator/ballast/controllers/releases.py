@@ -212,22 +212,25 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
                 "approved_by": UserInfo.model_validate(json.loads(annotations[APPROVED_BY_ANNOTATION]))})
         except (ValueError, ValidationError):
             approved = False
-    blocked = None
+    blocked = blocked_kind = None
     if status.phase in (ReleasePhase.PENDING, ReleasePhase.BLOCKED) and not (tier.approval_required and not approved):
         me = ReleaseRef(namespace, name, spec.owner, status.phase,
                         datetime.fromisoformat(body["metadata"]["creationTimestamp"]))
         blocked = concurrency_block(me, _refs(runtime), tier.max_concurrent, spec.tier.value)
+        blocked_kind = "concurrency" if blocked else None
         if blocked is None and policy.error_budget.enabled and spec.service:
             ownership = next((o for o in runtime.named_ownerships(namespace) if o.name == spec.service), None)
             if ownership is not None and ownership.spec.slo is not None:
                 blocked = budget_block(spec.service, runtime.error_budgets.get((namespace, spec.service)),
                                        ownership.spec.slo.window, spec.change_type, spec.emergency,
                                        list(policy.error_budget.exempt_change_types))
+                blocked_kind = "error-budget" if blocked else None
     view = View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
         from_revision=spec.from_revision, tier=tier, deployment=_deployment_view(deployment),
         canary=_canary_view(canary),
-        gates=Gates(approval_required=tier.approval_required, approved=approved, blocked=blocked),
+        gates=Gates(approval_required=tier.approval_required, approved=approved, blocked=blocked,
+                    blocked_kind=blocked_kind),
         requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
     )
     decision = plan(view)

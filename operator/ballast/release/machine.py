@@ -77,6 +77,8 @@ class Gates:
     approved: bool = False
     blocked: str | None = None
     """Why the release may not start yet (concurrency limit, error budget), or None."""
+    blocked_kind: str | None = None
+    """Which gate blocks it: ``concurrency`` or ``error-budget``."""
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,9 @@ def _waiting(view: View) -> Plan:
     if gates.blocked is not None:
         if (status.phase, status.message) == (ReleasePhase.BLOCKED, gates.blocked):
             return Plan(status, requeue_after=5)
-        return Plan(_to(status, now, ReleasePhase.BLOCKED, "Blocked", gates.blocked), requeue_after=5,
-                    transitioned=True)
+        kinds = sorted({*status.blocked_by, gates.blocked_kind}) if gates.blocked_kind else status.blocked_by
+        return Plan(_to(status, now, ReleasePhase.BLOCKED, "Blocked", gates.blocked, blocked_by=kinds),
+                    requeue_after=5, transitioned=True)
     if gates.approval_required and not gates.approved:
         if status.phase is ReleasePhase.AWAITING_APPROVAL:
             return Plan(status)

@@ -8,6 +8,10 @@ scrape from a real service: `http_requests_total{namespace,pod,code}`.
 Per pod template (the pod's annotations):
   sim.ballast.dev/rps          requests per second per pod (default --rps)
   sim.ballast.dev/error-ratio  share of requests answered 500, 0..1 (default 0)
+  sim.ballast.dev/service      name of the service the pod serves; with
+  sim.ballast.dev/service-rps  the service's total requests per second, shared evenly by its ready pods
+                               in the namespace, the way a Service spreads user traffic: a canary pod
+                               then takes a share of the users instead of adding users of its own.
 
 Request and error counts are drawn per tick from a seedable RNG, so a test can
 make a "bad release" (error-ratio 0.2) or a noisy baseline (0.005).
@@ -22,6 +26,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter as Tally
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -40,6 +45,8 @@ from tests.harness.podwatch import (
 
 RPS = "sim.ballast.dev/rps"
 ERROR_RATIO = "sim.ballast.dev/error-ratio"
+SERVICE = "sim.ballast.dev/service"
+SERVICE_RPS = "sim.ballast.dev/service-rps"
 TICK_SECONDS = 0.25
 # Series of a deleted pod stay this long so Prometheus scrapes its last increments.
 GONE_GRACE_SECONDS = 30.0
@@ -52,7 +59,9 @@ class SimPod:
     rps: float
     error_ratio: float
     serving: bool
-    annotations: tuple[str | None, str | None]
+    annotations: tuple[str | None, ...]
+    service: str | None = None
+    service_rps: float | None = None
     carry: float = 0.0  # fractional requests not yet emitted, so low rates stay exact
     gone_at: float | None = None
 
@@ -99,13 +108,17 @@ class TrafficSimulator:
                     self._pods[key].gone_at = time.monotonic()
                 return
             current = self._pods.get(key)
-            annotations = (annotation(pod, RPS), annotation(pod, ERROR_RATIO))
+            annotations = tuple(annotation(pod, k) for k in (RPS, ERROR_RATIO, SERVICE, SERVICE_RPS))
             if current is None or current.annotations != annotations:
+                service = annotation(pod, SERVICE)
+                service_rps = parse_number(pod, SERVICE_RPS, 0.0, None) if service else 0.0
                 fresh = SimPod(
                     rps=parse_number(pod, RPS, self._default_rps, None),
                     error_ratio=parse_number(pod, ERROR_RATIO, 0.0, 1.0),
                     serving=False,
                     annotations=annotations,
+                    service=service,
+                    service_rps=service_rps or None,
                 )
                 if current is not None:
                     fresh.carry = current.carry
@@ -118,6 +131,9 @@ class TrafficSimulator:
     def tick(self, dt: float) -> None:
         now = time.monotonic()
         with self._lock:
+            sharing = Tally(
+                (key[0], pod.service) for key, pod in self._pods.items() if pod.serving and pod.service_rps
+            )
             for key, pod in list(self._pods.items()):
                 if pod.gone_at is not None and now - pod.gone_at > GONE_GRACE_SECONDS:
                     del self._pods[key]
@@ -126,7 +142,8 @@ class TrafficSimulator:
                     continue
                 if not pod.serving:
                     continue
-                pod.carry += pod.rps * dt
+                rps = pod.service_rps / sharing[(key[0], pod.service)] if pod.service_rps else pod.rps
+                pod.carry += rps * dt
                 count = int(pod.carry)
                 pod.carry -= count
                 errors = sum(self._rng.random() < pod.error_ratio for _ in range(count))

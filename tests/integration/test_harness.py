@@ -195,6 +195,32 @@ def test_traffic_reaches_prometheus(
     assert value(f'sum(http_requests_total{{{selector},code="500"}})') == 0
 
 
+def test_service_traffic_is_shared_by_its_pods(
+    harness_cluster: LocalCluster, harness_api: client.ApiClient, make_namespace: Callable[[], str]
+) -> None:
+    """With sim.ballast.dev/service-rps, adding pods splits the users instead of adding more of them."""
+    assert harness_cluster.info is not None
+    apps = client.AppsV1Api(harness_api)
+    prometheus = PrometheusConnect(harness_cluster.info.prometheus_url, disable_ssl=True)
+    namespace = make_namespace()
+    shared = {"sim.ballast.dev/service": "shop", "sim.ballast.dev/service-rps": "60"}
+    apps.create_namespaced_deployment(namespace, deployment("shop", 2, shared))
+    apps.create_namespaced_deployment(namespace, deployment("shop-extra", 1, shared))
+
+    def rates() -> dict[str, float]:
+        result = prometheus.custom_query(f'sum by (pod) (rate(http_requests_total{{namespace="{namespace}"}}[5s]))')
+        return {r["metric"]["pod"]: float(r["value"][1]) for r in result}
+
+    def settled() -> dict[str, float] | None:
+        current = rates()
+        if len(current) == 3 and all(v > 0 for v in current.values()) and 50 <= sum(current.values()) <= 70:
+            return current
+        return None
+
+    per_pod = wait_for(settled, TIMEOUT, "three pods never shared about 60 req/s")
+    assert all(12 <= rate <= 28 for rate in per_pod.values()), per_pod  # about 20 each, not 60 each
+
+
 def test_prometheus_rules_targets_and_restart(harness_cluster: LocalCluster) -> None:
     assert harness_cluster.info is not None
     prometheus = PrometheusConnect(harness_cluster.info.prometheus_url, disable_ssl=True)

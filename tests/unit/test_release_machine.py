@@ -21,7 +21,7 @@ from ballast.release.machine import (
     plan,
 )
 from ballast.release.statistics import ReleaseRecord, error_budget_remaining, summarize
-from ballast.release.verdict import Judgement, Sample, judge, wilson_interval
+from ballast.release.verdict import Z_EARLY, Judgement, Sample, judge, wilson_interval
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TIER = TierSettings(steps=[10, 50], step_duration="10s", ready_deadline="30s", min_requests=50,
@@ -93,9 +93,23 @@ class TestProgressing:
         ready = plan(view(progressing(), now=T0 + timedelta(seconds=3), canary=CanaryView(1, 1)))
         assert ready.status.canary_ready_at == T0 + timedelta(seconds=3)
         early = plan(view(ready.status, now=T0 + timedelta(seconds=8), canary=CanaryView(1, 1)))
-        assert early.analyze_window is None and early.requeue_after == pytest.approx(5)
+        assert early.early and early.analyze_window == (T0 + timedelta(seconds=3), T0 + timedelta(seconds=8))
+        assert early.requeue_after == pytest.approx(1)
         due = plan(view(ready.status, now=T0 + timedelta(seconds=13), canary=CanaryView(1, 1)))
         assert due.analyze_window == (T0 + timedelta(seconds=3), T0 + timedelta(seconds=13))
+        assert not due.early
+
+    def test_a_clear_failure_while_the_step_runs_rolls_back_at_once(self):
+        running = progressing(ready_at=T0)
+        result = plan(view(running, now=T0 + timedelta(seconds=2), canary=CanaryView(1, 1), analysis=BAD))
+        assert result.status.phase is ReleasePhase.ROLLING_BACK
+        assert [a.verdict for a in result.status.analyses] == [Verdict.FAIL]
+
+    @pytest.mark.parametrize("analysis", [GOOD, UNSURE])
+    def test_anything_but_a_failure_while_the_step_runs_changes_nothing(self, analysis):
+        running = progressing(ready_at=T0)
+        result = plan(view(running, now=T0 + timedelta(seconds=2), canary=CanaryView(1, 1), analysis=analysis))
+        assert result.status == running and result.actions == []
 
     def test_pass_moves_to_the_next_step(self):
         now = T0 + timedelta(seconds=20)
@@ -214,6 +228,11 @@ class TestVerdict:
     ])
     def test_verdicts(self, canary, baseline, expected):
         assert judge(canary, baseline, self.MEDIUM).verdict is expected
+
+    def test_early_checks_demand_stronger_evidence(self):
+        # 9 errors in 100 against a 0.5% baseline: a failure at the end of a step, not yet while it runs.
+        assert judge(Sample(100, 9), Sample(1000, 5), self.MEDIUM).verdict is Verdict.FAIL
+        assert judge(Sample(100, 9), Sample(1000, 5), self.MEDIUM, Z_EARLY).verdict is Verdict.INCONCLUSIVE
 
     def test_good_canaries_do_not_flap(self):
         # 0.5% background errors: however the errors fall in 100-request windows, never a Fail.

@@ -50,7 +50,7 @@ from ballast.release.machine import (
 )
 from ballast.release.requests import ABORT_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION
 from ballast.release.statistics import ReleaseRecord, error_budget_remaining
-from ballast.release.verdict import Judgement, Sample, judge
+from ballast.release.verdict import Z_95, Z_EARLY, Judgement, Sample, judge
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def release_records(runtime: Runtime, namespace: str, service: str) -> list[Rele
 # -- analysis ----------------------------------------------------------------------------------------------
 
 def _analyse(url: str, policy: ReleasePolicySpec, namespace: str, canary_pods: str, stable_pods: str,
-             window: tuple[datetime, datetime], tier: TierSettings) -> tuple[Sample, Sample, Judgement]:
+             window: tuple[datetime, datetime], tier: TierSettings, early: bool) -> tuple[Sample, Sample, Judgement]:
     """Query the canary's and the baseline's traffic over the window and judge it (blocking)."""
     provider = PrometheusProvider(url)
     seconds = max(1, round((window[1] - window[0]).total_seconds()))
@@ -159,7 +159,7 @@ def _analyse(url: str, policy: ReleasePolicySpec, namespace: str, canary_pods: s
     except ProviderUnavailable as error:
         nothing = Sample(None, None)
         return nothing, nothing, Judgement(Verdict.INCONCLUSIVE, f"Prometheus could not be asked: {error}")
-    return canary, baseline, judge(canary, baseline, tier)
+    return canary, baseline, judge(canary, baseline, tier, Z_EARLY if early else Z_95)
 
 
 def _render(template: str, values: dict[str, str]) -> str:
@@ -245,8 +245,9 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         else:
             analysis = await asyncio.to_thread(
                 _analyse, url, policy, namespace, f"{deployments.canary_name(spec.deployment)}-.*",
-                f"{spec.deployment}-{stable.pod_template_hash}-.*", decision.analyze_window, tier)
-        ANALYSIS_VERDICTS.labels(tier=spec.tier.value, verdict=analysis[2].verdict.value).inc()
+                f"{spec.deployment}-{stable.pod_template_hash}-.*", decision.analyze_window, tier, decision.early)
+        if not decision.early or analysis[2].verdict is Verdict.FAIL:
+            ANALYSIS_VERDICTS.labels(tier=spec.tier.value, verdict=analysis[2].verdict.value).inc()
         decision = plan(replace(view, analysis=analysis))
         decided = time.perf_counter()
 

@@ -23,6 +23,8 @@ FINAL_PHASES = frozenset({ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK, Relea
 ACTIVE_PHASES = frozenset({ReleasePhase.PROGRESSING, ReleasePhase.PROMOTING, ReleasePhase.ROLLING_BACK})
 """Phases that hold a concurrency slot."""
 WAITING_PHASES = frozenset({ReleasePhase.PENDING, ReleasePhase.BLOCKED, ReleasePhase.AWAITING_APPROVAL})
+EARLY_CHECK_SECONDS = 1.0
+"""How often a running step's canary is checked for a clear failure before the step's verdict is due."""
 
 
 def canary_replicas(stable_replicas: int, weight: int) -> int:
@@ -111,6 +113,8 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     analyze_window: tuple[datetime, datetime] | None = None
     """Set when a verdict is due: query this window and plan again with ``analysis``."""
+    early: bool = False
+    """The window is a check while the step runs: only a failure (at early-check confidence) counts."""
     requeue_after: float | None = None
     """Seconds until the plan should be made again even if nothing changes."""
     transitioned: bool = False
@@ -218,7 +222,14 @@ def _progressing(view: View) -> Plan:
                     requeue_after=parse_duration(tier.step_duration).total_seconds())
     due = status.canary_ready_at + parse_duration(tier.step_duration)
     if now < due:
-        return Plan(status, actions, requeue_after=_seconds_until(due, now))
+        # Look while the step runs: a canary that is clearly bad is rolled back at once rather than at
+        # the end of the step, which is most of what limits the errors users see from a bad change.
+        if view.analysis is None:
+            return Plan(status, actions, analyze_window=(status.canary_ready_at, now), early=True,
+                        requeue_after=min(EARLY_CHECK_SECONDS, _seconds_until(due, now)))
+        if view.analysis[2].verdict is Verdict.FAIL:
+            return _judged(view)
+        return Plan(status, actions, requeue_after=min(EARLY_CHECK_SECONDS, _seconds_until(due, now)))
     if view.analysis is None:
         return Plan(status, actions, analyze_window=(status.canary_ready_at, now))
     return _judged(view)

@@ -18,7 +18,11 @@ from ballast.api.release import Verdict
 from ballast.api.releasepolicy import TierSettings
 
 Z_95 = 1.959963984540054
-"""Two-sided 95% normal quantile."""
+"""Two-sided 95% normal quantile: the confidence of the verdict at the end of a step."""
+Z_EARLY = 3.290526731491926
+"""Two-sided 99.9% quantile, for the checks made while a step runs. Looking at the data every second
+and acting on the first bad look would fail good canaries by chance (the peeking problem); demanding
+far stronger evidence from each early look keeps the overall false-failure rate negligible."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,8 @@ def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
 
-def judge(canary: Sample, baseline: Sample, tier: TierSettings) -> Judgement:
-    """The verdict of one analysis."""
+def judge(canary: Sample, baseline: Sample, tier: TierSettings, z: float = Z_95) -> Judgement:
+    """The verdict of one analysis, at the confidence ``z`` gives."""
     if not canary.has_data:
         return Judgement(Verdict.INCONCLUSIVE, "Prometheus returned no canary traffic for the window.")
     assert canary.requests is not None and canary.errors is not None
@@ -67,18 +71,18 @@ def judge(canary: Sample, baseline: Sample, tier: TierSettings) -> Judgement:
         return Judgement(Verdict.INCONCLUSIVE, f"The canary served {canary.requests:.0f} requests, fewer than the "
                                                f"{tier.min_requests} a verdict needs.")
     rate = canary.errors / canary.requests
-    low, _ = wilson_interval(canary.errors, canary.requests)
+    low, _ = wilson_interval(canary.errors, canary.requests, z)
     if low > tier.max_error_rate:
         return Judgement(Verdict.FAIL, f"Canary error rate {_pct(rate)} is above the ceiling of "
-                                       f"{_pct(tier.max_error_rate)} (95% lower bound {_pct(low)}).")
+                                       f"{_pct(tier.max_error_rate)} (lower confidence bound {_pct(low)}).")
     if baseline.has_data:
         assert baseline.requests is not None and baseline.errors is not None
         base_rate = baseline.errors / baseline.requests
-        _, base_high = wilson_interval(baseline.errors, baseline.requests)
+        _, base_high = wilson_interval(baseline.errors, baseline.requests, z)
         if low - base_high > tier.max_increase:
             return Judgement(Verdict.FAIL, f"Canary error rate {_pct(rate)} exceeds the baseline's "
                                            f"{_pct(base_rate)} by more than the allowed {_pct(tier.max_increase)} "
-                                           f"with 95% confidence.")
+                                           f"with confidence.")
         if rate - base_rate > tier.max_increase:
             return Judgement(Verdict.INCONCLUSIVE, f"Canary error rate {_pct(rate)} looks worse than the "
                                                    f"baseline's {_pct(base_rate)}, but not with confidence yet.")

@@ -25,11 +25,8 @@ once per governed request) is printed too. Not a test: it prints figures and PAS
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -37,17 +34,15 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import kubernetes
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ballast.api.common import GROUP, VERSION
+from benchmarks.environment import environment
 from tests.harness import wait_for
-from tests.harness.cluster import ClusterInfo, LocalCluster
-from tests.harness.crds import install_crds
-from tests.harness.operator import OperatorProcess
+from tests.harness.cluster import ClusterInfo
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy
 
 GOVERNED, PLAIN = "bench-governed", "bench-plain"
@@ -253,51 +248,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--persist", action="store_true", help="really create the Deployments (no dry-run)")
     args = parser.parse_args(argv)
 
-    state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="ballast-bench-"))
-    cluster = LocalCluster(state_dir)
-    reused = cluster.healthy()
-    operator: OperatorProcess | None = None
-    ok = False
-    try:
-        print(f"starting the local control plane in {state_dir} (a first build takes ~5 min) ...", flush=True)
-        info = cluster.start()
-        api = kubernetes.config.new_client_from_config(config_file=info.kubeconfig)
-        install_crds(api)
-        operator = OperatorProcess(info, state_dir / "operator.log")
-        operator.start()
-        prepare(info, api)
+    with environment(args.state_dir, [POLICY], [GOVERNED, PLAIN]) as env:
+        prepare(env.info, env.api)
         print("webhook enforced in bench-governed, bench-plain ungoverned; warming up ...", flush=True)
-        load = LoadGenerator(info.kubeconfig, args.persist)
+        load = LoadGenerator(env.info.kubeconfig, args.persist)
         try:
             run_id = uuid.uuid4().hex[:6]
             load.run(args.rate, WARMUP_SECONDS, f"warm-{run_id}")
-            before = scrape(operator.metrics_url)
+            before = scrape(env.operator.metrics_url)
             samples, wall = load.run(args.rate, args.duration, f"bench-{run_id}")
-            after = scrape(operator.metrics_url)
+            after = scrape(env.operator.metrics_url)
         finally:
             load.close()
-        ok = report(args, samples, wall, before, after)
-        return 0 if ok else 1
-    finally:
-        if operator is not None:
-            operator.stop()
-        if reused:  # somebody else's cluster: leave it as it was
-            api = kubernetes.config.new_client_from_config(config_file=cluster.info.kubeconfig)
-            for delete in (
-                lambda: kubernetes.client.CustomObjectsApi(api).delete_cluster_custom_object(
-                    GROUP, VERSION, "releasepolicies", POLICY),
-                lambda: kubernetes.client.CoreV1Api(api).delete_namespace(GOVERNED),
-                lambda: kubernetes.client.CoreV1Api(api).delete_namespace(PLAIN),
-            ):
-                with contextlib.suppress(kubernetes.client.ApiException):
-                    delete()
-        else:
-            cluster.stop()
-            if args.state_dir is None and ok:
-                shutil.rmtree(state_dir, ignore_errors=True)
-            elif not ok:
-                print(f"logs kept in {state_dir}", file=sys.stderr)
-
+        env.ok = report(args, samples, wall, before, after)
+        return 0 if env.ok else 1
 
 if __name__ == "__main__":
     sys.exit(main())

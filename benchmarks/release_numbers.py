@@ -44,9 +44,7 @@ import argparse
 import contextlib
 import json
 import math
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -54,7 +52,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes
@@ -62,9 +59,9 @@ from prometheus_api_client import PrometheusConnect
 
 from ballast.api.common import GROUP, VERSION
 from benchmarks.admission_latency import delta, histogram_quantile, percentile, scrape
+from benchmarks.environment import environment
 from tests.harness import wait_for
-from tests.harness.cluster import ClusterInfo, LocalCluster
-from tests.harness.crds import install_crds
+from tests.harness.cluster import ClusterInfo
 from tests.harness.operator import OperatorProcess
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy, service_ownership
 from tests.integration.test_releases import BAD, FAST_TIER, FINAL, GOOD, _created, change
@@ -569,60 +566,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = [p for p in PARTS if p in (args.only or PARTS)]
 
-    state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="ballast-bench-"))
-    cluster = LocalCluster(state_dir)
-    reused = cluster.healthy()
-    operator: OperatorProcess | None = None
-    watch: ClusterWatch | None = None
-    ok = False
-    try:
-        print(f"starting the local control plane in {state_dir} (a first build takes ~5 min) ...", flush=True)
-        info = cluster.start()
-        api = kubernetes.config.new_client_from_config(config_file=info.kubeconfig)
-        install_crds(api)
-        prepare_cluster(api, max_concurrent=max(5, args.deployments), step_duration=args.step_duration)
-        operator = OperatorProcess(info, state_dir / "operator.log")
-        operator.start()
-        watch = ClusterWatch(info.kubeconfig)
+    with environment(args.state_dir, [POLICY], [*GOVERNED_NAMESPACES, NS_PLAIN]) as env:
+        prepare_cluster(env.api, max_concurrent=max(5, args.deployments), step_duration=args.step_duration)
+        watch = ClusterWatch(env.info.kubeconfig)
         watch.start()
-        bench = Bench(info, api, operator, watch, uuid.uuid4().hex[:6])
-        ok = True
-        for part in parts:
-            print(f"\n=== {part} ===", flush=True)
-            started = time.monotonic()
-            if part == "reaction":
-                ok &= run_reaction(bench, args.runs)
-            elif part == "blast":
-                ok &= run_blast(bench)
-            else:
-                ok &= run_false(bench, args.releases, args.deployments, args.step_duration)
-            print(f"({part} took {time.monotonic() - started:.0f} s)", flush=True)
-        if watch.relists:
-            print(f"note: the watches had to list again {watch.relists} time(s); events in those gaps were lost")
-        return 0 if ok else 1
-    except Exception:
-        ok = False
-        raise
-    finally:
-        if watch is not None:
+        try:
+            bench = Bench(env.info, env.api, env.operator, watch, uuid.uuid4().hex[:6])
+            ok = True
+            for part in parts:
+                print(f"\n=== {part} ===", flush=True)
+                started = time.monotonic()
+                if part == "reaction":
+                    ok &= run_reaction(bench, args.runs)
+                elif part == "blast":
+                    ok &= run_blast(bench)
+                else:
+                    ok &= run_false(bench, args.releases, args.deployments, args.step_duration)
+                print(f"({part} took {time.monotonic() - started:.0f} s)", flush=True)
+            if watch.relists:
+                print(f"note: the watches had to list again {watch.relists} time(s); events in those gaps were lost")
+        finally:
             watch.stop()
-        if operator is not None:
-            operator.stop()
-        if reused:  # somebody else's cluster: leave it as it was, minus what this run created
-            api = kubernetes.config.new_client_from_config(config_file=cluster.info.kubeconfig)
-            with contextlib.suppress(kubernetes.client.ApiException):
-                kubernetes.client.CustomObjectsApi(api).delete_cluster_custom_object(
-                    GROUP, VERSION, "releasepolicies", POLICY)
-            for name in (*GOVERNED_NAMESPACES, NS_PLAIN):
-                with contextlib.suppress(kubernetes.client.ApiException):
-                    kubernetes.client.CoreV1Api(api).delete_namespace(name)
-        else:
-            cluster.stop()
-            if args.state_dir is None and ok:
-                shutil.rmtree(state_dir, ignore_errors=True)
-            elif not ok:
-                print(f"logs kept in {state_dir}", file=sys.stderr)
-
+        env.ok = ok
+        return 0 if ok else 1
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import kubernetes
 import pytest
 import requests
+import yaml
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
@@ -165,6 +167,29 @@ groups:
     error = wait_for(lambda: refused(apps, namespace, unknown), 30, "an alert Prometheus lacks was never refused")
     assert "NoSuch" in error.body and "rule alerts-exist" in error.body
     assert refused(apps, namespace, known) is None
+
+
+def test_alert_check_degrades_to_a_warning_while_prometheus_is_down(operator, local_cluster, cluster, apps,
+                                                                   make_policy, namespace):
+    make_policy(namespace, admission={"verifyAlertsExist": True})
+    wait_enforced(apps, namespace)
+    local_cluster.stop_prometheus()
+    try:
+        # An alert nobody defined is admitted (with a warning) rather than refused: an outage of
+        # Prometheus must never block deploys.
+        probe = deployment("probe", {"app": "probe"},
+                           annotations={**OWNERSHIP_ANNOTATIONS, "ballast.dev/alerts": "NoSuchAlert"})
+        manifest = Path(cluster.state_dir) / f"probe-{namespace}.yaml"
+        manifest.write_text(yaml.safe_dump({**probe, "metadata": {**probe["metadata"], "namespace": namespace}}))
+
+        def admitted_with_warning():
+            out = kubectl(cluster.kubeconfig, "apply", "-f", str(manifest), "--dry-run=server", check=False)
+            return out if out.returncode == 0 and "Prometheus is unreachable" in out.stderr else None
+
+        out = wait_for(admitted_with_warning, 30, "the alert check never degraded to a warning")
+        assert "NoSuchAlert" in out.stderr and "rule alerts-exist" in out.stderr
+    finally:
+        local_cluster.start_prometheus()
 
 
 def test_policy_status_audits_workloads_that_predate_it(operator, apps, custom, make_policy, namespace):

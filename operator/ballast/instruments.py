@@ -26,6 +26,11 @@ BREAK_GLASS = Counter(
     "Changes let through a freeze window with ballast.dev/emergency.",
     ["namespace", "window"],
 )
+FREEZE_ACTIVE = Gauge(
+    "ballast_freeze_active",
+    "1 while a ReleasePolicy's freeze window is open, per window and frozen tier.",
+    ["policy", "window", "tier"],
+)
 POLICY_VIOLATIONS = Gauge(
     "ballast_policy_violations",
     "Admitted workloads that break their governing ReleasePolicy (background audit).",

@@ -13,7 +13,7 @@ from ballast.admission.webhook import CONFIGURATION_NAME, desired_configurations
 from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
 from ballast.controllers.runtime import ParsedPolicy, Runtime, now, post_condition_events, updated_conditions
-from ballast.instruments import POLICY_VIOLATIONS
+from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
 from ballast.kube.client import CustomObjectRef, update_status
 from ballast.policy.admission import standing_findings
 from ballast.policy.freeze import open_windows
@@ -59,6 +59,7 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
         ]
         violations = audit(runtime, policy, governance)
         POLICY_VIOLATIONS.labels(policy=policy.name).set(len(violations))
+        export_freezes(policy, freezes)
         conditions, changed = updated_conditions(snap, policy_conditions(policy.name, governance, policy.invalid))
         owned = {
             "observedGeneration": snap["metadata"].get("generation"),
@@ -81,6 +82,15 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
             raise
         if written:
             post_condition_events(snap, changed)
+
+
+def export_freezes(policy: ParsedPolicy, open_now: list[ActiveFreeze]) -> None:
+    """1 for every (window, tier) open now, 0 for the policy's other windows, so dashboards see both."""
+    open_pairs = {(f.name, tier.value) for f in open_now for tier in f.tiers}
+    for window in policy.spec.freeze_windows if policy.spec else []:
+        for tier in window.tiers:
+            FREEZE_ACTIVE.labels(policy=policy.name, window=window.name, tier=tier.value).set(
+                1 if (window.name, tier.value) in open_pairs else 0)
 
 
 async def reconcile_webhook_configuration(runtime: Runtime, parsed: list[ParsedPolicy]) -> None:

@@ -10,10 +10,12 @@ CLUSTER := $(PY) -m tests.harness.cluster --state-dir $(STATE)
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# The real Helm v4 library for the chart tests; it declares Python >= 3.12 but works on 3.11.
+	$(PY) -m pip install -q --ignore-requires-python 'helm-sdkpy>=0.1.32,<0.2'
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv with Ballast and its test tools
@@ -27,8 +29,9 @@ unit: $(VENV)/.installed ## Unit tests only (seconds, no cluster)
 integration: $(VENV)/.installed ## Integration tests only
 	$(PY) -m pytest tests/integration
 
-manifests: $(VENV)/.installed ## Regenerate crds/ from the pydantic models
+manifests: $(VENV)/.installed ## Regenerate crds/ (and the chart's copy) from the pydantic models
 	$(PY) -m ballast.api.crds crds
+	cp crds/*.yaml charts/ballast/crds/
 
 lint: $(VENV)/.installed ## ruff over the code and tests
 	$(VENV)/bin/ruff check .

@@ -21,7 +21,7 @@ from tests.harness.cluster import REPO_ROOT, ClusterInfo, free_ports
 class OperatorProcess:
     """A real `ballast operator run` process that tests can stop and start again."""
 
-    def __init__(self, cluster: ClusterInfo, log_path: Path) -> None:
+    def __init__(self, cluster: ClusterInfo, log_path: Path, kubeconfig: str | None = None) -> None:
         self.log_path = log_path
         metrics_port, webhook_port, health_port = free_ports(3)
         self.health_url = f"http://127.0.0.1:{health_port}/healthz"
@@ -32,7 +32,7 @@ class OperatorProcess:
         self.command = [
             sys.executable, "-m", "ballast.cli.main", "operator", "run",
             # Its own identity, as in a cluster (a ServiceAccount): admission tells its writes from people's.
-            "--kubeconfig", cluster.user_kubeconfigs["ballast-operator"],
+            "--kubeconfig", kubeconfig or cluster.user_kubeconfigs["ballast-operator"],
             "--operator-namespace", "ballast-system",
             "--prometheus-url", cluster.prometheus_url,
             "--liveness", self.health_url,

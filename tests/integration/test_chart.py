@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import filecmp
 import os
 from pathlib import Path
 
 import kubernetes
 import pytest
+import yaml
+
+from ballast.api.common import GROUP, VERSION
+from tests.harness import wait_for
+from tests.harness.operator import OperatorProcess
+from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy
+from tests.integration.test_releases import FAST_TIER, FINAL, GOOD, change, release_in
 
 try:
     import helm_sdkpy as helm
@@ -69,3 +78,101 @@ def test_install_creates_every_object(cluster, api_client, crds):
         assert policy["spec"]["admission"] == {"mode": "Audit", "exemptNamespaces": [namespace]}
     finally:
         asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
+
+
+def service_account_kubeconfig(cluster, api_client, namespace: str, name: str, path: Path) -> str:
+    """A kubeconfig that authenticates as the ServiceAccount (its token Secret, as Kubernetes 1.20 makes)."""
+    core = kubernetes.client.CoreV1Api(api_client)
+
+    def token() -> str | None:
+        account = core.read_namespaced_service_account(name, namespace)
+        if not account.secrets:
+            return None
+        secret = core.read_namespaced_secret(account.secrets[0].name, namespace)
+        return base64.b64decode(secret.data["token"]).decode()
+
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    config["users"] = [{"name": name, "user": {"token": wait_for(token, 30, "no ServiceAccount token")}}]
+    config["contexts"][0]["context"]["user"] = name
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_the_operator_runs_on_the_charts_permissions_and_fails_without_one(
+        cluster, api_client, custom, apps, crds, operator, tmp_path):
+    """Least privilege, proven: the chart's ServiceAccount suffices for admission and a whole release, and
+    taking one permission away (creating Deployments, which canaries need) makes the release stall."""
+    namespace = "ballast-system"
+    core = kubernetes.client.CoreV1Api(api_client)
+    try:
+        core.create_namespace({"metadata": {"name": namespace}})
+    except kubernetes.client.ApiException as error:
+        if error.status != 409:
+            raise
+    config = helm.Configuration(namespace=namespace, kubeconfig=cluster.kubeconfig)
+    asyncio.run(helm.Install(config).run("ballast", str(CHART), values={"prometheusUrl": cluster.prometheus_url},
+                                         wait=False, timeout=60))
+    governed = f"rbac-{tmp_path.name[-8:].lower().replace('_', '-')}"
+    operator.stop()  # one operator at a time: the webhook configurations follow whoever runs
+    charted = OperatorProcess(cluster, tmp_path / "operator.log",
+                              kubeconfig=service_account_kubeconfig(cluster, api_client, namespace, "ballast",
+                                                                    tmp_path / "kubeconfig"))
+    try:
+        core.create_namespace({"metadata": {"name": governed, "labels": {"ballast.dev/test-ns": governed}}})
+        custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", release_policy(
+            f"rbac-{governed}", {"ballast.dev/test-ns": governed}, tiers={"medium": FAST_TIER}))
+        charted.start()
+
+        # Admission: a workload without owner, alerts and runbook is refused.
+        naked = deployment("naked", {"app": "naked"})
+        refusal = wait_for(lambda: refused(apps, governed, naked), 30, "the chart's operator never refused")
+        assert "is missing annotation ballast.dev/owner" in refusal.body
+
+        # A whole release: held, canaried, analysed, promoted.
+        body = deployment("shop", {"app": "shop"}, replicas=2, annotations=OWNERSHIP_ANNOTATIONS,
+                          template_annotations=GOOD)
+        apps.create_namespaced_deployment(governed, body)
+        wait_for(lambda: (apps.read_namespaced_deployment("shop", governed).status.available_replicas or 0) == 2,
+                 60, "shop never became available")
+        change(apps, governed, "app:2.0", GOOD)
+        promoted = release_in(custom, governed, FINAL)
+        assert promoted["status"]["phase"] == "Promoted", promoted["status"]
+
+        # Without `create` on Deployments the next release cannot start its canary.
+        rbac = kubernetes.client.RbacAuthorizationV1Api(api_client)
+        role = rbac.read_cluster_role("ballast")
+        for rule in role.rules:
+            if rule.resources == ["deployments"]:
+                rule.verbs = [v for v in rule.verbs if v != "create"]
+        rbac.replace_cluster_role("ballast", role)
+        change(apps, governed, "app:3.0", GOOD)
+        stalled = release_in(custom, governed, ("Progressing",), count=2)
+        wait_for(lambda: "forbidden" in charted.log_tail().lower(), 30, "the missing permission never showed")
+        with pytest.raises(TimeoutError):
+            release_in(custom, governed, FINAL, count=2, timeout=15)
+        assert canary_missing(apps, governed)
+        assert stalled["status"]["phase"] == "Progressing"
+    finally:
+        charted.stop()
+        operator.start()
+        with contextlib.suppress(kubernetes.client.ApiException):
+            custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", f"rbac-{governed}")
+        with contextlib.suppress(kubernetes.client.ApiException):
+            core.delete_namespace(governed)
+        asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
+
+
+def refused(apps, namespace, body):
+    try:
+        apps.create_namespaced_deployment(namespace, body, dry_run="All")
+    except kubernetes.client.ApiException as error:
+        return error
+    return None
+
+
+def canary_missing(apps, namespace) -> bool:
+    try:
+        apps.read_namespaced_deployment("shop-canary", namespace)
+    except kubernetes.client.ApiException as error:
+        return error.status == 404
+    return False

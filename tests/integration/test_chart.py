@@ -17,6 +17,7 @@ from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
 from tests.harness.operator import OperatorProcess
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy
+from tests.integration.test_admission import refused
 from tests.integration.test_releases import FAST_TIER, FINAL, GOOD, change, release_in
 
 try:
@@ -43,19 +44,29 @@ def test_lint():
     assert not result.get("Errors") and not errors, result
 
 
-def test_install_creates_every_object(cluster, api_client, crds):
-    namespace = "ballast-system"
-    core = kubernetes.client.CoreV1Api(api_client)
+NAMESPACE = "ballast-system"
+
+
+def install(cluster, api_client, values: dict) -> helm.Configuration:
+    """`helm install ballast charts/ballast -n ballast-system` with these values; returns the config to uninstall."""
     try:
-        core.create_namespace({"metadata": {"name": namespace}})
+        kubernetes.client.CoreV1Api(api_client).create_namespace({"metadata": {"name": NAMESPACE}})
     except kubernetes.client.ApiException as error:
         if error.status != 409:
             raise
-    config = helm.Configuration(namespace=namespace, kubeconfig=cluster.kubeconfig)
-    values = {"prometheusUrl": cluster.prometheus_url, "grafanaDashboard": {"enabled": True},
-              "defaultPolicy": {"enabled": True, "mode": "Audit",
-                                "namespaceSelector": {"matchLabels": {"ballast.dev/chart-test": "yes"}}}}
-    asyncio.run(helm.Install(config).run("ballast", str(CHART), values=values, wait=False, timeout=60))
+    config = helm.Configuration(namespace=NAMESPACE, kubeconfig=cluster.kubeconfig)
+    asyncio.run(helm.Install(config).run("ballast", str(CHART), values={"prometheusUrl": cluster.prometheus_url,
+                                                                       **values}, wait=False, timeout=60))
+    return config
+
+
+def test_install_creates_every_object(cluster, api_client, crds):
+    namespace = NAMESPACE
+    core = kubernetes.client.CoreV1Api(api_client)
+    config = install(cluster, api_client, {
+        "grafanaDashboard": {"enabled": True},
+        "defaultPolicy": {"enabled": True, "mode": "Audit",
+                          "namespaceSelector": {"matchLabels": {"ballast.dev/chart-test": "yes"}}}})
     try:
         apps, rbac = kubernetes.client.AppsV1Api(api_client), kubernetes.client.RbacAuthorizationV1Api(api_client)
         deployment = apps.read_namespaced_deployment("ballast", namespace)
@@ -102,16 +113,9 @@ def test_the_operator_runs_on_the_charts_permissions_and_fails_without_one(
         cluster, api_client, custom, apps, crds, operator, tmp_path):
     """Least privilege, proven: the chart's ServiceAccount suffices for admission and a whole release, and
     taking one permission away (creating Deployments, which canaries need) makes the release stall."""
-    namespace = "ballast-system"
+    namespace = NAMESPACE
     core = kubernetes.client.CoreV1Api(api_client)
-    try:
-        core.create_namespace({"metadata": {"name": namespace}})
-    except kubernetes.client.ApiException as error:
-        if error.status != 409:
-            raise
-    config = helm.Configuration(namespace=namespace, kubeconfig=cluster.kubeconfig)
-    asyncio.run(helm.Install(config).run("ballast", str(CHART), values={"prometheusUrl": cluster.prometheus_url},
-                                         wait=False, timeout=60))
+    config = install(cluster, api_client, {})
     governed = f"rbac-{tmp_path.name[-8:].lower().replace('_', '-')}"
     operator.stop()  # one operator at a time: the webhook configurations follow whoever runs
     charted = OperatorProcess(cluster, tmp_path / "operator.log",
@@ -160,14 +164,6 @@ def test_the_operator_runs_on_the_charts_permissions_and_fails_without_one(
         with contextlib.suppress(kubernetes.client.ApiException):
             core.delete_namespace(governed)
         asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
-
-
-def refused(apps, namespace, body):
-    try:
-        apps.create_namespaced_deployment(namespace, body, dry_run="All")
-    except kubernetes.client.ApiException as error:
-        return error
-    return None
 
 
 def canary_missing(apps, namespace) -> bool:

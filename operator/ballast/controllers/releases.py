@@ -33,7 +33,7 @@ from ballast.instruments import ANALYSIS_VERDICTS, RELEASE_TRANSITIONS, ROLLBACK
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, update_status
 from ballast.metrics.prometheus import PrometheusProvider
-from ballast.metrics.provider import ProviderUnavailable
+from ballast.metrics.provider import MetricProvider, ProviderUnavailable
 from ballast.policy.admission import EMERGENCY_ANNOTATION
 from ballast.policy.workloads import template_hash
 from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
@@ -145,7 +145,7 @@ def release_records(runtime: Runtime, namespace: str, service: str) -> list[Rele
 def _analyse(url: str, policy: ReleasePolicySpec, namespace: str, canary_pods: str, stable_pods: str,
              window: tuple[datetime, datetime], tier: TierSettings, early: bool) -> tuple[Sample, Sample, Judgement]:
     """Query the canary's and the baseline's traffic over the window and judge it (blocking)."""
-    provider = PrometheusProvider(url)
+    provider: MetricProvider = PrometheusProvider(url)
     seconds = max(1, round((window[1] - window[0]).total_seconds()))
     queries = policy.prometheus.queries
 
@@ -171,7 +171,7 @@ def measure_error_budget(url: str, policy: ReleasePolicySpec, namespace: str, de
     """The share of a service's error budget left over its SLO window (blocking; None when unknown)."""
     if not deployment_names:
         return None
-    provider = PrometheusProvider(url)
+    provider: MetricProvider = PrometheusProvider(url)
     values = {"namespace": namespace, "pods": f"({'|'.join(sorted(deployment_names))})-.*", "window": window}
     try:
         requests = provider.query(_render(policy.prometheus.queries.requests, values))

@@ -86,6 +86,7 @@ class Runtime:
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _parsed: dict[tuple[str, str], ParsedPolicy] = field(default_factory=dict)
     _governance: Governance | None = None
+    _parsed_ownerships: dict[str, dict[tuple[str, str], NamedOwnership | None]] = field(default_factory=dict)
     _detached: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
@@ -139,15 +140,23 @@ class Runtime:
             else RequiredAnnotations()
 
     def named_ownerships(self, namespace: str) -> list[NamedOwnership]:
-        """The namespace's valid ServiceOwnerships (invalid ones cannot select anything reliably)."""
-        found = []
+        """The namespace's valid ServiceOwnerships (invalid ones cannot select anything reliably).
+
+        Parsed once per resourceVersion: admission asks on every request.
+        """
+        known = self._parsed_ownerships.get(namespace, {})
+        current: dict[tuple[str, str], NamedOwnership | None] = {}
         for snap in self.ownerships.get(namespace, []):
-            try:
-                spec = ServiceOwnershipSpec.model_validate(snap["spec"])
-                found.append(NamedOwnership(snap["metadata"]["name"], spec))
-            except ValidationError:
+            key = (snap["metadata"]["name"], snap["metadata"].get("resourceVersion") or "")
+            if key in known:
+                current[key] = known[key]
                 continue
-        return found
+            try:
+                current[key] = NamedOwnership(key[0], ServiceOwnershipSpec.model_validate(snap["spec"]))
+            except ValidationError:
+                current[key] = None
+        self._parsed_ownerships[namespace] = current  # older versions drop out
+        return [o for o in current.values() if o is not None]
 
     def admission_context(self, namespace: str, now: datetime) -> AdmissionContext | None:
         """What the admission rules need for a namespace; None when no policy governs it."""

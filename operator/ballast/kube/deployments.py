@@ -16,9 +16,8 @@ from typing import Any
 import kubernetes
 
 from ballast.policy.admission import ROLLED_BACK_ANNOTATION
+from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL
 
-TRACK_LABEL = "ballast.dev/track"
-CANARY_TRACK = "canary"
 PENDING_ANNOTATION = "ballast.dev/pending-revision"
 """Set by the mutating webhook on a paused Deployment whose template changed; removed when its release ends."""
 CHANGED_BY_ANNOTATION = "ballast.dev/changed-by"

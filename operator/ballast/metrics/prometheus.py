@@ -28,12 +28,6 @@ class PrometheusProvider:
         value = float(result[0]["value"][1])
         return None if math.isnan(value) else value
 
-    def is_online(self) -> bool:
-        try:
-            return bool(self._client.check_prometheus_connection())
-        except requests.RequestException:
-            return False
-
     def alert_rule_names(self) -> frozenset[str]:
         try:
             response = requests.get(f"{self.url}/api/v1/rules", params={"type": "alert"}, timeout=self.timeout)

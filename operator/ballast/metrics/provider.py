@@ -1,4 +1,8 @@
-"""The interface every metric provider implements (after Flagger's two-method provider)."""
+"""The interface every metric provider implements (after Flagger's small provider interface).
+
+Flagger's second method, ``IsOnline``, is left out: an unreachable backend shows as ProviderUnavailable
+on the query that needed it, which is where Ballast decides what unknown data means.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,6 @@ class MetricProvider(Protocol):
 
         Raises ProviderUnavailable when the backend cannot be asked.
         """
-
-    def is_online(self) -> bool:
-        """Whether the backend answers at all."""
 
     def alert_rule_names(self) -> frozenset[str]:
         """Names of the alerting rules the backend has loaded. Raises ProviderUnavailable."""

@@ -17,6 +17,9 @@ from ballast.api.common import TEAM_PATTERN, URL_PATTERN
 from ballast.api.releasepolicy import RequiredAnnotations
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+TRACK_LABEL = "ballast.dev/track"
+"""Label (on the Deployment, its selector and its pods) that marks the release engine's canaries."""
+CANARY_TRACK = "canary"
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class WorkloadSummary:
     @property
     def is_canary(self) -> bool:
         """A canary the release engine runs beside a Deployment (it answers to the Deployment's owners)."""
-        return self.labels.get("ballast.dev/track") == "canary"
+        return self.labels.get(TRACK_LABEL) == CANARY_TRACK
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], kind: str | None = None) -> WorkloadSummary:

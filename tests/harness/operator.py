@@ -21,10 +21,12 @@ from tests.harness.cluster import REPO_ROOT, ClusterInfo, free_ports
 class OperatorProcess:
     """A real `ballast operator run` process that tests can stop and start again."""
 
-    def __init__(self, cluster: ClusterInfo, log_path: Path, kubeconfig: str | None = None) -> None:
+    def __init__(self, cluster: ClusterInfo, log_path: Path, kubeconfig: str | None = None,
+                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
+        self.env = env or {}
         metrics_port, webhook_port, health_port = free_ports(3)
-        self.health_url = f"http://127.0.0.1:{health_port}/healthz"
+        self.ready_url = f"http://127.0.0.1:{health_port}/readyz"
         self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         self.webhook_url = f"https://127.0.0.1:{webhook_port}"
         self.cert_dir = log_path.parent / "webhook-certs"
@@ -35,7 +37,8 @@ class OperatorProcess:
             "--kubeconfig", kubeconfig or cluster.user_kubeconfigs["ballast-operator"],
             "--operator-namespace", "ballast-system",
             "--prometheus-url", cluster.prometheus_url,
-            "--liveness", self.health_url,
+            "--health-address", "127.0.0.1",
+            "--health-port", str(health_port),
             "--metrics-address", "127.0.0.1",
             "--metrics-port", str(metrics_port),
             "--webhook-port", str(webhook_port),
@@ -43,25 +46,27 @@ class OperatorProcess:
             "--webhook-cert-dir", str(self.cert_dir),
             "--resync-seconds", "2",
             "--prometheus-refresh-seconds", "1",
+            *extra_args,
         ]
         self.process: subprocess.Popen[bytes] | None = None
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
-    def healthy(self) -> bool:
+    def ready(self) -> bool:
+        """Ready: acting with its indexes filled, or (with leader election) waiting to take over."""
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError(f"operator is not running:\n{self.log_tail()}")
         try:
-            return requests.get(self.health_url, timeout=1).ok
+            return requests.get(self.ready_url, timeout=1).ok
         except requests.RequestException:
             return False
 
     def start(self) -> None:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        wait_for(self.healthy, 60, "operator never became healthy")
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
+        wait_for(self.ready, 60, "operator never became ready")
 
     def kill(self) -> None:
         """SIGKILL: the operator gets no chance to tidy up, as in a node failure or an OOM kill."""

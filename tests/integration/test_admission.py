@@ -234,7 +234,7 @@ def test_malformed_reviews_never_crash_the_operator(operator, payload):
     assert response.status_code in (200, 400, 413, 422, 500)
     if response.status_code == 200:
         assert response.json()["response"]["allowed"] is False
-    assert operator.healthy()
+    assert operator.ready()
 
 
 def test_failure_policy_when_the_operator_is_down(operator, apps, core, make_policy, namespace):

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import kubernetes
+import kubernetes.dynamic
 import pytest
 import yaml
 
@@ -73,11 +74,21 @@ def test_install_creates_every_object(cluster, api_client, crds):
         container = deployment.spec.template.spec.containers[0]
         assert container.security_context.read_only_root_filesystem is True
         assert deployment.spec.template.spec.security_context.run_as_non_root is True
-        assert f"--webhook-service={namespace}/ballast" in container.args
+        assert f"--webhook-service={namespace}/ballast-webhook" in container.args
+        assert {"--leader-election", "--leader-election-id=ballast"} <= set(container.args)
+        assert deployment.spec.replicas == 2
         assert container.liveness_probe.http_get.path == "/healthz"
+        assert container.readiness_probe.http_get.path == "/readyz"
+        assert container.env[0].value_from.field_ref.field_path == "metadata.name"
         assert deployment.metadata.labels["app.kubernetes.io/part-of"] == "ballast"
         assert core.read_namespaced_service_account("ballast", namespace)
-        assert core.read_namespaced_service("ballast", namespace).spec.ports[0].port == 443
+        assert core.read_namespaced_service("ballast", namespace).spec.ports[0].name == "metrics"
+        webhook = core.read_namespaced_service("ballast-webhook", namespace)
+        assert webhook.spec.ports[0].port == 443 and webhook.spec.selector["ballast.dev/leader"] == "true"
+        budgets = kubernetes.dynamic.DynamicClient(api_client).resources.get(  # policy/v1beta1 on 1.20
+            api_version="policy/v1beta1", kind="PodDisruptionBudget")
+        assert budgets.get(name="ballast", namespace=namespace).spec.maxUnavailable == 1
+        assert rbac.read_namespaced_role("ballast-leader-election", namespace).rules[1].resource_names == ["ballast"]
         secret = core.read_namespaced_secret("ballast-webhook-tls", namespace)
         assert {"tls.crt", "tls.key", "ca.crt"} <= set(secret.data)
         assert core.read_namespaced_config_map("ballast-dashboard", namespace).data["ballast.json"].startswith("{")
@@ -118,9 +129,16 @@ def test_the_operator_runs_on_the_charts_permissions_and_fails_without_one(
     config = install(cluster, api_client, {})
     governed = f"rbac-{tmp_path.name[-8:].lower().replace('_', '-')}"
     operator.stop()  # one operator at a time: the webhook configurations follow whoever runs
+    # As the chart runs it: leader election in its namespace, its identity the Pod it labels when it leads.
+    pod = "ballast-replica-0"
+    core.create_namespaced_pod(namespace, {"metadata": {"name": pod}, "spec": {
+        "automountServiceAccountToken": False, "containers": [{"name": "operator", "image": "ballast:test"}]}})
     charted = OperatorProcess(cluster, tmp_path / "operator.log",
                               kubeconfig=service_account_kubeconfig(cluster, api_client, namespace, "ballast",
-                                                                    tmp_path / "kubeconfig"))
+                                                                    tmp_path / "kubeconfig"),
+                              extra_args=("--leader-election", "--leader-election-id=ballast",
+                                          f"--operator-namespace={namespace}"),
+                              env={"POD_NAME": pod})
     try:
         core.create_namespace({"metadata": {"name": governed, "labels": {"ballast.dev/test-ns": governed}}})
         custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", release_policy(
@@ -131,6 +149,11 @@ def test_the_operator_runs_on_the_charts_permissions_and_fails_without_one(
         naked = deployment("naked", {"app": "naked"})
         refusal = wait_for(lambda: refused(apps, governed, naked), 30, "the chart's operator never refused")
         assert "is missing annotation ballast.dev/owner" in refusal.body
+
+        # It leads: the Lease and the label the webhook Service selects.
+        lease = kubernetes.client.CoordinationV1Api(api_client).read_namespaced_lease("ballast", namespace)
+        assert lease.spec.holder_identity == pod
+        assert core.read_namespaced_pod(pod, namespace).metadata.labels == {"ballast.dev/leader": "true"}
 
         # A whole release: held, canaried, analysed, promoted.
         body = deployment("shop", {"app": "shop"}, replicas=2, annotations=OWNERSHIP_ANNOTATIONS,
@@ -158,6 +181,7 @@ def test_the_operator_runs_on_the_charts_permissions_and_fails_without_one(
         assert stalled["status"]["phase"] == "Progressing"
     finally:
         charted.stop()
+        core.delete_namespaced_pod(pod, namespace)
         operator.start()
         with contextlib.suppress(kubernetes.client.ApiException):
             custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", f"rbac-{governed}")

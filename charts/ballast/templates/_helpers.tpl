@@ -19,3 +19,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "ballast.serviceAccountName" -}}
 {{- default (include "ballast.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
+
+{{- define "ballast.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "ballast.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}

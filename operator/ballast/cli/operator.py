@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import kopf
+
+from ballast.kube.leadership import LeaseElector, label_pod
+from ballast.probes import ProbeServer
+
+logger = logging.getLogger(__name__)
 
 
 def _drop_admission_refusals(record: logging.LogRecord) -> bool:
@@ -32,8 +42,17 @@ def operator_group() -> None:
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True,
               help="Log line format; json suits log collectors.")
 @click.option("--verbose", is_flag=True, help="Log at DEBUG level.")
-@click.option("--liveness", "liveness_endpoint", default=None,
-              help="Serve kopf's health probe, e.g. http://0.0.0.0:8081/healthz.")
+@click.option("--health-port", type=int, default=8081, show_default=True,
+              help="Port of /healthz (liveness) and /readyz (readiness); 0 disables them.")
+@click.option("--health-address", default="0.0.0.0", show_default=True, help="Address the probes listen on.")
+@click.option("--leader-election/--no-leader-election", default=False, show_default=True,
+              help="Run as one of several replicas: only the holder of a Lease in --operator-namespace acts, "
+                   "the others wait to take over. Identity: $POD_NAME (whose Pod the leader labels "
+                   "ballast.dev/leader=true for the webhook Service), else the host name.")
+@click.option("--leader-election-id", default="ballast", show_default=True, help="Name of the Lease.")
+@click.option("--leader-election-lease-seconds", type=click.IntRange(3, 600), default=15, show_default=True,
+              help="How long a silent leader keeps the Lease before a standby takes over; it renews every "
+                   "2/15 of that and gives up leading after 2/3 of it without a renewal.")
 @click.option("--resync-seconds", type=float, default=10.0, show_default=True,
               help="How often clock-driven state (freeze windows) is re-evaluated.")
 @click.option("--prometheus-refresh-seconds", type=float, default=30.0, show_default=True,
@@ -63,7 +82,11 @@ def run(
     prometheus_url: str | None,
     log_format: str,
     verbose: bool,
-    liveness_endpoint: str | None,
+    health_port: int,
+    health_address: str,
+    leader_election: bool,
+    leader_election_id: str,
+    leader_election_lease_seconds: int,
     resync_seconds: float,
     prometheus_refresh_seconds: float,
     metrics_port: int,
@@ -102,6 +125,9 @@ def run(
             "Deployment writes (rollbacks, promotions) are checked like anyone's.")
     if webhook_service is not None and "/" not in webhook_service:
         raise click.BadParameter("use NAMESPACE/NAME, e.g. ballast-system/ballast", param_hint="--webhook-service")
+    if leader_election and not operator_namespace:
+        raise click.BadParameter("leader election keeps its Lease in the operator's namespace: pass "
+                                 "--operator-namespace too", param_hint="--leader-election")
     options = Options(
         operator_namespace=operator_namespace,
         prometheus_url=prometheus_url,
@@ -115,10 +141,82 @@ def run(
     )
     if metrics_port:
         start_http_server(metrics_port, addr=metrics_address)
-    asyncio.run(kopf.operator(
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        standalone=True,
-        liveness_endpoint=liveness_endpoint,
-        memo=kopf.Memo(options=options),
-    ))
+    pod = os.environ.get("POD_NAME")
+    election = Election(
+        LeaseElector(operator_namespace, leader_election_id, pod or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+                     lease_seconds=leader_election_lease_seconds,
+                     renew_deadline_seconds=leader_election_lease_seconds * 2 / 3,
+                     retry_seconds=leader_election_lease_seconds * 2 / 15),
+        pod,
+    ) if leader_election and operator_namespace else None
+    replica = Replica(election, kopf_arguments={
+        "clusterwide": not namespaces, "namespaces": list(namespaces),
+        # Ballast elects its leader itself (see ballast.kube.leadership): kopf's peering stays off.
+        "standalone": True, "memo": kopf.Memo(options=options),
+    })
+    code = asyncio.run(replica.run((health_port, health_address) if health_port else None))
+    if code:
+        raise SystemExit(code)
+
+
+@dataclass(frozen=True)
+class Election:
+    elector: LeaseElector
+    pod: str | None
+    """This replica's Pod, labelled while it leads; None out of cluster."""
+
+    async def label(self, leading: bool) -> None:
+        if self.pod is not None:
+            await asyncio.to_thread(label_pod, self.elector.namespace, self.pod, leading)
+
+
+class Replica:
+    """One operator process: kopf alone, or kopf only while this replica holds the leader Lease."""
+
+    def __init__(self, election: Election | None, kopf_arguments: dict[str, Any]) -> None:
+        self.election = election
+        self.kopf_arguments = kopf_arguments
+        self.leading = election is None
+
+    def readiness(self) -> str | None:
+        if not self.leading:
+            return None  # a standby is ready to take over; the webhook Service only routes to the leader
+        runtime = self.kopf_arguments["memo"].get("runtime")
+        if runtime is None or not runtime.indexes_ready:
+            return "the operator is starting: its indexes are not filled yet"
+        return None
+
+    async def run(self, probes_at: tuple[int, str] | None) -> int:
+        probes = ProbeServer(*probes_at, readiness=self.readiness) if probes_at else None
+        if probes is not None:
+            await probes.start()
+        try:
+            if self.election is None:
+                await kopf.operator(**self.kopf_arguments)
+                return 0
+            return await self._lead(self.election)
+        finally:
+            if probes is not None:
+                await probes.stop()
+
+    async def _lead(self, election: Election) -> int:
+        await election.label(False)  # a restarted container's Pod may still carry the label
+        await election.elector.acquire()
+        self.leading = True
+        await election.label(True)
+        stop = asyncio.Event()
+        operator = asyncio.create_task(kopf.operator(**self.kopf_arguments, stop_flag=stop))
+        keeper = asyncio.create_task(election.elector.keep())
+        await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        lost = keeper.done()
+        stop.set()
+        keeper.cancel()
+        try:
+            await operator
+        finally:
+            await election.label(False)
+        if lost:
+            logger.error("Leadership lost: exiting so that this replica restarts as a standby.")
+            return 1
+        await election.elector.release()
+        return 0

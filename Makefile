@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STATE ?= .local
 CLUSTER := $(PY) -m tests.harness.cluster --state-dir $(STATE)
 
-.PHONY: help install test unit integration manifests demo cluster-up cluster-down cluster-status lint clean
+.PHONY: help install test unit integration manifests demo kind-demo kind-down cluster-up cluster-down cluster-status lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ cluster-status: $(VENV)/.installed ## Show which local control-plane processes a
 
 demo: $(VENV)/.installed ## The demo on the local control plane
 	$(PY) -m tests.harness.demo --state-dir $(STATE)
+
+kind-demo: ## The demo on real pods in a kind cluster (needs Docker, kind, kubectl, helm; see deploy/kind/)
+	STATE=$(STATE) bash hack/kind-demo.sh
+
+kind-down: ## Delete the kind-demo cluster
+	STATE=$(STATE) bash hack/kind-demo.sh down
 
 clean: cluster-down ## Stop the cluster and remove local state (keeps the cached control-plane build)
 	rm -rf $(STATE)

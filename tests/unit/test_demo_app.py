@@ -1,0 +1,176 @@
+"""The kind demo (deploy/kind, hack/kind-demo.sh) as far as it runs without Docker.
+
+The demo service and the load generator run here as they run in their pods; the script is parsed by
+bash; Prometheus' configuration is checked by promtool; the service's manifest by Ballast's own
+admission rules. What needs real pods is left to `make kind-demo` (see deploy/kind/README.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from ballast.cli.main import cli
+from tests.harness import wait_for
+from tests.harness.cluster import free_ports, get_ok
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KIND = REPO_ROOT / "deploy" / "kind"
+
+
+def load(name: str) -> ModuleType:
+    """deploy/kind/demo-app/<name>.py as a module (the directory is no package: its files go in ConfigMaps)."""
+    spec = importlib.util.spec_from_file_location(f"kind_demo_{name}", KIND / "demo-app" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+app = load("app")
+loadgen = load("loadgen")
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[float], str]]:
+    """serve(error_ratio) -> base URL of a demo server on a free port, stopped after the test."""
+    servers = []
+
+    def start(error_ratio: float) -> str:
+        server = app.DemoServer(("127.0.0.1", 0), error_ratio, "test")
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def scraped(base: str) -> dict[str, float]:
+    """http_requests_total by code, parsed from /metrics by the Prometheus client's own parser."""
+    status, text = get(f"{base}/metrics")
+    assert status == 200
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["http_requests"].type == "counter"
+    return {s.labels["code"]: s.value for s in families["http_requests"].samples if s.name == "http_requests_total"}
+
+
+def test_both_series_exist_before_the_first_request(serve):
+    assert scraped(serve(0.5)) == {"200": 0, "500": 0}
+
+
+@pytest.mark.parametrize(("error_ratio", "code"), [(1.0, 500), (0.0, 200)])
+def test_every_request_is_answered_and_counted_by_code(serve, error_ratio, code):
+    base = serve(error_ratio)
+    answers = [get(f"{base}/")[0] for _ in range(30)]
+    assert answers == [code] * 30
+    assert get(f"{base}/healthz") == (200, "ok\n")
+    scraped(base)  # probes and scrapes are not traffic
+    assert scraped(base) == {"200": 0, "500": 0, str(code): 30}
+
+
+def test_a_share_of_requests_fails(serve):
+    random.seed(20)  # the app draws from the module-level generator; requests are sequential here
+    base = serve(0.2)
+    answers = [get(f"{base}/")[0] for _ in range(400)]
+    errors = answers.count(500)
+    assert 40 <= errors <= 120, errors  # 80 expected; the bounds are over 4 standard deviations apart
+    assert scraped(base) == {"200": 400 - errors, "500": errors}
+
+
+def test_loadgen_reports_what_each_request_got(serve):
+    good, bad = serve(0.0), serve(1.0)
+    tally = loadgen.Tally()
+    for url in (f"{good}/", f"{bad}/", f"{bad}/", "http://127.0.0.1:9/"):  # port 9: nothing listens
+        tally.add(loadgen.hit(url))
+    assert tally.take() == {0: 1, 200: 1, 500: 2}
+    assert tally.take() == {}
+
+
+def test_the_pod_runs_the_app_with_its_template_env():
+    """The container's command and env, as in demo-app.yaml, with the error ratio turned up to 1."""
+    docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all((KIND / "demo-app.yaml").read_text())
+            if d["kind"] == "Deployment"}
+    template = docs["recommendations"]["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    assert container["command"] == ["python", "/app/app.py"]
+    assert template["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": str(container["ports"][0]["containerPort"])}
+    (port,) = free_ports(1)
+    env = {**os.environ, **{e["name"]: e["value"] for e in container["env"]}, "ERROR_RATIO": "1.0", "PORT": str(port)}
+    process = subprocess.Popen([sys.executable, str(KIND / "demo-app" / "app.py")], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: get_ok(f"{base}/healthz"), 10, "the app never answered its readiness probe")
+        assert get(f"{base}/") == (500, "recommendations 1.0.0: 500\n")
+        process.terminate()  # SIGTERM, as the kubelet sends it: handled, so a pod goes away at once
+        assert process.wait(5) == 0
+    finally:
+        process.kill()
+    assert "error ratio 1.0" in process.stdout.read()
+
+
+def test_the_demo_service_is_admitted_by_the_example_policy():
+    """`kubectl ballast check`, the webhook's own rules: the shop manifests pass the production policy."""
+    shop = [d for d in yaml.safe_load_all((KIND / "demo-app.yaml").read_text())
+            if d["metadata"].get("namespace") == "shop"]
+    result = CliRunner().invoke(cli, ["check", "-f", "-", "--policy",
+                                      str(REPO_ROOT / "examples" / "02-releasepolicy-production.yaml")],
+                                input=yaml.safe_dump_all(shop))
+    assert result.exit_code == 0, result.output
+    assert "OK       Deployment shop/recommendations" in result.output
+
+
+def test_prometheus_configuration_passes_promtool(tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool missing (Debian package prometheus)")
+        pytest.skip("promtool missing (Debian package prometheus)")
+    configmap = next(d for d in yaml.safe_load_all((KIND / "prometheus.yaml").read_text())
+                     if d["kind"] == "ConfigMap")
+    config = yaml.safe_load(configmap["data"]["prometheus.yml"])
+    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]  # where the ConfigMap is mounted
+    (tmp_path / "rules.yml").write_text(configmap["data"]["rules.yml"])
+    config["rule_files"] = [str(tmp_path / "rules.yml")]
+    # Debian builds Prometheus without Kubernetes discovery, so its promtool rejects kubernetes_sd_configs:
+    # check everything else (relabelling, rules) with a static target in its place.
+    for job in config["scrape_configs"]:
+        assert [sd["role"] for sd in job.pop("kubernetes_sd_configs")] == ["pod"]
+        job["static_configs"] = [{"targets": ["127.0.0.1:8080"]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rules found" in result.stdout
+
+
+def test_kind_demo_script_parses():
+    result = subprocess.run(["bash", "-n", str(REPO_ROOT / "hack" / "kind-demo.sh")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

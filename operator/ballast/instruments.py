@@ -10,6 +10,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from ballast.api.serviceownership import ReleaseStatistics
 
+LEADER = Gauge(
+    "ballast_leader",
+    "1 on the replica that acts (holds the leader Lease, or runs without leader election), 0 on a standby.",
+)
 ADMISSION_REQUESTS = Counter(
     "ballast_admission_requests_total",
     "Admission requests for workloads, by kind, decision (allowed, warned, refused, audited, exempt) and rule.",

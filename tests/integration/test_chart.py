@@ -16,6 +16,7 @@ import yaml
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
+from tests.harness.kubectl import kubectl
 from tests.harness.operator import OperatorProcess
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy
 from tests.integration.test_admission import refused
@@ -64,7 +65,12 @@ def install(cluster, api_client, values: dict) -> helm.Configuration:
 def test_install_creates_every_object(cluster, api_client, crds):
     namespace = NAMESPACE
     core = kubernetes.client.CoreV1Api(api_client)
+    kubectl(cluster.kubeconfig, "apply", "-f", str(Path(__file__).parent / "data" / "monitoring-crds.yaml"))
+    kubectl(cluster.kubeconfig, "wait", "--for=condition=Established", "--timeout=30s",
+            "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com")
     config = install(cluster, api_client, {
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus"}},
         "grafanaDashboard": {"enabled": True},
         "defaultPolicy": {"enabled": True, "mode": "Audit",
                           "namespaceSelector": {"matchLabels": {"ballast.dev/chart-test": "yes"}}}})
@@ -95,6 +101,14 @@ def test_install_creates_every_object(cluster, api_client, crds):
         role = rbac.read_cluster_role("ballast")
         assert any("releases" in (rule.resources or []) and "create" in rule.verbs for rule in role.rules)
         assert rbac.read_cluster_role_binding("ballast").subjects[0].name == "ballast"
+        monitoring = kubernetes.client.CustomObjectsApi(api_client)
+        monitor = monitoring.get_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "servicemonitors",
+                                                          "ballast")
+        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        rule = monitoring.get_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "prometheusrules",
+                                                       "ballast")
+        assert rule["metadata"]["labels"]["release"] == "kube-prometheus"
+        assert rule["spec"] == yaml.safe_load((CHART / "rules" / "ballast.rules.yaml").read_text())
         policy = kubernetes.client.CustomObjectsApi(api_client).get_cluster_custom_object(
             "ballast.dev", "v1alpha1", "releasepolicies", "default")
         assert policy["spec"]["admission"] == {"mode": "Audit", "exemptNamespaces": [namespace]}

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import kopf
 
+from ballast.instruments import LEADER
 from ballast.kube.leadership import LeaseElector, label_pod
 from ballast.probes import ProbeServer
 
@@ -177,6 +178,7 @@ class Replica:
         self.election = election
         self.kopf_arguments = kopf_arguments
         self.leading = election is None
+        LEADER.set(self.leading)
 
     def readiness(self) -> str | None:
         if not self.leading:
@@ -203,6 +205,7 @@ class Replica:
         await election.label(False)  # a restarted container's Pod may still carry the label
         await election.elector.acquire()
         self.leading = True
+        LEADER.set(1)
         await election.label(True)
         stop = asyncio.Event()
         operator = asyncio.create_task(kopf.operator(**self.kopf_arguments, stop_flag=stop))
@@ -214,6 +217,7 @@ class Replica:
         try:
             await operator
         finally:
+            LEADER.set(0)
             await election.label(False)
         if lost:
             logger.error("Leadership lost: exiting so that this replica restarts as a standby.")

@@ -182,8 +182,13 @@ def test_critical_release_waits_for_an_approval_that_is_not_the_authors(governed
     assert own.returncode != 0
     assert "was changed by admin, who cannot also approve it (four eyes)" in own.stderr
 
-    other = ballast(cluster.user_kubeconfigs["alice"], "approve", name, "-n", namespace)
+    # --wait follows the release to its end, a line per step, and succeeds only if it is promoted.
+    other = ballast(cluster.user_kubeconfigs["alice"], "approve", name, "-n", namespace, "--wait", "120")
     assert other.returncode == 0, other.stderr
+    lines = other.stdout.splitlines()
+    assert lines[0] == f"Release {namespace}/{name} approved."
+    assert any("Progressing  step 1 at " in line and "Pass: " in line for line in lines), lines
+    assert "  Promoted  " in lines[-1], lines
     done = final_release(custom, namespace)
     assert done["status"]["phase"] == "Promoted"
     assert done["status"]["approvedBy"]["username"] == "alice"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ballast.api.release import ReleasePhase
+from ballast.cli.releases import progress
 from ballast.cli.render import emit, table
 from ballast.release.scoreboard import ScoredRelease, scoreboard
 
@@ -60,3 +61,14 @@ def test_json_and_csv(capsys):
     assert json.loads(capsys.readouterr().out) == [{"team": "payments", "rate": 0.25, "missing": None}]
     emit(rows, ["team", "rate", "missing"], "csv", no_color=True)
     assert capsys.readouterr().out == "team,rate,missing\npayments,0.25,\n"
+
+
+def test_progress_lines_say_phase_step_and_the_latest_verdict():
+    assert progress({}) == "Pending"
+    assert progress({"phase": "AwaitingApproval", "message": "The tier requires approval."}) == \
+        "AwaitingApproval  The tier requires approval."
+    running = {"phase": "Progressing", "step": 2, "weight": 50, "message": "Step 2 of 2.",
+               "analyses": [{"verdict": "Pass", "message": "Canary 0.40% vs baseline 0.50%."}]}
+    assert progress(running) == "Progressing  step 2 at 50%  Pass: Canary 0.40% vs baseline 0.50%."
+    done = {**running, "phase": "RolledBack", "weight": 0, "message": "Restored revision abc."}
+    assert progress(done) == "RolledBack  step 2 at 0%  Restored revision abc."

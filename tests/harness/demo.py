@@ -197,8 +197,8 @@ def freeze_and_approval(admin: Person, bob: Person, alice: Person) -> None:
     say("checkout is critical, so its release waits for an approval from someone other than its author:")
     bob.run("get", "release", name, "-n", "shop", "-o", "jsonpath={.status.message}{\"\\n\"}")
     expect_refusal(bob.run("ballast", "approve", name, "-n", "shop", check=False), "approving one's own change")
-    say("Alice approves it, and the canary starts:")
-    alice.run("ballast", "approve", name, "-n", "shop")
+    say("Alice approves it and follows the release (--wait prints each step; it fails unless promoted):")
+    alice.run("ballast", "approve", name, "-n", "shop", "--wait", "120")
     bob.wait_release(fixed, FINAL, "finished")
     bob.run("get", "releases", "-n", "shop", "-o", "wide")
 

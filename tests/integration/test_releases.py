@@ -187,7 +187,7 @@ def test_critical_release_waits_for_an_approval_that_is_not_the_authors(governed
     assert other.returncode == 0, other.stderr
     lines = other.stdout.splitlines()
     assert lines[0] == f"Release {namespace}/{name} approved."
-    assert any("Progressing  step 1 at " in line and "Pass: " in line for line in lines), lines
+    assert any("Progressing  step 2 at 50%  Pass: " in line for line in lines), lines
     assert "  Promoted  " in lines[-1], lines
     done = final_release(custom, namespace)
     assert done["status"]["phase"] == "Promoted"

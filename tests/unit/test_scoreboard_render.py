@@ -67,7 +67,9 @@ def test_progress_lines_say_phase_step_and_the_latest_verdict():
     assert progress({}) == "Pending"
     assert progress({"phase": "AwaitingApproval", "message": "The tier requires approval."}) == \
         "AwaitingApproval  The tier requires approval."
-    running = {"phase": "Progressing", "step": 2, "weight": 50, "message": "Step 2 of 2.",
+    starting = {"phase": "Progressing", "step": 0, "weight": 25, "message": "Step 1 of 2: canary at 25%."}
+    assert progress(starting) == "Progressing  step 1 at 25%  Step 1 of 2: canary at 25%."
+    running = {"phase": "Progressing", "step": 1, "weight": 50, "message": "Step 2 of 2.",
                "analyses": [{"verdict": "Pass", "message": "Canary 0.40% vs baseline 0.50%."}]}
     assert progress(running) == "Progressing  step 2 at 50%  Pass: Canary 0.40% vs baseline 0.50%."
     done = {**running, "phase": "RolledBack", "weight": 0, "message": "Restored revision abc."}

@@ -45,8 +45,8 @@ def _annotate(kubeconfig: str | None, namespace: str | None, release: str, key: 
 def progress(status: dict[str, Any]) -> str:
     """One line for where a release stands: phase, step and weight, and the latest analysis or message."""
     parts = [status.get("phase") or "Pending"]
-    if status.get("step"):
-        parts.append(f"step {status['step']} at {status.get('weight') or 0}%")
+    if status.get("step") is not None:  # an index: people count steps from 1
+        parts.append(f"step {status['step'] + 1} at {status.get('weight') or 0}%")
     analyses = status.get("analyses") or []
     latest = analyses[-1] if analyses else None
     if latest and status.get("phase") in ("Progressing", "Promoting"):

@@ -219,8 +219,9 @@ class Replica:
         finally:
             LEADER.set(0)
             await election.label(False)
+            if not lost:  # a clean stop, or kopf failing: either way the standby should not wait it out
+                await election.elector.release()
         if lost:
             logger.error("Leadership lost: exiting so that this replica restarts as a standby.")
             return 1
-        await election.elector.release()
         return 0

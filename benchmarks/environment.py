@@ -34,8 +34,10 @@ class Environment:
 
 
 @contextlib.contextmanager
-def environment(state_dir: str | None, policies: Iterable[str], namespaces: Iterable[str]) -> Iterator[Environment]:
-    """Yield a ready cluster and operator; tidy up as described in the module docstring."""
+def environment(state_dir: str | None, policies: Iterable[str], namespaces: Iterable[str],
+                start_operator: bool = True) -> Iterator[Environment]:
+    """Yield a ready cluster and operator (started, unless the benchmark starts it itself); tidy up as
+    described in the module docstring."""
     directory = Path(state_dir or tempfile.mkdtemp(prefix="ballast-bench-"))
     cluster = LocalCluster(directory)
     reused = cluster.healthy()
@@ -47,7 +49,8 @@ def environment(state_dir: str | None, policies: Iterable[str], namespaces: Iter
         api = kubernetes.config.new_client_from_config(config_file=info.kubeconfig)
         install_crds(api)
         operator = OperatorProcess(info, directory / "operator.log")
-        operator.start()
+        if start_operator:
+            operator.start()
         env = Environment(info, api, operator, directory)
         yield env
     finally:

@@ -15,7 +15,7 @@ RUN useradd --uid 65532 --no-create-home --shell /usr/sbin/nologin ballast
 COPY --from=build /opt/ballast /opt/ballast
 ENV PATH=/opt/ballast/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 USER 65532:65532
-# 8080 metrics, 8081 health probe, 9443 webhooks.
+# 8080 metrics, 8081 /healthz and /readyz, 9443 webhooks.
 EXPOSE 8080 8081 9443
 ENTRYPOINT ["ballast", "operator", "run"]
-CMD ["--log-format", "json", "--liveness", "http://0.0.0.0:8081/healthz"]
+CMD ["--log-format", "json"]

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ballast.api.common import GROUP, VERSION
+from ballast.cli.operator import run
 from tests.harness import wait_for
 from tests.harness.kubectl import kubectl
 from tests.harness.operator import OperatorProcess
@@ -82,6 +83,7 @@ def test_install_creates_every_object(cluster, api_client, crds):
         assert deployment.spec.template.spec.security_context.run_as_non_root is True
         assert f"--webhook-service={namespace}/ballast-webhook" in container.args
         assert {"--leader-election", "--leader-election-id=ballast"} <= set(container.args)
+        run.make_context("run", list(container.args))  # every argument is one `ballast operator run` takes
         assert deployment.spec.replicas == 2
         assert container.liveness_probe.http_get.path == "/healthz"
         assert container.readiness_probe.http_get.path == "/readyz"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
+
+from ballast.cli.operator import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,6 +20,11 @@ def test_image_runs_the_operator_as_non_root_without_build_tools():
     assert any(line.startswith("USER 65532") for line in final)
     assert 'ENTRYPOINT ["ballast", "operator", "run"]' in final
     assert not any(word in line for line in final for word in ("gcc", "build-essential", "pip install"))
+
+
+def test_image_default_arguments_are_options_the_operator_takes():
+    cmd = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    run.make_context("run", json.loads(cmd.removeprefix("CMD ")))  # raises on an unknown option
 
 
 def test_kind_config_has_a_control_plane_and_workers():

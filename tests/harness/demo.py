@@ -75,12 +75,16 @@ class Person:
 
         The simulated pods of that template answer ``error_ratio`` of their requests with a 5xx.
         """
-        patch = {"spec": {"template": {
-            "metadata": {"annotations": {"sim.ballast.dev/error-ratio": error_ratio}},
-            "spec": {"containers": [{"name": deployment, "image": image}]}}}}
-        if annotations:
-            patch["metadata"] = {"annotations": annotations}
-        return self.run("patch", f"deployment/{deployment}", "-n", "shop", "-p", json.dumps(patch), check=check)
+        patch = json.dumps(new_version(deployment, image, error_ratio, annotations))
+        return self.run("patch", f"deployment/{deployment}", "-n", "shop", "-p", patch, check=check)
+
+    def wait_refused(self, deployment: str, image: str, error_ratio: str) -> None:
+        """Wait until the API server calls Ballast's webhook for shop: a new webhook configuration takes a
+        moment to reach it, and the story must not race that. Probes with server-side dry runs."""
+        patch = json.dumps(new_version(deployment, image, error_ratio))
+        wait_for(lambda: kubectl(self.kubeconfig, "patch", f"deployment/{deployment}", "-n", "shop", "-p", patch,
+                                 "--dry-run=server", check=False).returncode != 0,
+                 60, "the API server never called Ballast's webhook")
 
     def release_of(self, image: str) -> tuple[str, str]:
         """Name and phase of the newest release that carries ``image``; empty strings while none does."""
@@ -99,6 +103,16 @@ class Person:
     def wait_policy(self, jsonpath: str, expected: str, what: str) -> None:
         wait_for(lambda: self.get("releasepolicy", "production", "-o", f"jsonpath={jsonpath}") == expected,
                  60, f"the operator never {what}")
+
+
+def new_version(deployment: str, image: str, error_ratio: str,
+                annotations: dict[str, str] | None = None) -> dict[str, object]:
+    patch: dict[str, object] = {"spec": {"template": {
+        "metadata": {"annotations": {"sim.ballast.dev/error-ratio": error_ratio}},
+        "spec": {"containers": [{"name": deployment, "image": image}]}}}}
+    if annotations:
+        patch["metadata"] = {"annotations": annotations}
+    return patch
 
 
 def expect_refusal(result: subprocess.CompletedProcess[str], what: str) -> None:
@@ -137,6 +151,7 @@ def status_and_admission(admin: Person, alice: Person) -> None:
               json.dumps({"spec": {"tiers": {"low": quick, "critical": quick}}}))
 
     say("Alice, on the discovery team, ships a new version of recommendations. Ballast refuses it:")
+    alice.wait_refused("recommendations", f"{REGISTRY}/recommendations:3.3.0", "0.005")
     expect_refusal(alice.ship("recommendations", f"{REGISTRY}/recommendations:3.3.0", "0.005", check=False),
                    "the change to a Deployment without a runbook")
 
@@ -208,7 +223,8 @@ def sre_view(sre: Person, rolled_back: str) -> None:
     sre.run("ballast", "status", "-n", "shop")
     say("The analysis behind the rollback, step by step:")
     sre.run("ballast", "describe", rolled_back, "-n", "shop")
-    say("And the weekly scoreboard, per team and tier:")
+    say("And the weekly scoreboard, per team and tier (Bob's change the freeze refused counts as blocked by "
+        "freeze; the policy's status lists it under freezeRefusals):")
     sre.run("ballast", "scoreboard", "-n", "shop")
 
 

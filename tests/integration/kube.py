@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import kubernetes
@@ -55,3 +57,9 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
 def events_for(core: kubernetes.client.CoreV1Api, namespace: str, name: str) -> list[kubernetes.client.CoreV1Event]:
     return core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
 
+
+
+def ballast(kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `ballast` / `kubectl ballast` command line as whoever the kubeconfig authenticates."""
+    return subprocess.run([sys.executable, "-m", "ballast.cli.main", *args, "--kubeconfig", kubeconfig],
+                          capture_output=True, text=True)

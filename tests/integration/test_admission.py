@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import yaml
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
 from tests.harness.kubectl import kubectl
-from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy, service_ownership
+from tests.integration.kube import OWNERSHIP_ANNOTATIONS, ballast, deployment, release_policy, service_ownership
 
 NAKED = deployment("probe", {"app": "probe"})
 
@@ -126,17 +127,37 @@ def test_exempt_and_ungoverned_namespaces_pass(operator, apps, core, make_policy
     assert refused(apps, "default", NAKED) is None
 
 
-def test_freeze_refuses_and_break_glass_passes_with_an_event(operator, apps, core, custom, make_policy, namespace):
+def test_freeze_refuses_records_the_change_and_break_glass_passes_with_an_event(
+        operator, cluster, apps, core, custom, make_policy, namespace):
     now = datetime.now(UTC).replace(microsecond=0)
     window = {"name": "launch", "reason": "launch day", "tiers": ["critical"],
               "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=2)).isoformat()}
-    make_policy(namespace, freezeWindows=[window])
+    policy = make_policy(namespace, freezeWindows=[window])
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
                                            service_ownership("checkout", {"app": "checkout"}, riskTier="critical"))
     body = deployment("checkout", {"app": "checkout"}, annotations=OWNERSHIP_ANNOTATIONS)
     error = wait_for(lambda: refused(apps, namespace, body), 30, "freeze never refused")
     assert "critical tier, frozen by window launch (launch day) until" in error.body
     assert "rule freeze-window" in error.body
+
+    # A real attempt, then its retry: the policy records the change once, for the scoreboard (dry runs not).
+    for _ in range(2):
+        with pytest.raises(kubernetes.client.ApiException) as attempt:
+            apps.create_namespaced_deployment(namespace, body)
+        assert attempt.value.status == 403
+
+    def recorded():
+        status = custom.get_cluster_custom_object(GROUP, VERSION, "releasepolicies", policy).get("status") or {}
+        return status.get("freezeRefusals")
+
+    (refusal,) = wait_for(recorded, 30, "the policy never recorded the refused change")
+    assert {k: refusal[k] for k in ("kind", "namespace", "name", "team", "tier", "window", "username")} == {
+        "kind": "Deployment", "namespace": namespace, "name": "checkout", "team": "payments", "tier": "critical",
+        "window": "launch", "username": "admin"}
+    board = ballast(cluster.kubeconfig, "scoreboard", "-n", namespace, "-o", "json")
+    assert board.returncode == 0, board.stderr
+    (row,) = json.loads(board.stdout)
+    assert (row["team"], row["tier"], row["blocked_by_freeze"], row["releases"]) == ("payments", "critical", 1, 0)
 
     apps.create_namespaced_deployment(namespace, with_annotations(body, {"ballast.dev/emergency": "INC-4711"}))
 

@@ -6,6 +6,7 @@ and a missing freeze all raise); this test runs it and checks that every chapter
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,9 @@ def test_make_demo_plays_every_chapter(local_cluster: LocalCluster, tmp_path: Pa
     assert [chapter for chapter in chapters if chapter not in out] == []
     status = out[out.index("kubectl ballast status"):out.index("kubectl ballast describe")]
     assert "Promoted" in status and "RolledBack" in status and "yes (incident-review)" in status
+    board = out[out.index("kubectl ballast scoreboard"):].splitlines()
+    header = next(line for line in board if line.startswith("TEAM"))
+    rows = {line.split()[0]: dict(zip(re.split(r"\s{2,}", header), re.split(r"\s{2,}", line), strict=True))
+            for line in board if line.startswith(("payments", "discovery"))}
+    assert rows["payments"]["BLOCKED BY FREEZE"] == "1" and rows["payments"]["BREAK GLASS"] == "1"
+    assert rows["discovery"]["ROLLED BACK"] == "1" and rows["discovery"]["PROMOTED"] == "1"

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import kubernetes
 import pytest
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
-from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy, service_ownership
+from tests.integration.kube import OWNERSHIP_ANNOTATIONS, ballast, deployment, release_policy, service_ownership
 
 FAST_TIER = {"steps": [25, 50], "stepDuration": "4s", "minRequests": 20, "readyDeadline": "15s",
              "maxErrorRate": 0.08, "maxIncrease": 0.05, "failureLimit": 1, "inconclusiveLimit": 4,
@@ -161,11 +159,6 @@ def test_crash_looping_release_rolls_back_with_canary_not_ready(governed, apps, 
     assert release["status"]["phase"] == "RolledBack"
     assert release["status"]["reason"] == "CanaryNotReady"
     assert image_of(apps, namespace) == "registry.example.com/app:1.0"
-
-
-def ballast(kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ballast.cli.main", *args, "--kubeconfig", kubeconfig],
-                          capture_output=True, text=True)
 
 
 def test_critical_release_waits_for_an_approval_that_is_not_the_authors(governed, apps, custom, cluster):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ballast.api.common import RiskTier
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.policy.admission import (
@@ -156,6 +157,18 @@ class TestFreezeWindows:
         assert decision.findings[0].rule is Rule.FREEZE_WINDOW
         assert "frozen by window weekend (nobody watches releases on weekends) until 2026-11-30T08:00:00+00:00" \
             in decision.refusal
+
+    def test_a_refused_change_is_described_for_the_scoreboard(self):
+        decision = evaluate(create(workload()), context(FRIDAY_FREEZE, [so(tier="critical")], now=SATURDAY))
+        frozen = decision.frozen
+        assert (frozen.window, frozen.tier, frozen.team) == ("weekend", RiskTier.CRITICAL, "payments")
+        assert len(frozen.revision) == 16
+
+    def test_break_glass_is_not_a_frozen_change(self):
+        body = workload()
+        body["metadata"]["annotations"]["ballast.dev/emergency"] = "INC-1"
+        decision = evaluate(create(body), context(FRIDAY_FREEZE, [so(tier="critical")], now=SATURDAY))
+        assert decision.allowed and decision.frozen is None and decision.break_glass is not None
 
     def test_unfrozen_tier_passes(self):
         assert evaluate(create(workload()), context(FRIDAY_FREEZE, [so(tier="low")], now=SATURDAY)).allowed

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ballast.api.common import RiskTier
-from ballast.api.releasepolicy import FreezeWindow
-from ballast.policy.freeze import freezing, open_occurrence, open_windows
+from ballast.api.releasepolicy import FreezeRefusal, FreezeWindow
+from ballast.policy.freeze import MAX_REFUSALS, freezing, open_occurrence, open_windows, record_refusals
 
 
 def at(text: str) -> datetime:
@@ -127,3 +127,27 @@ def test_open_windows_lists_only_open_ones():
     instant = at("2026-11-28T12:00:00+00:00")  # Saturday, both open
     assert [w.window.name for w in open_windows([ABSOLUTE, NIGHTLY, WEEKEND], instant)] == ["launch", "w"]
     assert open_windows([], datetime.now(UTC)) == []
+
+
+def refusal(at: datetime, name: str = "checkout", revision: str = "r1", window: str = "weekend") -> FreezeRefusal:
+    return FreezeRefusal(at=at, kind="Deployment", namespace="shop", name=name, revision=revision, team="payments",
+                         tier=RiskTier.CRITICAL, window=window, username="bob")
+
+
+def test_a_retried_change_counts_once_at_its_first_refusal():
+    now = at("2026-11-28T12:00:00Z")
+    first, retry = refusal(now - timedelta(minutes=5)), refusal(now)
+    assert record_refusals([first], [retry], now) == [first]
+    other_change = refusal(now, revision="r2")
+    other_window = refusal(now, window="year-end")
+    assert record_refusals([first], [other_change, other_window], now) == [first, other_change, other_window]
+
+
+def test_refusals_older_than_35_days_are_dropped_and_the_list_is_bounded():
+    now = at("2026-11-28T12:00:00Z")
+    old, recent = refusal(now - timedelta(days=36), name="old"), refusal(now - timedelta(days=34), name="recent")
+    assert record_refusals([old, recent], [], now) == [recent]
+    many = [refusal(now - timedelta(minutes=i), name=f"svc-{i}") for i in range(MAX_REFUSALS + 10)]
+    kept = record_refusals([], many, now)
+    assert len(kept) == MAX_REFUSALS
+    assert kept[-1].name == "svc-0" and kept[0].name == f"svc-{MAX_REFUSALS - 1}"  # the newest, oldest first

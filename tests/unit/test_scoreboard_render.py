@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ballast.api.common import RiskTier
 from ballast.api.release import ReleasePhase
+from ballast.api.releasepolicy import FreezeRefusal
 from ballast.cli.releases import progress
 from ballast.cli.render import emit, table
 from ballast.release.scoreboard import ScoredRelease, scoreboard
@@ -41,6 +43,24 @@ def test_rows_per_team_and_tier():
     search = by_key[("search", "high")]
     assert (search.break_glass, search.blocked_by_wip, search.blocked_by_budget) == (1, 1, 0)
     assert len(rows) == 3
+
+
+def test_changes_frozen_out_count_per_team_and_tier_even_without_releases():
+    def frozen(team, tier, hour):
+        return FreezeRefusal(at=T0 + timedelta(hours=hour), kind="Deployment", namespace="shop", name="x",
+                             revision=f"r{hour}", team=team, tier=tier, window="weekend")
+
+    rows = scoreboard([scored(hour=1)], T0, T0 + WEEK, [
+        frozen("payments", RiskTier.HIGH, 2), frozen("payments", RiskTier.HIGH, 3),
+        frozen("search", RiskTier.CRITICAL, 4), frozen("", RiskTier.MEDIUM, 5),
+        frozen("payments", RiskTier.HIGH, 24 * 8),  # outside the week
+    ])
+    by_key = {(r.team, r.tier): r for r in rows}
+    assert by_key[("payments", "high")].blocked_by_freeze == 2
+    assert by_key[("payments", "high")].releases == 1
+    search = by_key[("search", "critical")]
+    assert (search.releases, search.blocked_by_freeze, search.stability_share) == (0, 1, 0.0)
+    assert by_key[("(no owner)", "medium")].blocked_by_freeze == 1
 
 
 def test_empty_period():

@@ -293,6 +293,25 @@ class AuditViolation(ApiModel):
     message: str
 
 
+class FreezeRefusal(ApiModel):
+    """A change a freeze window refused: what the scoreboard counts as blocked by freeze."""
+
+    at: datetime
+    """When it was first refused (retries of the same change are not counted again)."""
+    kind: str
+    namespace: str
+    name: str
+    revision: str
+    """Pod-template hash of the refused change."""
+    team: str = ""
+    """Owning team: the ServiceOwnership's owner, else the workload's owner annotation."""
+    tier: RiskTier
+    window: str
+    """The freeze window that refused it."""
+    username: str = ""
+    """Who made the change."""
+
+
 class ReleasePolicyStatus(ApiModel):
     """What the operator observed about the policy."""
 
@@ -312,6 +331,8 @@ class ReleasePolicyStatus(ApiModel):
     """How many admitted workloads break the policy."""
     violations: list[AuditViolation] = Field(default_factory=list)
     """The first violations, bounded."""
+    freeze_refusals: list[FreezeRefusal] = Field(default_factory=list)
+    """Changes the policy's freeze windows refused over the last 35 days (at most 500), newest last."""
 
 
 class ReleasePolicy(ApiModel):

@@ -10,6 +10,7 @@ import kubernetes
 
 from ballast.api.common import GROUP, VERSION, parse_duration
 from ballast.api.release import Release
+from ballast.api.releasepolicy import FreezeRefusal
 from ballast.cli.common import connect, kubeconfig_option, namespace_option
 from ballast.cli.render import emit, no_color_option, output_option
 from ballast.release.scoreboard import ScoredRelease, scoreboard
@@ -173,8 +174,13 @@ def score(period: str, kubeconfig: str | None, namespace: str | None, all_namesp
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--since") from None
     until = datetime.now(UTC)
-    records = [ScoredRelease.from_body(b) for b in _list(client, "releases", None if all_namespaces else namespace)]
-    rows = [vars(row) for row in scoreboard(records, until - window, until)]
+    scope = None if all_namespaces else namespace
+    records = [ScoredRelease.from_body(b) for b in _list(client, "releases", scope)]
+    refusals = [FreezeRefusal.model_validate(r) for policy in _list(client, "releasepolicies", None)
+                for r in (policy.get("status") or {}).get("freezeRefusals") or []
+                if scope is None or r.get("namespace") == scope]
+    rows = [vars(row) for row in scoreboard(records, until - window, until, refusals)]
     emit(rows, ["team", "tier", "releases", "promoted", "rolled_back", "deployment_frequency_per_week",
                 "lead_time_median_seconds", "change_failure_rate", "mean_time_to_restore_seconds",
-                "blocked_by_wip", "blocked_by_budget", "break_glass", "stability_share"], output, no_color)
+                "blocked_by_freeze", "blocked_by_wip", "blocked_by_budget", "break_glass", "stability_share"],
+         output, no_color)

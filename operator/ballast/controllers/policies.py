@@ -11,12 +11,12 @@ import kubernetes
 
 from ballast.admission.webhook import CONFIGURATION_NAME, desired_configurations
 from ballast.api.common import GROUP, VERSION
-from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
+from ballast.api.releasepolicy import ActiveFreeze, AuditViolation, FreezeRefusal
 from ballast.controllers.runtime import ParsedPolicy, Runtime, now, post_condition_events, updated_conditions
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
 from ballast.kube.client import CustomObjectRef, update_status
 from ballast.policy.admission import standing_findings
-from ballast.policy.freeze import open_windows
+from ballast.policy.freeze import open_windows, record_refusals
 from ballast.policy.governance import SYSTEM_NAMESPACES, Governance, policy_conditions
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,11 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
         POLICY_VIOLATIONS.labels(policy=policy.name).set(len(violations))
         export_freezes(policy, freezes)
         conditions, changed = updated_conditions(snap, policy_conditions(policy.name, governance, policy.invalid))
+        pending = runtime.pending_refusals.get(policy.name, [])
+        taken = len(pending)
+        refusals = record_refusals(
+            [FreezeRefusal.model_validate(r) for r in (snap.get("status") or {}).get("freezeRefusals") or []],
+            pending[:taken], moment)
         owned = {
             "observedGeneration": snap["metadata"].get("generation"),
             "conditions": conditions,
@@ -70,6 +75,7 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
             "frozenTiers": ",".join(sorted({tier.value for f in freezes for tier in f.tiers})),
             "violationCount": len(violations),
             "violations": [v.to_wire() for v in violations[:MAX_LISTED_VIOLATIONS]],
+            "freezeRefusals": [r.to_wire() for r in refusals],
         }
         ref = CustomObjectRef("releasepolicies", policy.name)
         try:
@@ -80,6 +86,7 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
             if error.status in (404, 409):
                 continue  # Deleted or changed meanwhile: its own event brings a fresh pass.
             raise
+        del pending[:taken]  # listed now; refusals recorded meanwhile wait for the next pass
         if written:
             post_condition_events(snap, changed)
 

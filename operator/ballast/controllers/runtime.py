@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ballast.admission.webhook import Endpoint, WebhookOptions
 from ballast.api.common import Condition
-from ballast.api.releasepolicy import ReleasePolicySpec, RequiredAnnotations
+from ballast.api.releasepolicy import FreezeRefusal, ReleasePolicySpec, RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.coalesce import Coalescer
 from ballast.policy.admission import AdmissionContext, NamedOwnership
@@ -81,6 +81,8 @@ class Runtime:
     """(namespace, ServiceOwnership) -> share of its SLO error budget left, refreshed in the background."""
     known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
     """Prometheus URL -> alerting rules loaded there (None while unreachable), refreshed in the background."""
+    pending_refusals: dict[str, list[FreezeRefusal]] = field(default_factory=dict)
+    """Policy name -> changes its freeze windows refused that its status does not list yet."""
     indexes_ready: bool = False
     """Set once kopf has filled the indexes from full lists; before that, admission cannot judge."""
     background: list[asyncio.Task[None]] = field(default_factory=list)

@@ -99,6 +99,16 @@ class BreakGlass:
     username: str
 
 
+@dataclass(frozen=True)
+class FrozenChange:
+    """A change a freeze window stands in the way of (refused in Enforce mode), for the scoreboard."""
+
+    window: str
+    tier: RiskTier
+    team: str
+    revision: str
+
+
 @dataclass
 class Decision:
     """The outcome for one request."""
@@ -107,6 +117,7 @@ class Decision:
     mode: AdmissionMode | None = None
     findings: list[Finding] = field(default_factory=list)
     break_glass: BreakGlass | None = None
+    frozen: FrozenChange | None = None
 
     @property
     def refusal(self) -> str | None:
@@ -244,15 +255,19 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
                                  _annotations(request.new), context)
     owners = selecting_ownerships(request, context.ownerships)
 
-    break_glass = None
+    break_glass = frozen = None
     if template_changed(request):
         tier = owners[0].spec.risk_tier if len(owners) == 1 else DEFAULT_TIER
         window = freezing(context.policy.freeze_windows, tier, context.now)
+        revision = template_hash(((request.new or {}).get("spec") or {}).get("template"))
         if window is not None:
             reason = newly_set(request, EMERGENCY_ANNOTATION)
             if reason is not None:
                 break_glass = BreakGlass(window.window.name, reason, request.username)
             else:
+                team = owners[0].spec.owner if len(owners) == 1 else \
+                    _annotations(request.new).get(context.policy.admission.required_annotations.owner, "")
+                frozen = FrozenChange(window.window.name, tier, team, revision)
                 why = f" ({window.window.reason})" if window.window.reason else ""
                 findings.append(context.finding(
                     Rule.FREEZE_WINDOW,
@@ -260,7 +275,6 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
                     f"{window.ends_at.isoformat()}: wait until then, or for an emergency set annotation "
                     f"{EMERGENCY_ANNOTATION} to a new reason such as the incident id",
                 ))
-        revision = template_hash(((request.new or {}).get("spec") or {}).get("template"))
         when = rolled_back_at(request.old, revision)
         block = parse_duration(context.policy.rollback_block_period)
         if when is not None and context.now - when < block and newly_set(request, RETRY_ANNOTATION) is None:
@@ -271,4 +285,4 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
             ))
 
     refused = mode is AdmissionMode.ENFORCE and any(f.blocking for f in findings)
-    return Decision(allowed=not refused, mode=mode, findings=findings, break_glass=break_glass)
+    return Decision(allowed=not refused, mode=mode, findings=findings, break_glass=break_glass, frozen=frozen)

@@ -14,7 +14,11 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from ballast.api.common import RiskTier, parse_duration
-from ballast.api.releasepolicy import FreezeWindow
+from ballast.api.releasepolicy import FreezeRefusal, FreezeWindow
+
+REFUSALS_KEPT_FOR = timedelta(days=35)
+"""Long enough for a monthly scoreboard; the weekly one needs 7 days."""
+MAX_REFUSALS = 500
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,13 @@ def freezing(windows: Iterable[FreezeWindow], tier: RiskTier, now: datetime) -> 
     """The open window that freezes ``tier`` at ``now`` and ends last, or None when the tier may change."""
     candidates = [w for w in open_windows(windows, now) if tier in w.window.tiers]
     return max(candidates, key=lambda w: w.ends_at, default=None)
+
+
+def record_refusals(kept: Iterable[FreezeRefusal], new: Iterable[FreezeRefusal], now: datetime) -> list[FreezeRefusal]:
+    """The refusals to keep in a policy status: one per change and window (retries count once, at the
+    first refusal), none older than REFUSALS_KEPT_FOR, the newest MAX_REFUSALS, oldest first."""
+    first: dict[tuple[str, str, str, str, str], FreezeRefusal] = {}
+    for refusal in sorted([*kept, *new], key=lambda r: r.at):
+        first.setdefault((refusal.namespace, refusal.kind, refusal.name, refusal.revision, refusal.window), refusal)
+    recent = [r for r in first.values() if now - r.at <= REFUSALS_KEPT_FOR]
+    return recent[-MAX_REFUSALS:]

@@ -5,8 +5,9 @@ time (change recorded, moments after admission, to promoted), change failure rat
 restore, the releases gates held back (concurrency limit, spent error budget), break-glass use, and
 the share of changes spent on stability (fix, reliability, security) rather than new capability.
 
-Changes refused outright by a freeze window never become Releases; the operator counts them in
-``ballast_admission_requests_total{rule="freeze-window"}``.
+Changes refused outright by a freeze window never become Releases: the ReleasePolicy that refused them
+lists them in its status (``freezeRefusals``, one per change and window), and they count as blocked by
+freeze.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from statistics import median
 from typing import Any
 
 from ballast.api.release import Release, ReleasePhase
+from ballast.api.releasepolicy import FreezeRefusal
 
 STABILITY_CHANGES = frozenset({"fix", "reliability", "security"})
 
@@ -67,6 +69,8 @@ class ScoreRow:
     lead_time_median_seconds: float | None
     change_failure_rate: float
     mean_time_to_restore_seconds: float | None
+    blocked_by_freeze: int
+    """Changes a freeze window refused in the period (they never became releases)."""
     blocked_by_wip: int
     blocked_by_budget: int
     break_glass: int
@@ -74,13 +78,20 @@ class ScoreRow:
     """Share of the period's releases that were fix, reliability or security changes."""
 
 
-def scoreboard(releases: Iterable[ScoredRelease], since: datetime, until: datetime) -> list[ScoreRow]:
-    """One row per (team, tier), over the releases recorded in [since, until)."""
+def scoreboard(releases: Iterable[ScoredRelease], since: datetime, until: datetime,
+               freeze_refusals: Iterable[FreezeRefusal] = ()) -> list[ScoreRow]:
+    """One row per (team, tier), over the releases recorded and the changes frozen out in [since, until)."""
     weeks = max((until - since) / timedelta(weeks=1), 1e-9)
     groups: dict[tuple[str, str], list[ScoredRelease]] = {}
     for release in releases:
         if since <= release.created < until:
             groups.setdefault((release.team, release.tier), []).append(release)
+    frozen: dict[tuple[str, str], int] = {}
+    for refusal in freeze_refusals:
+        if since <= refusal.at < until:
+            key = (refusal.team or "(no owner)", refusal.tier.value)
+            frozen[key] = frozen.get(key, 0) + 1
+            groups.setdefault(key, [])
     rows = []
     for (team, tier), members in sorted(groups.items()):
         promoted = [r for r in members if r.phase is ReleasePhase.PROMOTED]
@@ -88,15 +99,17 @@ def scoreboard(releases: Iterable[ScoredRelease], since: datetime, until: dateti
         lead = [t for t in (r.took_seconds for r in promoted) if t is not None]
         restore = [t for t in (r.took_seconds for r in rolled_back) if t is not None]
         finished = len(promoted) + len(rolled_back)
+        stability = sum(r.change_type in STABILITY_CHANGES for r in members)
         rows.append(ScoreRow(
             team=team, tier=tier, releases=len(members), promoted=len(promoted), rolled_back=len(rolled_back),
             deployment_frequency_per_week=round(len(promoted) / weeks, 2),
             lead_time_median_seconds=round(median(lead), 1) if lead else None,
             change_failure_rate=round(len(rolled_back) / finished, 4) if finished else 0.0,
             mean_time_to_restore_seconds=round(sum(restore) / len(restore), 1) if restore else None,
+            blocked_by_freeze=frozen.get((team, tier), 0),
             blocked_by_wip=sum("concurrency" in r.blocked_by for r in members),
             blocked_by_budget=sum("error-budget" in r.blocked_by for r in members),
             break_glass=sum(r.emergency for r in members),
-            stability_share=round(sum(r.change_type in STABILITY_CHANGES for r in members) / len(members), 4),
+            stability_share=round(stability / len(members), 4) if members else 0.0,
         ))
     return rows

@@ -15,6 +15,8 @@ needs the same "poll against a deadline" primitive instead of fixed sleeps.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -37,3 +39,16 @@ def wait_for(predicate: Callable[[], T], timeout: float, message: str, interval:
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{message} (waited {timeout:g}s)")
         time.sleep(interval)
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of a tool a test needs from a Debian package: skipped without it, failed under CI=true
+    (where .ci/run installs it, so its absence is a broken install, not a reason to skip)."""
+    import pytest  # only tests call this; the harness itself runs without pytest
+
+    if found := shutil.which(name):
+        return found
+    message = f"{name} is missing (Debian package {package})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)

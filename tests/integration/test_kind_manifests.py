@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ import yaml
 
 from ballast.api.releasepolicy import PrometheusQueries
 from ballast.metrics.prometheus import PrometheusProvider
-from tests.harness import wait_for
+from tests.harness import require_binary, wait_for
 from tests.harness.cluster import free_ports, get_ok
 from tests.harness.kubectl import kubectl
 
@@ -134,11 +132,7 @@ def discovered_pod(namespace: str, pod: str, phase: str = "Running", port_name: 
 
 
 def test_prometheus_labels_demo_series_as_ballasts_queries_select_them(tmp_path):
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("prometheus is missing (Debian package prometheus)")
-        pytest.skip("prometheus is missing (Debian package prometheus)")
+    binary = require_binary("prometheus", "prometheus")
     app = load_demo_app()
     server = app.DemoServer(("127.0.0.1", 0), 0.5, "test")
     threading.Thread(target=server.serve_forever, daemon=True).start()

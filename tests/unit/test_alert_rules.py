@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
+from tests.harness import require_binary
 from tests.unit.test_dashboard import exported_names
 
 RULES = Path(__file__).resolve().parents[2] / "charts" / "ballast" / "rules" / "ballast.rules.yaml"
@@ -18,12 +16,7 @@ RULE_TESTS = Path(__file__).parent / "data" / "ballast.rules.test.yaml"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("promtool")
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            raise RuntimeError("promtool is missing: .ci/run installs it with Debian's prometheus package")
-        pytest.skip("promtool is missing (Debian package prometheus)")
-    return subprocess.run([binary, *args], capture_output=True, text=True)
+    return subprocess.run([require_binary("promtool", "prometheus"), *args], capture_output=True, text=True)
 
 
 def test_prometheus_accepts_the_rules():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from ballast.cli.main import cli
-from tests.harness import wait_for
+from tests.harness import require_binary, wait_for
 from tests.harness.cluster import free_ports, get_ok
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -148,11 +147,7 @@ def test_the_demo_service_is_admitted_by_the_example_policy():
 
 
 def test_prometheus_configuration_passes_promtool(tmp_path):
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool missing (Debian package prometheus)")
-        pytest.skip("promtool missing (Debian package prometheus)")
+    promtool = require_binary("promtool", "prometheus")
     configmap = next(d for d in yaml.safe_load_all((KIND / "prometheus.yaml").read_text())
                      if d["kind"] == "ConfigMap")
     config = yaml.safe_load(configmap["data"]["prometheus.yml"])

@@ -89,6 +89,8 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
         del pending[:taken]  # listed now; refusals recorded meanwhile wait for the next pass
         if written:
             post_condition_events(snap, changed)
+    for gone in runtime.pending_refusals.keys() - {p.name for p in parsed}:
+        del runtime.pending_refusals[gone]  # refused by a policy deleted since: nowhere to list them
 
 
 def export_freezes(policy: ParsedPolicy, open_now: list[ActiveFreeze]) -> None:

@@ -162,6 +162,7 @@ class TestFreezeWindows:
         decision = evaluate(create(workload()), context(FRIDAY_FREEZE, [so(tier="critical")], now=SATURDAY))
         frozen = decision.frozen
         assert (frozen.window, frozen.tier, frozen.team) == ("weekend", RiskTier.CRITICAL, "payments")
+        assert (frozen.kind, frozen.name, frozen.at) == ("Deployment", "checkout", SATURDAY)
         assert len(frozen.revision) == 16
 
     def test_break_glass_is_not_a_frozen_change(self):

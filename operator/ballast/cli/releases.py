@@ -67,8 +67,9 @@ def follow(kubeconfig: str | None, namespace: str, release: str, timeout: int,
             api.list_namespaced_custom_object, GROUP, VERSION, namespace, "releases",
             field_selector=f"metadata.name={release}", timeout_seconds=max(1, int(left)))
         for event in stream:
-            status = (event["object"].get("status") or {}) if event["type"] != "DELETED" else {}
-            line = progress(status)
+            if event["type"] == "DELETED":
+                raise click.ClickException(f"Release {namespace}/{release} was deleted while it was {last}.")
+            line = progress(status := event["object"].get("status") or {})
             if line != last:
                 echo(f"{datetime.now():%H:%M:%S}  {line}")
                 last = line

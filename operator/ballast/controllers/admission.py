@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ballast.admission.webhook import APPROVALS_WEBHOOK, OBJECTS_WEBHOOK, PAUSE_WEBHOOK, WORKLOADS_WEBHOOK
 from ballast.api.common import GROUP, VERSION, RiskTier
-from ballast.api.releasepolicy import AdmissionMode, FreezeRefusal, ReleasePolicySpec
+from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.runtime import Runtime, describe_validation_error, now
 from ballast.instruments import ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
@@ -89,11 +89,8 @@ async def validate_workload(
             f"{glass.window} with ballast.dev/emergency: {glass.reason}",
         ))
     if decision.frozen is not None and not decision.allowed and not dryrun:
-        frozen = decision.frozen
         # Recorded in the policy's status by its reconciler, off the hot path, for the scoreboard.
-        runtime.pending_refusals.setdefault(context.policy_name, []).append(FreezeRefusal(
-            at=context.now, kind=kind, namespace=namespace, name=request.name, revision=frozen.revision,
-            team=frozen.team, tier=frozen.tier, window=frozen.window, username=username))
+        runtime.pending_refusals.setdefault(context.policy_name, []).append(decision.frozen)
         if runtime.policy_reconciler is not None:
             runtime.policy_reconciler.request("all")
     ADMISSION_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)

@@ -120,7 +120,7 @@ class LeaseElector:
                 return self._write(None, LeaseRecord("", self.lease_seconds, "", 0))
             logger.warning("%s could not be read: %s", self.where, error.reason)
             return False
-        spec = kubernetes.client.ApiClient().sanitize_for_serialization(lease.spec) or {}
+        spec = self._api.api_client.sanitize_for_serialization(lease.spec) or {}
         record = LeaseRecord.from_spec(spec)
         if record.holder != self._last_holder:
             logger.info("%s is held by %s.", self.where, record.holder or "nobody")

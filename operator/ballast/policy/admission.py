@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from ballast.api.common import RiskTier, parse_duration
-from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
+from ballast.api.releasepolicy import AdmissionMode, FreezeRefusal, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.policy.freeze import freezing
 from ballast.policy.workloads import annotation_problems, parse_alerts, template_hash
@@ -99,16 +99,6 @@ class BreakGlass:
     username: str
 
 
-@dataclass(frozen=True)
-class FrozenChange:
-    """A change a freeze window stands in the way of (refused in Enforce mode), for the scoreboard."""
-
-    window: str
-    tier: RiskTier
-    team: str
-    revision: str
-
-
 @dataclass
 class Decision:
     """The outcome for one request."""
@@ -117,7 +107,8 @@ class Decision:
     mode: AdmissionMode | None = None
     findings: list[Finding] = field(default_factory=list)
     break_glass: BreakGlass | None = None
-    frozen: FrozenChange | None = None
+    frozen: FreezeRefusal | None = None
+    """The change as a freeze window's refusal, for the scoreboard (set in any mode; it is refused in Enforce)."""
 
     @property
     def refusal(self) -> str | None:
@@ -267,7 +258,9 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
             else:
                 team = owners[0].spec.owner if len(owners) == 1 else \
                     _annotations(request.new).get(context.policy.admission.required_annotations.owner, "")
-                frozen = FrozenChange(window.window.name, tier, team, revision)
+                frozen = FreezeRefusal(at=context.now, kind=request.kind, namespace=request.namespace,
+                                       name=request.name, revision=revision, team=team, tier=tier,
+                                       window=window.window.name, username=request.username)
                 why = f" ({window.window.reason})" if window.window.reason else ""
                 findings.append(context.finding(
                     Rule.FREEZE_WINDOW,

@@ -47,8 +47,22 @@ RELEASE_TRANSITIONS = Counter(
 )
 ANALYSIS_VERDICTS = Counter(
     "ballast_analysis_verdicts_total",
-    "Canary analyses, by tier and verdict (Pass, Fail, Inconclusive).",
+    "Canary analyses, by tier and verdict (Pass, Fail, Inconclusive, Error).",
     ["tier", "verdict"],
+)
+ANALYSES_IN_FLIGHT = Gauge(
+    "ballast_analyses_in_flight",
+    "Looks at canaries waiting for the metrics provider right now; high while a provider hangs.",
+)
+PROVIDER_FAILURES = Counter(
+    "ballast_metrics_provider_failures_total",
+    "Requests to a metrics provider that failed, timed out or were refused by its open circuit breaker.",
+    ["provider", "state"],
+)
+PROVIDER_CIRCUIT_OPEN = Gauge(
+    "ballast_metrics_provider_circuit_open",
+    "1 while a metrics provider's circuit breaker refuses queries after repeated failures.",
+    ["provider"],
 )
 ROLLBACK_ACTUATION = Histogram(
     "ballast_rollback_actuation_seconds",

@@ -2,39 +2,71 @@
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
 
-from ballast.metrics.provider import ProviderUnavailable
+from ballast.metrics.provider import ProviderUnavailable, Timeouts, UnusableAnswer
 
 
 class PrometheusProvider:
-    """Instant queries and alert rules from one Prometheus server."""
+    """Instant queries and alert rules from one Prometheus server, each with a client-side deadline.
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    The client does not retry: a Prometheus that hangs must cost one deadline, not four. Retrying is
+    the caller's business (see :mod:`ballast.metrics.breaker`).
+    """
+
+    def __init__(self, url: str, timeouts: Timeouts | None = None) -> None:
         self.url = url.rstrip("/")
-        self.timeout = timeout
-        self._client = PrometheusConnect(url=self.url, disable_ssl=False)
+        self.timeouts = timeouts = timeouts or Timeouts()
+        self._client = PrometheusConnect(url=self.url, disable_ssl=False, retry=Retry(total=0, redirect=0),
+                                         timeout=timeouts.as_requests())  # type: ignore[arg-type]
 
     def query(self, promql: str) -> float | None:
         try:
-            result = self._client.custom_query(promql, params={"timeout": f"{max(1, int(self.timeout))}s"})
-        except (PrometheusApiClientException, requests.RequestException) as error:
+            result = self._client.custom_query(promql, params={"timeout": f"{max(1, int(self.timeouts.read))}s"})
+        except (PrometheusApiClientException, requests.RequestException, ValueError, KeyError, TypeError) as error:
             raise ProviderUnavailable(f"Prometheus at {self.url} did not answer {promql!r}: {error}") from error
-        if not result:
-            return None
-        value = float(result[0]["value"][1])
-        return None if math.isnan(value) else value
+        return instant_value(result, promql)
 
     def alert_rule_names(self) -> frozenset[str]:
         try:
-            response = requests.get(f"{self.url}/api/v1/rules", params={"type": "alert"}, timeout=self.timeout)
+            response = requests.get(f"{self.url}/api/v1/rules", params={"type": "alert"},
+                                    timeout=self.timeouts.as_requests())
             response.raise_for_status()
             groups = response.json()["data"]["groups"]
-        except (requests.RequestException, ValueError, KeyError) as error:
+            return frozenset(
+                rule["name"] for group in groups for rule in group.get("rules", []) if rule.get("type") == "alerting"
+            )
+        except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ProviderUnavailable(f"Prometheus at {self.url} did not list its rules: {error}") from error
-        return frozenset(
-            rule["name"] for group in groups for rule in group.get("rules", []) if rule.get("type") == "alerting"
-        )
+
+
+def instant_value(result: Any, promql: str) -> float | None:
+    """The one number an instant query's result holds; None for an empty vector (no data).
+
+    Anything else (a scalar, a string, a range vector, several series, a value that is not a number)
+    means the query is not what analysis expects, and raises UnusableAnswer with the reason.
+    NaN and infinities are returned as they are: judging them is the verdict's business.
+    """
+    if not isinstance(result, list):
+        raise UnusableAnswer(f"{promql!r} returned {type(result).__name__}, not an instant vector.")
+    if not result:
+        return None
+    if not all(isinstance(series, dict) for series in result):
+        raise UnusableAnswer(f"{promql!r} returned a scalar or a string, not an instant vector: wrap it "
+                                  "so that it returns one series (for example with sum()).")
+    if any("values" in series for series in result):
+        raise UnusableAnswer(f"{promql!r} returned a range vector (a matrix), not an instant vector: "
+                                  "drop the [range] selector outside the function.")
+    if len(result) > 1:
+        raise UnusableAnswer(f"{promql!r} returned {len(result)} series, not one: aggregate it "
+                                  "(for example with sum()).")
+    try:
+        _, text = result[0]["value"]
+        value = float(text)
+    except (KeyError, TypeError, ValueError) as error:
+        raise UnusableAnswer(f"{promql!r} returned a sample that is not a number: {error}") from error
+    return value

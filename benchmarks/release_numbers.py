@@ -64,7 +64,7 @@ from tests.harness import wait_for
 from tests.harness.cluster import ClusterInfo
 from tests.harness.operator import OperatorProcess
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy, service_ownership
-from tests.integration.test_releases import BAD, FAST_TIER, FINAL, GOOD, _created, change
+from tests.integration.releasing import BAD, FAST_TIER, FINAL, GOOD, change, created
 
 T = TypeVar("T")
 
@@ -313,7 +313,7 @@ def create_service(bench: Bench, namespace: str, names: list[str], replicas: int
     for name in names:
         body = deployment(name, labels_of[name], replicas=replicas, annotations=OWNERSHIP_ANNOTATIONS,
                           template_annotations={**GOOD, **(traffic or {})})
-        wait_for(lambda b=body: _created(apps, namespace, b), 60, f"{namespace}/{name} was never admitted")
+        wait_for(lambda b=body: created(apps, namespace, b), 60, f"{namespace}/{name} was never admitted")
     for name in names:
         wait_for(lambda n=name: (apps.read_namespaced_deployment(n, namespace).status.available_replicas or 0)
                  == replicas, 120, f"{namespace}/{name} never became available")

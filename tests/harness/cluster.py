@@ -28,7 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -452,6 +452,29 @@ class LocalCluster:
 
     def stop_prometheus(self, timeout: float = 10.0) -> None:
         self._terminate(["prometheus"], timeout)
+
+    def restart_apiserver(self, timeout: float = START_TIMEOUT) -> None:
+        """Stop kube-apiserver and start it again on the same port with the same data (a rolling upgrade)."""
+        assert self.info is not None, "cluster not started"
+        argv = self.info.argv["kube-apiserver"]
+        self._terminate(["kube-apiserver"], 10.0)
+        self._spawn("kube-apiserver", argv)
+        self._wait("kube-apiserver", lambda: self._get("/readyz"), timeout)
+
+    @contextlib.contextmanager
+    def paused(self, component: str) -> Iterator[None]:
+        """Freeze a component (SIGSTOP) for the block: its port still accepts connections, nothing answers.
+
+        That is how a hung dependency looks to its clients, unlike a stopped one, which refuses at once.
+        """
+        assert self.info is not None, "cluster not started"
+        pid = self.info.pids[component]
+        assert self._alive(component), f"{component} is not running"
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def reload_prometheus(self) -> None:
         """Make Prometheus re-read its config and rule files; raises if it rejects them."""

@@ -14,9 +14,11 @@ from pathlib import Path
 import kubernetes
 import pytest
 
+from ballast.api.common import GROUP, VERSION
 from tests.harness.cluster import ClusterInfo, LocalCluster, start_or_skip
 from tests.harness.crds import install_crds
 from tests.harness.operator import OperatorProcess
+from tests.integration.releasing import govern
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,3 +90,11 @@ def namespace(core: kubernetes.client.CoreV1Api) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture
+def governed(custom, namespace, apps, operator):
+    """A namespace under a fast policy, with a 3-replica Deployment 'shop' that the low tier owns."""
+    name = govern(custom, apps, namespace)
+    yield namespace
+    custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)

@@ -20,8 +20,8 @@ from tests.harness import wait_for
 from tests.harness.kubectl import kubectl
 from tests.harness.operator import OperatorProcess
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy
+from tests.integration.releasing import FAST_TIER, FINAL, GOOD, change, release_in
 from tests.integration.test_admission import refused
-from tests.integration.test_releases import FAST_TIER, FINAL, GOOD, change, release_in
 
 try:
     import helm_sdkpy as helm

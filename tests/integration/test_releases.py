@@ -9,92 +9,18 @@ import pytest
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
-from tests.integration.kube import OWNERSHIP_ANNOTATIONS, ballast, deployment, release_policy, service_ownership
-
-FAST_TIER = {"steps": [25, 50], "stepDuration": "4s", "minRequests": 20, "readyDeadline": "15s",
-             "maxErrorRate": 0.08, "maxIncrease": 0.05, "failureLimit": 1, "inconclusiveLimit": 4,
-             "onInconclusive": "Rollback", "approvalRequired": False, "maxConcurrent": 2}
-GOOD = {"sim.ballast.dev/error-ratio": "0.005"}
-BAD = {"sim.ballast.dev/error-ratio": "0.2"}
-
-
-@pytest.fixture
-def governed(custom, namespace, apps, operator):
-    """A namespace under a fast policy, with a 3-replica Deployment 'shop' that the low tier owns."""
-    name = f"fast-{namespace}"
-    custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", release_policy(
-        name, {"ballast.dev/test-ns": namespace},
-        tiers={"low": FAST_TIER, "critical": {**FAST_TIER, "approvalRequired": True},
-               "medium": {**FAST_TIER, "maxConcurrent": 1}}))
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
-                                           service_ownership("shop", {"app": "shop"}, riskTier="low"))
-    body = deployment("shop", {"app": "shop"}, replicas=3, annotations=OWNERSHIP_ANNOTATIONS,
-                      template_annotations=GOOD)
-    wait_for(lambda: _created(apps, namespace, body), 30, "the Deployment was never admitted")
-    wait_for(lambda: (apps.read_namespaced_deployment("shop", namespace).status.available_replicas or 0) == 3,
-             60, "the Deployment never became available")
-    # The pause webhook is live once a dry-run template change comes back paused.
-    probe = {"spec": {"template": {"metadata": {"annotations": {"probe": "1"}}}}}
-    wait_for(lambda: apps.patch_namespaced_deployment("shop", namespace, probe, dry_run="All").spec.paused, 30,
-             "the pause webhook never took over template changes")
-    yield namespace
-    custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)
-
-
-def _created(apps, namespace, body) -> bool:
-    try:
-        apps.create_namespaced_deployment(namespace, body)
-    except kubernetes.client.ApiException as error:
-        if error.status == 409:
-            return True
-        if "failed calling webhook" in error.body or error.status == 503:
-            return False  # the policy's webhooks are being set up
-        raise
-    return True
-
-
-def change(apps, namespace, image, template_annotations, annotations=None, name="shop"):
-    """What `kubectl apply` of a new version does: a new pod template."""
-    patch = {"spec": {"template": {"metadata": {"annotations": template_annotations},
-                                   "spec": {"containers": [{"name": "app", "image": image}]}}}}
-    if annotations:
-        patch["metadata"] = {"annotations": annotations}
-    return apps.patch_namespaced_deployment(name, namespace, patch)
-
-
-def releases(custom, namespace, deployment_name="shop"):
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "releases",
-                                                 label_selector=f"ballast.dev/deployment={deployment_name}")["items"]
-    return sorted(items, key=lambda r: r["metadata"]["creationTimestamp"] + r["metadata"]["name"])
-
-
-FINAL = ("Promoted", "RolledBack", "Superseded", "Failed")
-
-
-def release_in(custom, namespace, phases, count=1, timeout=90, deployment_name="shop"):
-    """The count-th release of the Deployment, once it is in one of ``phases``."""
-    def reached():
-        items = releases(custom, namespace, deployment_name)
-        if len(items) >= count and (items[count - 1].get("status") or {}).get("phase") in phases:
-            return items[count - 1]
-        return None
-    return wait_for(reached, timeout, f"release {count} of {deployment_name} never reached {phases}")
-
-
-def final_release(custom, namespace, count=1, timeout=90):
-    return release_in(custom, namespace, FINAL, count, timeout)
-
-
-def image_of(apps, namespace):
-    return apps.read_namespaced_deployment("shop", namespace).spec.template.spec.containers[0].image
-
-
-def canary_gone(apps, namespace):
-    try:
-        apps.read_namespaced_deployment("shop-canary", namespace)
-    except kubernetes.client.ApiException as error:
-        return error.status == 404
-    return False
+from tests.integration.kube import OWNERSHIP_ANNOTATIONS, ballast, deployment
+from tests.integration.releasing import (
+    BAD,
+    FINAL,
+    GOOD,
+    canary_gone,
+    change,
+    final_release,
+    image_of,
+    release_in,
+    releases,
+)
 
 
 def test_good_release_is_promoted(governed, apps, custom):
@@ -231,7 +157,7 @@ def test_a_second_change_supersedes_the_running_release(governed, apps, custom):
     assert image_of(apps, namespace) == "app:2.1"
 
 
-def test_prometheus_down_makes_verdicts_inconclusive_and_never_promotes(governed, apps, custom, local_cluster):
+def test_prometheus_down_makes_verdicts_errors_and_never_promotes(governed, apps, custom, local_cluster):
     namespace = governed
     change(apps, namespace, "app:2.0", GOOD)
     release_in(custom, namespace, ("Progressing",))
@@ -241,9 +167,10 @@ def test_prometheus_down_makes_verdicts_inconclusive_and_never_promotes(governed
     finally:
         local_cluster.start_prometheus()
     status = release["status"]
-    assert (status["phase"], status["reason"]) == ("RolledBack", "AnalysisInconclusive"), status
-    assert status["analyses"][-1]["verdict"] == "Inconclusive"
-    assert "Prometheus could not be asked" in status["analyses"][-1]["message"]
+    assert (status["phase"], status["reason"]) == ("RolledBack", "AnalysisError"), status
+    assert "Pass" not in {a["verdict"] for a in status["analyses"]}
+    assert status["analyses"][-1]["verdict"] == "Error"
+    assert "metrics provider could not be asked" in status["analyses"][-1]["message"]
     assert image_of(apps, namespace) == "registry.example.com/app:1.0"
 
 

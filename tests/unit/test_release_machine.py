@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ballast.api.common import RiskTier
-from ballast.api.release import ReleasePhase, ReleaseStatus, Verdict
+from ballast.api.common import RiskTier, parse_duration
+from ballast.api.release import MAX_ANALYSES_KEPT, ReleasePhase, ReleaseStatus, Verdict
 from ballast.api.releasepolicy import TIER_DEFAULTS, InconclusiveAction, TierSettings
 from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
 from ballast.release.machine import (
     ActionKind,
+    Analysis,
     CanaryView,
     DeploymentView,
     Gates,
@@ -36,13 +42,26 @@ def view(status: ReleaseStatus, *, now=T0, deployment=PAUSED, canary=None, tier=
 
 
 def progressing(step=0, weight=10, started=T0, ready_at=None, analyses=()) -> ReleaseStatus:
+    """A running step as the machine leaves it: not ready since the step began until the canary is ready."""
     return ReleaseStatus(phase=ReleasePhase.PROGRESSING, step=step, weight=weight, step_started_at=started,
-                         canary_ready_at=ready_at, analyses=list(analyses), started_at=T0)
+                         canary_ready_at=ready_at, not_ready_since=None if ready_at else started,
+                         analyses=list(analyses), started_at=T0)
 
 
-GOOD = (Sample(100, 0), Sample(900, 4), Judgement(Verdict.PASS, "fine"))
-BAD = (Sample(100, 20), Sample(900, 4), Judgement(Verdict.FAIL, "too many errors"))
-UNSURE = (Sample(10, 0), Sample(900, 4), Judgement(Verdict.INCONCLUSIVE, "too few requests"))
+def looked(verdict: Verdict, start=T0, end=T0 + timedelta(seconds=20)) -> Analysis:
+    samples = {
+        Verdict.PASS: (Sample(100, 0), Sample(900, 4), "fine"),
+        Verdict.FAIL: (Sample(100, 20), Sample(900, 4), "too many errors"),
+        Verdict.INCONCLUSIVE: (Sample(10, 0), Sample(900, 4), "too few requests"),
+        Verdict.ERROR: (Sample(None, None), Sample(None, None), "Prometheus did not answer"),
+    }
+    canary, baseline, message = samples[verdict]
+    return Analysis(start, end, canary, baseline, Judgement(verdict, message))
+
+
+GOOD, BAD, UNSURE, BROKEN = (looked(v) for v in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.ERROR))
+EARLY_GOOD, EARLY_BAD, EARLY_UNSURE = (looked(v, end=T0 + timedelta(seconds=2))
+                                       for v in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE))
 
 
 class TestCanarySizing:
@@ -101,11 +120,12 @@ class TestProgressing:
 
     def test_a_clear_failure_while_the_step_runs_rolls_back_at_once(self):
         running = progressing(ready_at=T0)
-        result = plan(view(running, now=T0 + timedelta(seconds=2), canary=CanaryView(1, 1), analysis=BAD))
+        result = plan(view(running, now=T0 + timedelta(seconds=2), canary=CanaryView(1, 1), analysis=EARLY_BAD))
         assert result.status.phase is ReleasePhase.ROLLING_BACK
         assert [a.verdict for a in result.status.analyses] == [Verdict.FAIL]
 
-    @pytest.mark.parametrize("analysis", [GOOD, UNSURE])
+    @pytest.mark.parametrize("analysis", [EARLY_GOOD, EARLY_UNSURE,
+                                          looked(Verdict.ERROR, end=T0 + timedelta(seconds=2))])
     def test_anything_but_a_failure_while_the_step_runs_changes_nothing(self, analysis):
         running = progressing(ready_at=T0)
         result = plan(view(running, now=T0 + timedelta(seconds=2), canary=CanaryView(1, 1), analysis=analysis))
@@ -145,7 +165,8 @@ class TestProgressing:
                           analysis=UNSURE))
         assert first.status.phase is ReleasePhase.PROGRESSING and first.status.step == 0
         second = plan(view(first.status, now=T0 + timedelta(seconds=40), canary=CanaryView(1, 1),
-                           analysis=UNSURE))
+                           analysis=looked(Verdict.INCONCLUSIVE, T0 + timedelta(seconds=20),
+                                           T0 + timedelta(seconds=40))))
         assert second.status.phase is ReleasePhase.ROLLING_BACK
         assert second.status.reason == "AnalysisInconclusive"
 
@@ -314,3 +335,162 @@ class TestBudgetGate:
         assert (reason is not None) is blocked
         if blocked:
             assert "error budget of service checkout is spent" in reason and "ballast.dev/emergency" in reason
+
+
+class TestUnknownData:
+    """Error (the provider could not be asked) is not Inconclusive (too little traffic): its own limit and action."""
+
+    def test_errors_past_the_limit_roll_back_by_default(self):
+        tier = TIER.model_copy(update={"error_limit": 2})
+        first = plan(view(progressing(ready_at=T0), now=T0 + timedelta(seconds=20), canary=CanaryView(1, 1),
+                          analysis=BROKEN, tier=tier))
+        assert first.status.phase is ReleasePhase.PROGRESSING and first.actions == []
+        assert first.status.analysis_counts == {"Error": 1}
+        second = plan(view(first.status, now=T0 + timedelta(seconds=40), canary=CanaryView(1, 1), tier=tier,
+                           analysis=looked(Verdict.ERROR, T0 + timedelta(seconds=20), T0 + timedelta(seconds=40))))
+        assert second.status.phase is ReleasePhase.ROLLING_BACK and second.status.reason == "AnalysisError"
+        assert "could not ask the metrics provider" in second.status.message
+
+    def test_errors_hold_where_the_tier_says_so(self):
+        tier = TIER.model_copy(update={"error_limit": 1, "on_error": InconclusiveAction.HOLD})
+        result = plan(view(progressing(step=1, weight=50, ready_at=T0), now=T0 + timedelta(seconds=20),
+                           canary=CanaryView(9, 9), analysis=BROKEN, tier=tier))
+        assert result.status.phase is ReleasePhase.PROGRESSING and result.status.reason == "Held"
+        assert result.actions == []
+
+    def test_errors_do_not_count_towards_the_inconclusive_limit(self):
+        tier = TIER.model_copy(update={"inconclusive_limit": 2, "error_limit": 5})
+        status = progressing(ready_at=T0)
+        for index, verdict in enumerate([Verdict.INCONCLUSIVE, Verdict.ERROR]):
+            start = T0 + timedelta(seconds=20 * index)
+            status = plan(view(status, now=start + timedelta(seconds=20), canary=CanaryView(1, 1), tier=tier,
+                               analysis=looked(verdict, start, start + timedelta(seconds=20)))).status
+            assert status.phase is ReleasePhase.PROGRESSING
+        start = T0 + timedelta(seconds=40)
+        last = plan(view(status, now=start + timedelta(seconds=20), canary=CanaryView(1, 1), tier=tier,
+                         analysis=looked(Verdict.INCONCLUSIVE, start, start + timedelta(seconds=20))))
+        assert last.status.reason == "AnalysisInconclusive"
+
+    def test_an_analysis_of_an_older_window_is_not_used(self):
+        stale = looked(Verdict.FAIL, start=T0 - timedelta(seconds=60), end=T0 - timedelta(seconds=40))
+        result = plan(view(progressing(ready_at=T0), now=T0 + timedelta(seconds=20), canary=CanaryView(1, 1),
+                           analysis=stale))
+        assert result.status.phase is ReleasePhase.PROGRESSING
+        assert result.analyze_window == (T0, T0 + timedelta(seconds=20)) and not result.early
+
+    def test_analyses_are_bounded_and_counted(self):
+        tier = TIER.model_copy(update={"inconclusive_limit": 30, "on_inconclusive": InconclusiveAction.HOLD})
+        status = progressing(ready_at=T0)
+        for index in range(100):
+            start = status.canary_ready_at
+            status = plan(view(status, now=start + timedelta(seconds=20), canary=CanaryView(1, 1), tier=tier,
+                               analysis=looked(Verdict.INCONCLUSIVE, start, start + timedelta(seconds=20)))).status
+            assert len(status.analyses) <= MAX_ANALYSES_KEPT, index
+        assert status.analysis_counts == {"Inconclusive": 100}
+        assert len(status.model_dump_json()) < 30_000
+
+
+class TestImplausibleFigures:
+    @pytest.mark.parametrize(("canary", "baseline"), [
+        (Sample(100, math.nan), Sample(900, 4)),
+        (Sample(math.nan, 0), Sample(900, 4)),
+        (Sample(math.inf, 1), Sample(900, 4)),
+        (Sample(100, -5), Sample(900, 4)),
+        (Sample(-100, 0), Sample(900, 4)),
+        (Sample(100, 150), Sample(900, 4)),
+        (Sample(100, 0), Sample(900, math.nan)),
+        (Sample(100, 0), Sample(-1, 0)),
+    ])
+    def test_are_an_error_never_a_pass(self, canary, baseline):
+        judgement = judge(canary, baseline, TIER)
+        assert judgement.verdict is Verdict.ERROR
+        assert "unusable" in judgement.message
+
+    @given(requests=st.floats(allow_nan=True, allow_infinity=True) | st.none(),
+           errors=st.floats(allow_nan=True, allow_infinity=True) | st.none(),
+           base_requests=st.floats(allow_nan=True, allow_infinity=True) | st.none(),
+           base_errors=st.floats(allow_nan=True, allow_infinity=True) | st.none())
+    def test_any_figures_give_a_verdict_and_pass_only_on_sound_ones(self, requests, errors, base_requests,
+                                                                    base_errors):
+        canary, baseline = Sample(requests, errors), Sample(base_requests, base_errors)
+        judgement = judge(canary, baseline, TIER)
+        if judgement.verdict is Verdict.PASS:
+            assert canary.requests is not None and math.isfinite(canary.requests)
+            assert canary.requests >= TIER.min_requests
+            assert canary.errors is not None and 0 <= canary.errors <= canary.requests
+            assert canary.errors / canary.requests <= TIER.max_error_rate
+
+
+    def test_impossible_figures_are_recorded_without_them(self):
+        analysis = Analysis(T0, T0 + timedelta(seconds=20), Sample(math.nan, 3), Sample(math.inf, -1),
+                            judge(Sample(math.nan, 3), Sample(math.inf, -1), TIER))
+        result = plan(view(progressing(ready_at=T0), now=T0 + timedelta(seconds=20), canary=CanaryView(1, 1),
+                           analysis=analysis))
+        (recorded,) = result.status.analyses
+        assert recorded.verdict is Verdict.ERROR
+        assert (recorded.canary.requests, recorded.canary.errors, recorded.canary.error_rate) == (None, 3, None)
+        assert (recorded.baseline.requests, recorded.baseline.errors) == (None, -1)
+        json.dumps(result.status.to_wire(), allow_nan=False)  # what the API server accepts
+
+
+class TestReadiness:
+    def test_time_not_ready_is_counted_not_the_step_age(self):
+        """A canary ready for most of a long step, then briefly not ready (a pod restart), is not rolled back."""
+        ready = plan(view(progressing(), now=T0 + timedelta(seconds=5), canary=CanaryView(1, 1))).status
+        assert ready.not_ready_since is None and ready.not_ready_seconds == 5
+        restart = plan(view(ready, now=T0 + timedelta(seconds=60), canary=CanaryView(1, 0)))
+        assert restart.status.phase is ReleasePhase.PROGRESSING
+        assert restart.status.not_ready_since == T0 + timedelta(seconds=60)
+        later = plan(view(restart.status, now=T0 + timedelta(seconds=70), canary=CanaryView(1, 0)))
+        assert later.status.phase is ReleasePhase.PROGRESSING
+        gone = plan(view(restart.status, now=T0 + timedelta(seconds=86), canary=CanaryView(1, 0)))
+        assert gone.status.phase is ReleasePhase.ROLLING_BACK and gone.status.reason == "CanaryNotReady"
+
+    def test_a_new_step_starts_its_own_count(self):
+        status = progressing(ready_at=T0).model_copy(update={"not_ready_seconds": 29.0})
+        passed = plan(view(status, now=T0 + timedelta(seconds=20), canary=CanaryView(1, 1), analysis=GOOD)).status
+        assert passed.step == 1 and passed.not_ready_seconds == 0
+
+
+class TestPromotingCanStillBeStopped:
+    PROMOTING = ReleaseStatus(phase=ReleasePhase.PROMOTING, step=1, weight=50, started_at=T0)
+    ROLLING = DeploymentView(revision=NEW, paused=False, replicas=9, pending=False, rolled_out=False)
+
+    def test_abort_during_the_native_rollout_rolls_back(self):
+        result = plan(view(self.PROMOTING, deployment=self.ROLLING, requests=Requests(abort="pager")))
+        assert result.status.phase is ReleasePhase.ROLLING_BACK and result.status.reason == "Aborted"
+        assert ActionKind.RESTORE in [a.kind for a in result.actions]
+
+    def test_a_stalled_rollout_rolls_back(self):
+        stalled = replace(self.ROLLING, stalled=True)
+        result = plan(view(self.PROMOTING, deployment=stalled))
+        assert result.status.phase is ReleasePhase.ROLLING_BACK and result.status.reason == "RolloutStalled"
+
+
+@st.composite
+def verdict_runs(draw):
+    return draw(st.lists(st.sampled_from(list(Verdict)), min_size=1, max_size=40))
+
+
+class TestNeverPromotesWithoutPasses:
+    @given(verdicts=verdict_runs(), tier_name=st.sampled_from(list(RiskTier)))
+    @settings(max_examples=300, deadline=None)
+    def test_promotion_needs_a_pass_at_every_step(self, verdicts, tier_name):
+        tier = TIER_DEFAULTS[tier_name]
+        step_seconds = parse_duration(tier.step_duration).total_seconds()
+        now = T0
+        status = plan(view(ReleaseStatus(), tier=tier, gates=Gates(approved=True))).status
+        for verdict in verdicts:
+            if status.phase is not ReleasePhase.PROGRESSING:
+                break
+            replicas = canary_replicas(PAUSED.replicas, status.weight)
+            if status.canary_ready_at is None:
+                now += timedelta(seconds=1)
+                status = plan(view(status, now=now, tier=tier, canary=CanaryView(replicas, replicas))).status
+            now = status.canary_ready_at + timedelta(seconds=step_seconds)
+            status = plan(view(status, now=now, tier=tier, canary=CanaryView(replicas, replicas),
+                               analysis=looked(verdict, status.canary_ready_at, now))).status
+        if status.phase is ReleasePhase.PROMOTING:
+            passed_steps = {a.step for a in status.analyses if a.verdict is Verdict.PASS}
+            assert passed_steps == set(range(len(tier.steps)))
+            assert status.analysis_counts.get("Fail", 0) < tier.failure_limit

@@ -36,6 +36,10 @@ class Verdict(StrEnum):
     PASS = "Pass"
     FAIL = "Fail"
     INCONCLUSIVE = "Inconclusive"
+    """Too little traffic, or no data: the canary has not been judged yet."""
+    ERROR = "Error"
+    """The metrics provider could not be asked, or answered something unusable (a matrix, several series,
+    NaN, a negative count): nothing is known about the canary, and the tier's ``onError`` applies."""
 
 
 class UserInfo(ApiModel):
@@ -80,6 +84,10 @@ class ReleaseSpec(ApiModel):
     """Traffic percentages the canary moves through."""
 
 
+MAX_ANALYSES_KEPT = 30
+"""Analyses a Release lists: a release held for a week keeps its status far below etcd's object limit."""
+
+
 class TrafficSample(ApiModel):
     """Requests and errors of one side of the comparison over the analysis window."""
 
@@ -107,7 +115,7 @@ class AnalysisResult(ApiModel):
     baseline: TrafficSample = Field(default_factory=TrafficSample)
     """The stable pods' traffic over the same window."""
     verdict: Verdict
-    """Pass, Fail or Inconclusive."""
+    """Pass, Fail, Inconclusive or Error."""
     message: str = ""
     """Why the verdict was reached."""
 
@@ -125,14 +133,16 @@ class ReleaseStatus(ApiModel):
     weight: int | None = Field(default=None, ge=0, le=100)
     """Traffic percentage the canary currently has."""
     analyses: list[AnalysisResult] = Field(default_factory=list)
-    """Every analysis, in order."""
+    """The most recent analyses, in order (at most ``MAX_ANALYSES_KEPT``; ``analysisCounts`` counts them all)."""
+    analysis_counts: dict[str, int] = Field(default_factory=dict)
+    """Verdict -> how many analyses reached it over the whole release, including those no longer listed."""
     reason: str = ""
     """CamelCase reason for the current phase, e.g. ``AnalysisFailed`` or ``CanaryNotReady``."""
     message: str = ""
     """A sentence explaining the current phase."""
     approved_by: UserInfo | None = None
     """Who approved the release, where its tier requires approval."""
-    blocked_by: list[Literal["concurrency", "error-budget"]] = Field(default_factory=list)
+    blocked_by: list[Literal["concurrency", "error-budget", "canary-name"]] = Field(default_factory=list)
     """Every gate that held the release back at some point (for the scoreboard)."""
     conditions: list[Condition] = Field(default_factory=list)
     """Standard conditions."""
@@ -140,6 +150,10 @@ class ReleaseStatus(ApiModel):
     """When the current step began (its canary was asked for)."""
     canary_ready_at: datetime | None = None
     """When the canary became ready at the current step, or when the current analysis window began."""
+    not_ready_seconds: float = Field(default=0.0, ge=0)
+    """How long the canary has not been ready during the current step, before ``notReadySince``."""
+    not_ready_since: datetime | None = None
+    """Since when the canary has not been ready, while it is not; None while it is ready."""
     started_at: datetime | None = None
     """When the release left Pending."""
     finished_at: datetime | None = None

@@ -20,6 +20,7 @@ from ballast.api.common import (
     Ratio,
     RiskTier,
 )
+from ballast.api.release import MAX_ANALYSES_KEPT
 
 
 class AdmissionMode(StrEnum):
@@ -71,7 +72,7 @@ CanarySteps = Annotated[
 
 
 class InconclusiveAction(StrEnum):
-    """What happens when analysis stays inconclusive past the limit. It never promotes."""
+    """What happens when analysis stays inconclusive, or in error, past its limit. It never promotes."""
 
     HOLD = "Hold"
     """Keep the canary at its current weight and wait for a human to promote or abort."""
@@ -94,10 +95,14 @@ class TierSettings(ApiModel):
     """Fewer canary requests than this in a step make its verdict Inconclusive."""
     failure_limit: int = Field(default=1, ge=1)
     """Failed analyses that trigger a rollback."""
-    inconclusive_limit: int = Field(default=3, ge=1)
+    inconclusive_limit: int = Field(default=3, ge=1, le=MAX_ANALYSES_KEPT)
     """Consecutive inconclusive analyses before ``onInconclusive`` applies."""
     on_inconclusive: InconclusiveAction = InconclusiveAction.HOLD
     """What to do once the inconclusive limit is reached; a release never promotes on inconclusive data."""
+    error_limit: int = Field(default=3, ge=1, le=MAX_ANALYSES_KEPT)
+    """Consecutive analyses in Error (the metrics provider could not be asked) before ``onError`` applies."""
+    on_error: InconclusiveAction = InconclusiveAction.ROLLBACK
+    """What to do once the error limit is reached; a release never promotes without a Pass at every step."""
     approval_required: bool = False
     """Whether a person other than the author must approve before the canary starts."""
     max_concurrent: int = Field(default=3, ge=1)
@@ -112,24 +117,29 @@ TIER_DEFAULTS: dict[RiskTier, TierSettings] = {
     RiskTier.CRITICAL: TierSettings(
         steps=[1, 5, 25, 50], step_duration="5m", max_error_rate=0.01, max_increase=0.005,
         min_requests=200, failure_limit=1, inconclusive_limit=3,
-        on_inconclusive=InconclusiveAction.ROLLBACK, approval_required=True, max_concurrent=1,
-        ready_deadline="10m", allow_skip=False,
+        on_inconclusive=InconclusiveAction.ROLLBACK, error_limit=2, on_error=InconclusiveAction.ROLLBACK,
+        approval_required=True, max_concurrent=1, ready_deadline="10m", allow_skip=False,
     ),
     RiskTier.HIGH: TierSettings(
         steps=[5, 25, 50], step_duration="3m", max_error_rate=0.02, max_increase=0.01,
         min_requests=100, failure_limit=1, inconclusive_limit=3,
-        on_inconclusive=InconclusiveAction.ROLLBACK, approval_required=False, max_concurrent=2,
-        ready_deadline="10m", allow_skip=False,
+        on_inconclusive=InconclusiveAction.ROLLBACK, error_limit=2, on_error=InconclusiveAction.ROLLBACK,
+        approval_required=False, max_concurrent=2, ready_deadline="10m", allow_skip=False,
     ),
     RiskTier.MEDIUM: TierSettings(),
     RiskTier.LOW: TierSettings(
         steps=[50], step_duration="1m", max_error_rate=0.10, max_increase=0.05,
         min_requests=20, failure_limit=2, inconclusive_limit=5,
-        on_inconclusive=InconclusiveAction.HOLD, approval_required=False, max_concurrent=5,
-        ready_deadline="5m", allow_skip=True,
+        on_inconclusive=InconclusiveAction.HOLD, error_limit=5, on_error=InconclusiveAction.HOLD,
+        approval_required=False, max_concurrent=5, ready_deadline="5m", allow_skip=True,
     ),
 }
-"""Each tier's defaults: the riskier the tier, the smaller the first step and the stricter the gates."""
+"""Each tier's defaults: the riskier the tier, the smaller the first step and the stricter the gates.
+
+When the metrics provider cannot be asked, a canary runs unobserved. Critical and high tiers roll back
+after two such analyses in a row (the stable revision is known to be good; an unseen canary of a
+service many depend on is not), medium after three (Argo Rollouts stops at four consecutive errors),
+and low holds the canary where it is until the provider answers again. None of them promotes."""
 
 
 class Tiers(ApiModel):

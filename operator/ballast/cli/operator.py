@@ -59,6 +59,12 @@ def operator_group() -> None:
 @click.option("--prometheus-refresh-seconds", type=float, default=30.0, show_default=True,
               help="How often what admission and release gates read from Prometheus (alerting rules, "
                    "error budgets) is refreshed.")
+@click.option("--prometheus-timeout-seconds", type=click.FloatRange(0.5, 300), default=5.0, show_default=True,
+              help="Client-side deadline of one Prometheus request once connected (connecting gets at most "
+                   "2 s); a hung Prometheus costs an analysis this long, and turns its verdict into Error.")
+@click.option("--kube-timeout-seconds", type=click.FloatRange(1, 600), default=15.0, show_default=True,
+              help="Client-side deadline of one Kubernetes API request once connected (connecting gets at most "
+                   "5 s); watches are not affected.")
 @click.option("--metrics-port", type=int, default=8080, show_default=True,
               help="Port of the operator's Prometheus /metrics endpoint; 0 disables it.")
 @click.option("--metrics-address", default="0.0.0.0", show_default=True, help="Address /metrics listens on.")
@@ -90,6 +96,8 @@ def run(
     leader_election_lease_seconds: int,
     resync_seconds: float,
     prometheus_refresh_seconds: float,
+    prometheus_timeout_seconds: float,
+    kube_timeout_seconds: float,
     metrics_port: int,
     metrics_address: str,
     operator_username: str | None,
@@ -107,8 +115,9 @@ def run(
     from ballast.admission.webhook import WebhookOptions
     from ballast.controllers.runtime import Options
     from ballast.kube.client import configure, whoami
+    from ballast.metrics.provider import Timeouts
 
-    configure(kubeconfig)
+    configure(kubeconfig, timeouts=(min(5.0, kube_timeout_seconds), kube_timeout_seconds))
     kopf.configure(
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN,
@@ -134,6 +143,7 @@ def run(
         prometheus_url=prometheus_url,
         resync_seconds=resync_seconds,
         prometheus_refresh_seconds=prometheus_refresh_seconds,
+        prometheus_timeouts=Timeouts(connect=min(2.0, prometheus_timeout_seconds), read=prometheus_timeout_seconds),
         operator_username=operator_username,
         webhooks=WebhookOptions(
             port=webhook_port, bind_address=webhook_address, host=webhook_host,

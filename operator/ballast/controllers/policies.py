@@ -14,7 +14,7 @@ from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import ActiveFreeze, AuditViolation, FreezeRefusal
 from ballast.controllers.runtime import ParsedPolicy, Runtime, now, post_condition_events, updated_conditions
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
-from ballast.kube.client import CustomObjectRef, update_status
+from ballast.kube.client import CustomObjectRef, api_client, update_status
 from ballast.policy.admission import standing_findings
 from ballast.policy.freeze import open_windows, record_refusals
 from ballast.policy.governance import SYSTEM_NAMESPACES, Governance, policy_conditions
@@ -113,7 +113,7 @@ async def reconcile_webhook_configuration(runtime: Runtime, parsed: list[ParsedP
     )
     if list(desired) == runtime.applied_webhook_configurations:
         return
-    api = kubernetes.client.AdmissionregistrationV1Api()
+    api = kubernetes.client.AdmissionregistrationV1Api(api_client())
     kinds = {
         "ValidatingWebhookConfiguration": (api.read_validating_webhook_configuration,
                                            api.create_validating_webhook_configuration,

@@ -16,9 +16,8 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Callable
 from datetime import datetime
-from string import Template
 from typing import Any
 
 import kopf
@@ -26,21 +25,22 @@ import kubernetes
 from pydantic import ValidationError
 
 from ballast.api.common import API_VERSION, GROUP, VERSION, RiskTier
-from ballast.api.release import Release, ReleasePhase, ReleaseSpec, ReleaseStatus, UserInfo, Verdict
-from ballast.api.releasepolicy import ReleasePolicySpec, TierSettings
+from ballast.api.release import Release, ReleasePhase, ReleaseSpec, ReleaseStatus, UserInfo
+from ballast.api.releasepolicy import ReleasePolicySpec
+from ballast.controllers.analysis import look, unknown
 from ballast.controllers.runtime import Runtime, now
-from ballast.instruments import ANALYSIS_VERDICTS, RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
+from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
-from ballast.kube.client import CustomObjectRef, update_status
-from ballast.metrics.prometheus import PrometheusProvider
-from ballast.metrics.provider import MetricProvider, ProviderUnavailable
+from ballast.kube.client import CustomObjectRef, api_client, update_status
 from ballast.policy.admission import EMERGENCY_ANNOTATION
 from ballast.policy.workloads import template_hash
 from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
 from ballast.release.machine import (
     FINAL_PHASES,
+    WAITING_PHASES,
     Action,
     ActionKind,
+    Analysis,
     CanaryView,
     DeploymentView,
     Gates,
@@ -49,8 +49,7 @@ from ballast.release.machine import (
     plan,
 )
 from ballast.release.requests import ABORT_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION
-from ballast.release.statistics import ReleaseRecord, error_budget_remaining
-from ballast.release.verdict import Z_95, Z_EARLY, Judgement, Sample, judge
+from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ CHANGE_TYPES = ("feature", "fix", "reliability", "security", "config")
 
 def _read_release(namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        return kubernetes.client.CustomObjectsApi().get_namespaced_custom_object(
+        return kubernetes.client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
             GROUP, VERSION, namespace, "releases", name)
     except kubernetes.client.ApiException as error:
         if error.status == 404:
@@ -79,23 +78,29 @@ def _deployment_view(body: dict[str, Any] | None) -> DeploymentView | None:
         return None
     spec, status = body["spec"], body.get("status") or {}
     replicas = spec.get("replicas", 1)
+    observed = status.get("observedGeneration", 0) >= body["metadata"].get("generation", 0)
     rolled_out = (
-        status.get("observedGeneration", 0) >= body["metadata"].get("generation", 0)
+        observed
         and status.get("updatedReplicas", 0) == replicas
         and status.get("availableReplicas", 0) == replicas
         and status.get("replicas", 0) == replicas
     )
+    stalled = observed and any(
+        c.get("type") == "Progressing" and c.get("status") == "False" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions") or [])
     return DeploymentView(
         revision=template_hash(spec.get("template")),
         paused=bool(spec.get("paused")),
         replicas=replicas,
         pending=deployments.PENDING_ANNOTATION in _annotations(body),
         rolled_out=rolled_out,
+        stalled=stalled,
     )
 
 
-def _canary_view(body: dict[str, Any] | None) -> CanaryView | None:
-    if body is None or body["metadata"].get("deletionTimestamp"):
+def _canary_view(body: dict[str, Any] | None, release_uid: str) -> CanaryView | None:
+    """The release's canary; a Deployment of the canary's name that the release does not own is none of it."""
+    if body is None or body["metadata"].get("deletionTimestamp") or not deployments.owned_by(body, release_uid):
         return None
     return CanaryView(replicas=body["spec"].get("replicas", 1),
                       ready_replicas=(body.get("status") or {}).get("readyReplicas", 0))
@@ -140,47 +145,6 @@ def release_records(runtime: Runtime, namespace: str, service: str) -> list[Rele
     return records
 
 
-# -- analysis ----------------------------------------------------------------------------------------------
-
-def _analyse(url: str, policy: ReleasePolicySpec, namespace: str, canary_pods: str, stable_pods: str,
-             window: tuple[datetime, datetime], tier: TierSettings, early: bool) -> tuple[Sample, Sample, Judgement]:
-    """Query the canary's and the baseline's traffic over the window and judge it (blocking)."""
-    provider: MetricProvider = PrometheusProvider(url)
-    seconds = max(1, round((window[1] - window[0]).total_seconds()))
-    queries = policy.prometheus.queries
-
-    def sample(pods: str) -> Sample:
-        values = {"namespace": namespace, "pods": pods, "window": f"{seconds}s"}
-        return Sample(requests=provider.query(_render(queries.requests, values)),
-                      errors=provider.query(_render(queries.errors, values)) or 0.0)
-
-    try:
-        canary, baseline = sample(canary_pods), sample(stable_pods)
-    except ProviderUnavailable as error:
-        nothing = Sample(None, None)
-        return nothing, nothing, Judgement(Verdict.INCONCLUSIVE, f"Prometheus could not be asked: {error}")
-    return canary, baseline, judge(canary, baseline, tier, Z_EARLY if early else Z_95)
-
-
-def _render(template: str, values: dict[str, str]) -> str:
-    return Template(template).safe_substitute(values)
-
-
-def measure_error_budget(url: str, policy: ReleasePolicySpec, namespace: str, deployment_names: list[str],
-                         availability: float, window: str) -> float | None:
-    """The share of a service's error budget left over its SLO window (blocking; None when unknown)."""
-    if not deployment_names:
-        return None
-    provider: MetricProvider = PrometheusProvider(url)
-    values = {"namespace": namespace, "pods": f"({'|'.join(sorted(deployment_names))})-.*", "window": window}
-    try:
-        requests = provider.query(_render(policy.prometheus.queries.requests, values))
-        errors = provider.query(_render(policy.prometheus.queries.errors, values))
-    except ProviderUnavailable:
-        return None
-    return error_budget_remaining(requests, errors or 0.0, availability)
-
-
 # -- the release pass --------------------------------------------------------------------------------------
 
 async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
@@ -198,6 +162,7 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         return
     status = release.status or ReleaseStatus()
     if status.phase in FINAL_PHASES:
+        runtime.analyses.forget(key)
         return
     spec = release.spec
     deployment = await asyncio.to_thread(deployments.read_raw, namespace, spec.deployment)
@@ -213,7 +178,11 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         except (ValueError, ValidationError):
             approved = False
     blocked = blocked_kind = None
-    if status.phase in (ReleasePhase.PENDING, ReleasePhase.BLOCKED) and not (tier.approval_required and not approved):
+    release_uid = body["metadata"]["uid"]
+    if status.phase in WAITING_PHASES and canary is not None and not deployments.owned_by(canary, release_uid):
+        blocked, blocked_kind = deployments.name_taken_message(namespace, spec.deployment, name), "canary-name"
+    elif status.phase in (ReleasePhase.PENDING, ReleasePhase.BLOCKED) and \
+            not (tier.approval_required and not approved):
         me = ReleaseRef(namespace, name, spec.owner, status.phase,
                         datetime.fromisoformat(body["metadata"]["creationTimestamp"]))
         blocked = concurrency_block(me, _refs(runtime), tier.max_concurrent, spec.tier.value)
@@ -228,28 +197,18 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
     view = View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
         from_revision=spec.from_revision, tier=tier, deployment=_deployment_view(deployment),
-        canary=_canary_view(canary),
+        canary=_canary_view(canary, release_uid),
         gates=Gates(approval_required=tier.approval_required, approved=approved, blocked=blocked,
                     blocked_kind=blocked_kind),
         requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
+        analysis=runtime.analyses.latest(key),
     )
     decision = plan(view)
     decided = time.perf_counter()
     if decision.analyze_window is not None and deployment is not None:
-        url = runtime.prometheus_url(policy)
-        stable = await asyncio.to_thread(deployments.read_stable_revision, deployment)
-        if url is None or stable is None:
-            nothing = Sample(None, None)
-            why = "No Prometheus URL is configured." if url is None else "The stable ReplicaSet is gone."
-            analysis = (nothing, nothing, Judgement(Verdict.INCONCLUSIVE, why))
-        else:
-            analysis = await asyncio.to_thread(
-                _analyse, url, policy, namespace, f"{deployments.canary_name(spec.deployment)}-.*",
-                f"{spec.deployment}-{stable.pod_template_hash}-.*", decision.analyze_window, tier, decision.early)
-        if not decision.early or analysis[2].verdict is Verdict.FAIL:
-            ANALYSIS_VERDICTS.labels(tier=spec.tier.value, verdict=analysis[2].verdict.value).inc()
-        decision = plan(replace(view, analysis=analysis))
-        decided = time.perf_counter()
+        runtime.analyses.start(key, decision.analyze_window, spec.tier.value, decision.early,
+                               _look_job(runtime, policy, spec, deployment, canary if view.canary else None,
+                                         decision.analyze_window, decision.early))
 
     if decision.status != status:
         try:
@@ -265,14 +224,43 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
     if decision.transitioned:
         _announce(body, deployment, decision.status, spec)
     for action in decision.actions:
-        await asyncio.to_thread(_act, action, body, deployment, spec, runtime)
+        if not await asyncio.to_thread(_act, action, body, deployment, spec):
+            runtime.release_reconciler.request(key)  # the Deployment changed since the plan: plan again
+            return
     if decision.transitioned and decision.status.phase is ReleasePhase.ROLLING_BACK:
         ROLLBACK_ACTUATION.observe(time.perf_counter() - decided)
     if decision.status.phase in FINAL_PHASES:
+        runtime.analyses.forget(key)
         runtime.ownership_reconciler.request(namespace)
         await asyncio.to_thread(_trim_history, runtime, namespace, spec.deployment, policy.release_history_limit)
     elif decision.requeue_after is not None:
         runtime.release_reconciler.request(key, after=decision.requeue_after)
+
+
+def _look_job(runtime: Runtime, policy: ReleasePolicySpec, spec: ReleaseSpec, deployment: dict[str, Any],
+              canary: dict[str, Any] | None, window: tuple[datetime, datetime], early: bool) -> Callable[[], Analysis]:
+    """The blocking work of one look at the canary, for the analysis runner's threads.
+
+    Both sides are the pods their ReplicaSets own now, named exactly: never pods of another Deployment
+    whose name shares a prefix, and never pods the release does not own.
+    """
+    url = runtime.prometheus_url(policy)
+    tier = policy.tiers.for_tier(spec.tier)
+
+    def job() -> Analysis:
+        if url is None:
+            return unknown(window, "No Prometheus URL is configured: set spec.prometheus.url in the ReleasePolicy "
+                                   "or --prometheus-url on the operator.")
+        stable = deployments.read_stable_revision(deployment)
+        if stable is None:
+            return unknown(window, f"Deployment {spec.deployment} has no stable ReplicaSet to compare with.")
+        canary_pods = deployments.read_pod_names(canary) if canary is not None else []
+        stable_pods = deployments.read_pod_names(deployment, stable.pod_template_hash)
+        return look(runtime.provider(url), policy.prometheus.queries, deployment["metadata"]["namespace"],
+                    deployments.pod_names_pattern(canary_pods), deployments.pod_names_pattern(stable_pods),
+                    window, tier, early)
+
+    return job
 
 
 def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status: ReleaseStatus,
@@ -288,27 +276,36 @@ def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status
                    message=f"Release {release['metadata']['name']} {message}")
 
 
-def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | None, spec: ReleaseSpec,
-         runtime: Runtime) -> None:
+def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | None, spec: ReleaseSpec) -> bool:
+    """Carry out one action; False (and nothing done) when the Deployment's template changed since the plan."""
     namespace = release["metadata"]["namespace"]
     if action.kind is ActionKind.DELETE_CANARY:
-        deployments.delete(namespace, deployments.canary_name(spec.deployment))
-        return
+        deployments.delete_canary(namespace, deployments.canary_name(spec.deployment), release["metadata"]["uid"])
+        return True
     if deployment is None:
-        return
-    # Act on the Deployment as it is now: the read the plan used may be a few milliseconds old.
-    current = deployments.read_raw(namespace, spec.deployment) or deployment
+        return True
+    # Act on the Deployment as it is now (its status moves all the time, so the plan's resourceVersion is
+    # soon stale), but only if its template is still the one planned for: promoting or restoring over a
+    # newer pending change would release that change unchecked. The write is conditional on the
+    # resourceVersion read here, so nothing can slip in between the check and the write either.
+    current = deployments.read_raw(namespace, spec.deployment)
+    if current is None or template_hash(current["spec"]["template"]) != template_hash(deployment["spec"]["template"]):
+        return False
     rv = current["metadata"]["resourceVersion"]
     kept = {k: v for k, v in _annotations(current).items() if k not in deployments.BOOKKEEPING_ANNOTATIONS}
     if action.kind is ActionKind.ENSURE_CANARY:
-        deployments.ensure_canary(deployments.canary_body(current, release, action.replicas))
+        try:
+            deployments.ensure_canary(deployments.canary_body(current, release, action.replicas))
+        except deployments.CanaryNameTaken as error:
+            # Taken mid-release: the canary stays missing, and the readiness deadline rolls the change back.
+            logger.warning("%s", error)
     elif action.kind is ActionKind.PROMOTE:
         deployments.replace_fields(namespace, spec.deployment, rv,
                                    {"/spec/paused": False, "/metadata/annotations": kept})
     elif action.kind is ActionKind.RESTORE:
         fields: dict[str, Any] = {"/spec/paused": False}
         if template_hash(current["spec"]["template"]) == spec.to_revision:
-            stable = deployments.read_stable_revision(current)
+            stable = deployments.read_stable_revision(current, excluding=spec.to_revision)
             if stable is None:
                 raise RuntimeError(f"Deployment {namespace}/{spec.deployment} has no ReplicaSet to roll back to")
             fields["/spec/template"] = stable.template
@@ -316,6 +313,7 @@ def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | N
                 _annotations(current), spec.to_revision, now())
         fields["/metadata/annotations"] = kept
         deployments.replace_fields(namespace, spec.deployment, rv, fields)
+    return True
 
 
 def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int) -> None:
@@ -326,7 +324,7 @@ def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int)
          and (s.get("status") or {}).get("phase") in {p.value for p in FINAL_PHASES}),
         key=lambda s: s["metadata"].get("creationTimestamp") or "",
     )
-    api = kubernetes.client.CustomObjectsApi()
+    api = kubernetes.client.CustomObjectsApi(api_client())
     for snap in finished[:max(0, len(finished) - limit)]:
         try:
             api.delete_namespaced_custom_object(GROUP, VERSION, namespace, "releases", snap["metadata"]["name"])
@@ -350,7 +348,7 @@ async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
     stable = await asyncio.to_thread(deployments.read_stable_revision, deployment)
     body = _new_release(runtime, deployment, revision, stable, attempt=len(same) + 1)
     try:
-        await asyncio.to_thread(kubernetes.client.CustomObjectsApi().create_namespaced_custom_object,
+        await asyncio.to_thread(kubernetes.client.CustomObjectsApi(api_client()).create_namespaced_custom_object,
                                 GROUP, VERSION, namespace, "releases", body)
     except kubernetes.client.ApiException as error:
         if error.status != 409:  # created by an earlier pass whose result the index has not shown yet
@@ -396,7 +394,8 @@ def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
         "metadata": {
             "name": release_name,
             "namespace": namespace,
-            "labels": {"ballast.dev/deployment": name, "ballast.dev/service": spec.service or name},
+            "labels": {"ballast.dev/deployment": deployments.label_value(name),
+                       "ballast.dev/service": deployments.label_value(spec.service or name)},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
                                  "uid": metadata["uid"], "blockOwnerDeletion": False}],
         },

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,11 @@ from ballast.admission.webhook import Endpoint, WebhookOptions
 from ballast.api.common import Condition
 from ballast.api.releasepolicy import FreezeRefusal, ReleasePolicySpec, RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
+from ballast.controllers.analysis import AnalysisRunner
 from ballast.controllers.coalesce import Coalescer
+from ballast.metrics.breaker import GuardedProvider
+from ballast.metrics.prometheus import PrometheusProvider
+from ballast.metrics.provider import Timeouts
 from ballast.policy.admission import AdmissionContext, NamedOwnership
 from ballast.policy.conditions import Observation, merge_conditions
 from ballast.policy.governance import Governance, PolicySelector, resolve_governance
@@ -39,6 +44,10 @@ class Options:
     """How to serve admission webhooks; None disables them."""
     operator_username: str | None = None
     """The identity the operator's own writes arrive with; admission lets them through untouched."""
+    prometheus_timeouts: Timeouts = field(default_factory=Timeouts)
+    """Client-side deadlines of every request to Prometheus."""
+    metrics_workers: int = 4
+    """Threads that talk to metrics providers, apart from the ones that talk to Kubernetes."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,10 @@ class Runtime:
     indexes_ready: bool = False
     """Set once kopf has filled the indexes from full lists; before that, admission cannot judge."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics_executor: ThreadPoolExecutor | None = None
+    """Where metric queries run, so a hung provider never takes the threads that write and roll back."""
+    analyses: AnalysisRunner | None = None
+    _providers: dict[str, GuardedProvider] = field(default_factory=dict)
     _parsed: dict[tuple[str, str], ParsedPolicy] = field(default_factory=dict)
     _governance: Governance | None = None
     _parsed_ownerships: dict[str, dict[tuple[str, str], NamedOwnership | None]] = field(default_factory=dict)
@@ -176,6 +189,13 @@ class Runtime:
     def prometheus_url(self, policy: ReleasePolicySpec) -> str | None:
         """The policy's Prometheus, or the operator's default."""
         return policy.prometheus.url or self.options.prometheus_url
+
+    def provider(self, url: str) -> GuardedProvider:
+        """The metrics provider at ``url``, built once and kept with its circuit breaker."""
+        if url not in self._providers:
+            self._providers[url] = GuardedProvider(PrometheusProvider(url, self.options.prometheus_timeouts),
+                                                   name=f"Prometheus at {url}")
+        return self._providers[url]
 
 
 def _parse_policy(snap: dict[str, Any]) -> ParsedPolicy:

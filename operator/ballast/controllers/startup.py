@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import kopf
 
 from ballast.admission.webhook import build_server
+from ballast.controllers.analysis import AnalysisRunner, measure_error_budget
 from ballast.controllers.coalesce import Coalescer
 from ballast.controllers.ownership import reconcile_namespace
 from ballast.controllers.policies import reconcile_policies
-from ballast.controllers.releases import measure_error_budget, reconcile_release
+from ballast.controllers.releases import reconcile_release
 from ballast.controllers.runtime import Options, Runtime
-from ballast.kube.client import connection_info
-from ballast.metrics.prometheus import PrometheusProvider
+from ballast.kube.client import connection_info, request_timeouts
 from ballast.metrics.provider import ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ async def start(
 ) -> None:
     configure_persistence(settings)
     settings.watching.server_timeout = 300
+    # kopf's own API calls get the same client-side deadlines as Ballast's (watches keep theirs).
+    connect, read = request_timeouts()
+    settings.networking.connect_timeout = connect
+    settings.networking.request_timeout = connect + read
+    settings.watching.connect_timeout = connect
     options: Options = memo.get("options") or Options()
     runtime = Runtime(
         options=options,
@@ -64,6 +70,8 @@ async def start(
     runtime.ownership_reconciler = Coalescer(lambda ns: reconcile_namespace(runtime, ns))
     runtime.policy_reconciler = Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5)
     runtime.release_reconciler = Coalescer(lambda key: reconcile_release(runtime, key), delay=0.05)
+    runtime.metrics_executor = ThreadPoolExecutor(options.metrics_workers, thread_name_prefix="ballast-metrics")
+    runtime.analyses = AnalysisRunner(runtime.metrics_executor, runtime.release_reconciler.request)
     if options.webhooks is not None:
         scratch = Path(tempfile.mkdtemp(prefix="ballast-webhook-"))
         settings.admission.server, runtime.webhook_endpoint = build_server(options.webhooks, scratch)
@@ -92,7 +100,8 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
         } - {None}
         for url in urls:
             try:
-                names = await asyncio.to_thread(PrometheusProvider(url).alert_rule_names)
+                names = await asyncio.get_running_loop().run_in_executor(
+                    runtime.metrics_executor, runtime.provider(url).alert_rule_names)
             except ProviderUnavailable as error:
                 logger.warning("Alert rules unknown, admission degrades to warnings: %s", error)
                 names = None
@@ -112,9 +121,9 @@ async def _refresh_error_budgets(runtime: Runtime) -> None:
                     continue
                 names = [w.name for w in runtime.workloads.get(namespace, [])
                          if w.kind == "Deployment" and not w.is_canary and ownership.spec.selector.matches(w.labels)]
-                remaining = await asyncio.to_thread(
-                    measure_error_budget, url, spec, namespace, names, ownership.spec.slo.availability,
-                    ownership.spec.slo.window)
+                remaining = await asyncio.get_running_loop().run_in_executor(
+                    runtime.metrics_executor, measure_error_budget, runtime.provider(url), spec.prometheus.queries,
+                    namespace, names, ownership.spec.slo.availability, ownership.spec.slo.window)
                 key = (namespace, ownership.name)
                 if runtime.error_budgets.get(key) != remaining:
                     runtime.error_budgets[key] = remaining
@@ -133,3 +142,6 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for reconciler in (runtime.ownership_reconciler, runtime.policy_reconciler, runtime.release_reconciler):
         if reconciler is not None:
             await reconciler.close()
+    if runtime.metrics_executor is not None:
+        # A look still waiting on a hung provider ends by its deadline; nobody needs its answer now.
+        runtime.metrics_executor.shutdown(wait=False, cancel_futures=True)

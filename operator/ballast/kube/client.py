@@ -1,7 +1,8 @@
 """Kubernetes client configuration and status writes.
 
 Everything here is blocking (the official client is synchronous); async callers wrap calls in
-``asyncio.to_thread``.
+``asyncio.to_thread``. Every call made through :func:`api_client` has a client-side deadline, so an
+API server (or etcd behind it) that hangs costs a thread a bounded time, never forever.
 """
 
 from __future__ import annotations
@@ -15,17 +16,51 @@ import kubernetes
 
 from ballast.api.common import GROUP, VERSION
 
+DEFAULT_TIMEOUTS = (5.0, 15.0)
+"""(connect, read) seconds of every Kubernetes API call: generous for one object, bounded for a hang."""
 
-def configure(kubeconfig: str | None) -> None:
-    """Point this process's Kubernetes client at one cluster.
+_timeouts = DEFAULT_TIMEOUTS
+_client: kubernetes.client.ApiClient | None = None
+
+
+class DeadlineApiClient(kubernetes.client.ApiClient):
+    """An ApiClient that gives every call a (connect, read) deadline unless the caller sets its own."""
+
+    def __init__(self, timeouts: tuple[float, float]) -> None:
+        super().__init__()
+        self.timeouts = timeouts
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = self.timeouts
+        return super().call_api(*args, **kwargs)
+
+
+def configure(kubeconfig: str | None, timeouts: tuple[float, float] = DEFAULT_TIMEOUTS) -> None:
+    """Point this process's Kubernetes client at one cluster, with these client-side deadlines.
 
     An explicit kubeconfig wins; then ``$KUBECONFIG``/``~/.kube/config``; then the in-cluster
     service account. kopf authenticates from the same configuration (see :func:`connection_info`).
     """
+    global _timeouts, _client
     try:
         kubernetes.config.load_kube_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
     except kubernetes.config.ConfigException:
         kubernetes.config.load_incluster_config()
+    _timeouts, _client = timeouts, None
+
+
+def api_client() -> kubernetes.client.ApiClient:
+    """The process's shared API client (one connection pool), every call with a deadline."""
+    global _client
+    if _client is None:
+        _client = DeadlineApiClient(_timeouts)
+    return _client
+
+
+def request_timeouts() -> tuple[float, float]:
+    """The (connect, read) deadlines :func:`configure` set."""
+    return _timeouts
 
 
 def connection_info() -> kopf.ConnectionInfo:
@@ -93,7 +128,7 @@ def update_status(
     if resource_version:
         body["metadata"] = {"resourceVersion": resource_version}
     # The client sends custom-object patches as application/merge-patch+json.
-    api = kubernetes.client.CustomObjectsApi()
+    api = kubernetes.client.CustomObjectsApi(api_client())
     if ref.namespace is None:
         api.patch_cluster_custom_object_status(
             GROUP, VERSION, ref.plural, ref.name, body
@@ -116,7 +151,7 @@ def whoami() -> str | None:
     if not token:
         return None
     try:
-        review = kubernetes.client.AuthenticationV1Api().create_token_review({"spec": {"token": token}})
+        review = kubernetes.client.AuthenticationV1Api(api_client()).create_token_review({"spec": {"token": token}})
     except kubernetes.client.ApiException:
         return None
     return review.status.user.username if review.status and review.status.authenticated else None

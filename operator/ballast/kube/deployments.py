@@ -7,6 +7,7 @@ same here as in the admission webhook. Every write carries the resourceVersion i
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from typing import Any
 
 import kubernetes
 
+from ballast.kube.client import api_client
 from ballast.policy.admission import ROLLED_BACK_ANNOTATION
-from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL
+from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL, template_hash
 
 PENDING_ANNOTATION = "ballast.dev/pending-revision"
 """Set by the mutating webhook on a paused Deployment whose template changed; removed when its release ends."""
@@ -31,12 +33,42 @@ ROLLED_BACK_HISTORY = 10
 POD_TEMPLATE_HASH = "pod-template-hash"
 
 
+MAX_GENERATED_PREFIX = 58
+"""Kubernetes cuts a generateName prefix to 58 characters before adding 5 random ones (names.go)."""
+
+
+class CanaryNameTaken(Exception):
+    """A Deployment with the canary's name exists and does not belong to the release."""
+
+
 def canary_name(deployment: str) -> str:
     return f"{deployment}-canary"
 
 
 def is_canary(body: Mapping[str, Any]) -> bool:
     return ((body.get("metadata") or {}).get("labels") or {}).get(TRACK_LABEL) == CANARY_TRACK
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value: itself when it fits 63 characters, else a cut with a hash that keeps it unique.
+
+    Deployment and ServiceOwnership names may be 253 characters long; label values may not.
+    """
+    if len(text) <= 63:
+        return text
+    return f"{text[:52].rstrip('-._')}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def owned_by(body: Mapping[str, Any] | None, owner_uid: str) -> bool:
+    """Whether ``owner_uid`` is among the object's owner references: the only proof of whose it is."""
+    refs = ((body or {}).get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner_uid for ref in refs)
+
+
+def name_taken_message(namespace: str, deployment: str, release: str) -> str:
+    return (f"Deployment {namespace}/{canary_name(deployment)} exists and is not the canary of Release {release}: "
+            f"Ballast needs that name for the canary of {deployment}. Rename or delete that Deployment; the "
+            "release waits until then.")
 
 
 def canary_body(deployment: Mapping[str, Any], release: Mapping[str, Any], replicas: int) -> dict[str, Any]:
@@ -85,24 +117,65 @@ class StableRevision:
     pod_template_hash: str
 
 
-def stable_revision(replica_sets: list[Mapping[str, Any]], deployment_uid: str) -> StableRevision | None:
-    """The Deployment's newest ReplicaSet, which a paused Deployment keeps as its stable revision.
+def stable_revision(replica_sets: list[Mapping[str, Any]], deployment_uid: str,
+                    excluding: str | None = None) -> StableRevision | None:
+    """The Deployment's newest ReplicaSet not running revision ``excluding``: what ran before the change.
 
     A paused Deployment whose template changed creates no ReplicaSet, so its newest one is what runs
-    (as ``kubectl rollout undo`` assumes).
+    (as ``kubectl rollout undo`` assumes). Once a promotion has un-paused it, the newest one is the new
+    revision's, hence ``excluding``.
     """
-    owned = [
-        rs for rs in replica_sets
-        if any(ref.get("uid") == deployment_uid for ref in (rs["metadata"].get("ownerReferences") or []))
-    ]
-    if not owned:
-        return None
-    newest = max(owned, key=lambda rs: int((rs["metadata"].get("annotations") or {})
-                                           .get("deployment.kubernetes.io/revision", "0")))
-    template = copy.deepcopy(newest["spec"]["template"])
-    labels = template.get("metadata", {}).get("labels") or {}
-    pod_template_hash = labels.pop(POD_TEMPLATE_HASH, "")
-    return StableRevision(template, pod_template_hash)
+    candidates = []
+    for rs in replica_sets:
+        if not owned_by(rs, deployment_uid):
+            continue
+        template = copy.deepcopy(rs["spec"]["template"])
+        pod_template_hash = (template.get("metadata", {}).get("labels") or {}).pop(POD_TEMPLATE_HASH, "")
+        if excluding is not None and template_hash(template) == excluding:
+            continue
+        revision = int((rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", "0"))
+        candidates.append((revision, StableRevision(template, pod_template_hash)))
+    return max(candidates, key=lambda c: c[0])[1] if candidates else None
+
+
+def pod_names_pattern(names: list[str]) -> str:
+    """A PromQL regex (fully anchored by PromQL) matching exactly these pod names."""
+    return "(" + "|".join(name.replace(".", "[.]") for name in sorted(names)) + ")"
+
+
+def pods_of_replica_set(pods: list[Mapping[str, Any]], owner_name: str) -> list[str]:
+    """Names of the pods whose controlling ReplicaSet is ``<owner_name>-<their pod-template-hash>``.
+
+    Pod names are cut to 58 characters before their random suffix, so a name prefix cannot tell two
+    Deployments apart (``web`` and ``web-admin``, or two long names); the owner reference can.
+    """
+    names = []
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        pod_hash = (metadata.get("labels") or {}).get(POD_TEMPLATE_HASH)
+        controller = next((ref for ref in metadata.get("ownerReferences") or [] if ref.get("controller")), None)
+        if pod_hash and controller and controller.get("kind") == "ReplicaSet" and \
+                controller.get("name") == f"{owner_name}-{pod_hash}" and not metadata.get("deletionTimestamp"):
+            names.append(metadata["name"])
+    return names
+
+
+def deployment_pods_pattern(deployment_names: list[str]) -> str:
+    """A PromQL regex for every pod a Deployment of these names ever ran, for long windows (error budgets).
+
+    Pods of past ReplicaSets are gone, so names are matched by their shape: ``<name>-<hash>-<5 chars>``,
+    which ``web`` shares with no pod of ``web-admin``. Names so long that Kubernetes cut the hash off
+    fall back to the cut prefix.
+    """
+    shapes = []
+    for name in sorted(deployment_names):
+        prefix = f"{name}-"
+        escaped = name.replace(".", "[.]")
+        if len(prefix) + 11 <= MAX_GENERATED_PREFIX:
+            shapes.append(f"{escaped}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}")
+        else:
+            shapes.append(f"{prefix[:MAX_GENERATED_PREFIX].replace('.', '[.]')}[a-z0-9-]*")
+    return "(" + "|".join(shapes) + ")"
 
 
 def rolled_back_record(annotations: Mapping[str, str], revision: str, when: datetime) -> str:
@@ -127,7 +200,7 @@ def images(template: Mapping[str, Any] | None) -> list[str]:
 
 def read_raw(namespace: str, name: str) -> dict[str, Any] | None:
     """A Deployment as the API server's JSON, or None when it does not exist."""
-    api = kubernetes.client.AppsV1Api()
+    api = kubernetes.client.AppsV1Api(api_client())
     try:
         response = api.read_namespaced_deployment(name, namespace, _preload_content=False)
     except kubernetes.client.ApiException as error:
@@ -137,24 +210,41 @@ def read_raw(namespace: str, name: str) -> dict[str, Any] | None:
     return json.loads(response.data)
 
 
-def read_stable_revision(deployment: Mapping[str, Any]) -> StableRevision | None:
-    """The stable revision of a Deployment, from its ReplicaSets."""
-    api = kubernetes.client.AppsV1Api()
+def read_stable_revision(deployment: Mapping[str, Any], excluding: str | None = None) -> StableRevision | None:
+    """The stable revision of a Deployment, from its ReplicaSets (see :func:`stable_revision`)."""
+    api = kubernetes.client.AppsV1Api(api_client())
     selector = deployment["spec"]["selector"].get("matchLabels") or {}
     label_selector = ",".join(f"{k}={v}" for k, v in selector.items())
     response = api.list_namespaced_replica_set(deployment["metadata"]["namespace"], label_selector=label_selector,
                                                _preload_content=False)
-    return stable_revision(json.loads(response.data)["items"], deployment["metadata"]["uid"])
+    return stable_revision(json.loads(response.data)["items"], deployment["metadata"]["uid"], excluding)
+
+
+def read_pod_names(deployment: Mapping[str, Any], pod_template_hash: str | None = None) -> list[str]:
+    """The pods a Deployment runs now (of one revision, with ``pod_template_hash``), by owner, not by name."""
+    selector = dict(deployment["spec"]["selector"].get("matchLabels") or {})
+    if pod_template_hash:
+        selector[POD_TEMPLATE_HASH] = pod_template_hash
+    response = kubernetes.client.CoreV1Api(api_client()).list_namespaced_pod(
+        deployment["metadata"]["namespace"], label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
+        _preload_content=False)
+    return pods_of_replica_set(json.loads(response.data)["items"], deployment["metadata"]["name"])
 
 
 def ensure_canary(body: dict[str, Any]) -> None:
-    """Create the canary, or bring an existing one to the body's replicas and template."""
-    api = kubernetes.client.AppsV1Api()
+    """Create the canary, or bring the existing one to the body's replicas and template.
+
+    Raises CanaryNameTaken, touching nothing, when a Deployment of that name belongs to someone else.
+    """
+    api = kubernetes.client.AppsV1Api(api_client())
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    release = body["metadata"]["ownerReferences"][0]
     current = read_raw(namespace, name)
     if current is None:
         api.create_namespaced_deployment(namespace, body)
         return
+    if not owned_by(current, release["uid"]):
+        raise CanaryNameTaken(name_taken_message(namespace, name.removesuffix("-canary"), release["name"]))
     if current["spec"].get("replicas") == body["spec"]["replicas"] and \
             current["spec"]["template"] == body["spec"]["template"]:
         return
@@ -163,12 +253,21 @@ def ensure_canary(body: dict[str, Any]) -> None:
     api.patch_namespaced_deployment(name, namespace, patch)
 
 
-def delete(namespace: str, name: str) -> None:
-    api = kubernetes.client.AppsV1Api()
+def delete_canary(namespace: str, name: str, release_uid: str) -> None:
+    """Delete the canary if it is the release's own; a Deployment of that name someone else owns stays.
+
+    The delete carries the canary's UID as a precondition, so a Deployment re-created under the same name
+    between the read and the delete is never the one deleted.
+    """
+    current = read_raw(namespace, name)
+    if current is None or not owned_by(current, release_uid):
+        return
     try:
-        api.delete_namespaced_deployment(name, namespace, propagation_policy="Background")
+        kubernetes.client.AppsV1Api(api_client()).delete_namespaced_deployment(
+            name, namespace, propagation_policy="Background",
+            body={"preconditions": {"uid": current["metadata"]["uid"]}})
     except kubernetes.client.ApiException as error:
-        if error.status != 404:
+        if error.status not in (404, 409):
             raise
 
 
@@ -180,4 +279,4 @@ def replace_fields(namespace: str, name: str, resource_version: str, fields: Map
     """
     operations = [{"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version}]
     operations += [{"op": "add", "path": path, "value": value} for path, value in fields.items()]
-    kubernetes.client.AppsV1Api().patch_namespaced_deployment(name, namespace, operations)
+    kubernetes.client.AppsV1Api(api_client()).patch_namespaced_deployment(name, namespace, operations)

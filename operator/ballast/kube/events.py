@@ -8,6 +8,8 @@ from typing import Any
 
 import kubernetes
 
+from ballast.kube.client import api_client
+
 SOURCE = "ballast"
 
 
@@ -16,7 +18,7 @@ def post_event(involved: Mapping[str, Any], type_: str, reason: str, message: st
     metadata = involved.get("metadata") or {}
     namespace = metadata.get("namespace") or "default"
     now = datetime.now(UTC)
-    kubernetes.client.CoreV1Api().create_namespaced_event(namespace, {
+    kubernetes.client.CoreV1Api(api_client()).create_namespaced_event(namespace, {
         "metadata": {"generateName": f"{metadata.get('name') or 'object'}.", "namespace": namespace},
         "involvedObject": {
             "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),

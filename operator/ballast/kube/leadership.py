@@ -22,6 +22,8 @@ from typing import Any
 
 import kubernetes
 
+from ballast.kube.client import api_client
+
 logger = logging.getLogger(__name__)
 
 LEADER_LABEL = "ballast.dev/leader"
@@ -82,7 +84,7 @@ class LeaseElector:
             raise ValueError("leader election needs retry < renew deadline < lease duration")
         self.namespace, self.name, self.identity = namespace, name, identity
         self.lease_seconds, self.renew_deadline, self.retry = lease_seconds, renew_deadline_seconds, retry_seconds
-        self._api = api or kubernetes.client.CoordinationV1Api()
+        self._api = api or kubernetes.client.CoordinationV1Api(api_client())
         self._observation: Observation | None = None
         self._last_holder: str | None = None
 
@@ -167,7 +169,7 @@ class LeaseElector:
 
 def label_pod(namespace: str, pod: str, leading: bool) -> None:
     """Mark (or unmark) this replica's Pod as the leader, which routes the webhook Service to it."""
-    core = kubernetes.client.CoreV1Api()
+    core = kubernetes.client.CoreV1Api(api_client())
     # A JSON patch, not a merge patch: this client sends dicts as strategic merge patches, and this
     # API server turns a null label into "" in one when the Pod has no labels yet.
     try:

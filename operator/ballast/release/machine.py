@@ -9,12 +9,20 @@ repeated (verdicts are recorded before they are acted on) and nothing is skipped
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
 from ballast.api.common import parse_duration
-from ballast.api.release import AnalysisResult, ReleasePhase, ReleaseStatus, TrafficSample, Verdict
+from ballast.api.release import (
+    MAX_ANALYSES_KEPT,
+    AnalysisResult,
+    ReleasePhase,
+    ReleaseStatus,
+    TrafficSample,
+    Verdict,
+)
 from ballast.api.releasepolicy import InconclusiveAction, TierSettings
 from ballast.release.verdict import Judgement, Sample
 
@@ -63,6 +71,8 @@ class DeploymentView:
     """Still carries Ballast's pending-release marker."""
     rolled_out: bool
     """The controller has observed the current generation and every replica is updated and available."""
+    stalled: bool = False
+    """The controller gave up on the current rollout (``Progressing`` is False: ProgressDeadlineExceeded)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,17 @@ class Requests:
 
 
 @dataclass(frozen=True)
+class Analysis:
+    """One look at the canary's and the baseline's traffic over a window, and what it showed."""
+
+    window_start: datetime
+    window_end: datetime
+    canary: Sample
+    baseline: Sample
+    judgement: Judgement
+
+
+@dataclass(frozen=True)
 class View:
     now: datetime
     status: ReleaseStatus
@@ -103,8 +124,8 @@ class View:
     canary: CanaryView | None
     gates: Gates = Gates()
     requests: Requests = Requests()
-    analysis: tuple[Sample, Sample, Judgement] | None = None
-    """(canary, baseline, judgement) of the window the previous plan asked for."""
+    analysis: Analysis | None = None
+    """The latest finished analysis of this release, if any: used when its window is the current one."""
 
 
 @dataclass
@@ -112,7 +133,7 @@ class Plan:
     status: ReleaseStatus
     actions: list[Action] = field(default_factory=list)
     analyze_window: tuple[datetime, datetime] | None = None
-    """Set when a verdict is due: query this window and plan again with ``analysis``."""
+    """Set when the canary should be looked at: analyse this window and plan again with the result."""
     early: bool = False
     """The window is a check while the step runs: only a failure (at early-check confidence) counts."""
     requeue_after: float | None = None
@@ -155,11 +176,10 @@ def plan(view: View) -> Plan:
                     "takes over.", [Action(ActionKind.DELETE_CANARY)])
     if status.phase is ReleasePhase.ROLLING_BACK:
         return _rolling_back(view)
+    if view.requests.abort is not None:
+        return _rollback(view, "Aborted", f"Aborted by request: {view.requests.abort}")
     if status.phase is ReleasePhase.PROMOTING:
         return _promoting(view)
-    if view.requests.abort is not None:
-        return move(ReleasePhase.ROLLING_BACK, "Aborted", f"Aborted by request: {view.requests.abort}",
-                    [Action(ActionKind.DELETE_CANARY), Action(ActionKind.RESTORE)])
     if status.phase in WAITING_PHASES:
         return _waiting(view)
     return _progressing(view)
@@ -188,7 +208,8 @@ def _start_step(view: View, index: int, reason: str = "StepStarted") -> Plan:
     replicas = canary_replicas(view.deployment.replicas, weight)
     status = _to(view.status, view.now, ReleasePhase.PROGRESSING, reason,
                  f"Step {index + 1} of {len(view.steps)}: canary at {weight}% ({replicas} pod(s)).",
-                 step=index, weight=weight, step_started_at=view.now, canary_ready_at=None)
+                 step=index, weight=weight, step_started_at=view.now, canary_ready_at=None,
+                 not_ready_seconds=0.0, not_ready_since=view.now)
     return Plan(status, [Action(ActionKind.ENSURE_CANARY, replicas)], requeue_after=1, transitioned=True)
 
 
@@ -210,69 +231,96 @@ def _progressing(view: View) -> Plan:
         [Action(ActionKind.ENSURE_CANARY, desired)]
     ready = view.canary is not None and view.canary.replicas == desired and view.canary.ready_replicas >= desired
     if not ready:
-        started = status.step_started_at or now
-        deadline = started + parse_duration(tier.ready_deadline)
-        if now >= deadline:
+        # The deadline counts time not ready within the step, so a pod that restarts late in a long,
+        # healthy step is not mistaken for a canary that never came up.
+        since = status.not_ready_since or now
+        spent = status.not_ready_seconds + (now - since).total_seconds()
+        allowed = parse_duration(tier.ready_deadline).total_seconds()
+        if spent >= allowed:
             return _rollback(view, "CanaryNotReady",
-                             f"The canary did not become ready within {tier.ready_deadline} at step "
-                             f"{status.step + 1}.")
-        return Plan(status, actions, requeue_after=min(1.0, _seconds_until(deadline, now)))
+                             f"The canary was not ready for {tier.ready_deadline} at step {status.step + 1}.")
+        if status.not_ready_since is None:
+            status = status.model_copy(update={"not_ready_since": now})
+        return Plan(status, actions, requeue_after=min(1.0, allowed - spent))
+    if status.not_ready_since is not None:
+        spent = status.not_ready_seconds + (now - status.not_ready_since).total_seconds()
+        status = status.model_copy(update={"not_ready_seconds": spent, "not_ready_since": None})
     if status.canary_ready_at is None:
         return Plan(status.model_copy(update={"canary_ready_at": now}), actions,
-                    requeue_after=parse_duration(tier.step_duration).total_seconds())
+                    requeue_after=min(EARLY_CHECK_SECONDS, parse_duration(tier.step_duration).total_seconds()))
     due = status.canary_ready_at + parse_duration(tier.step_duration)
-    if now < due:
-        # Look while the step runs: a canary that is clearly bad is rolled back at once rather than at
-        # the end of the step, which is most of what limits the errors users see from a bad change.
-        if view.analysis is None:
-            return Plan(status, actions, analyze_window=(status.canary_ready_at, now), early=True,
-                        requeue_after=min(EARLY_CHECK_SECONDS, _seconds_until(due, now)))
-        if view.analysis[2].verdict is Verdict.FAIL:
-            return _judged(view)
-        return Plan(status, actions, requeue_after=min(EARLY_CHECK_SECONDS, _seconds_until(due, now)))
-    if view.analysis is None:
-        return Plan(status, actions, analyze_window=(status.canary_ready_at, now))
-    return _judged(view)
+    analysis = view.analysis if view.analysis and view.analysis.window_start == status.canary_ready_at else None
+    # A window that reaches the step's end is its verdict; a shorter one looks while the step runs, and a
+    # canary that is clearly bad is rolled back at once rather than at the end of the step, which is most
+    # of what limits the errors users see from a bad change. An early look that errs changes nothing.
+    if analysis is not None and (analysis.window_end >= due or analysis.judgement.verdict is Verdict.FAIL):
+        return _judged(replace(view, status=status), analysis)
+    early = now < due
+    return Plan(status, actions, analyze_window=(status.canary_ready_at, now), early=early,
+                requeue_after=min(EARLY_CHECK_SECONDS, _seconds_until(due, now)) if early else EARLY_CHECK_SECONDS)
 
 
-def _judged(view: View) -> Plan:
-    status, now, tier = view.status, view.now, view.tier
-    assert view.analysis is not None and status.step is not None and status.weight is not None
-    assert status.canary_ready_at is not None
-    canary, baseline, judgement = view.analysis
-    result = AnalysisResult(
-        step=status.step, weight=status.weight, window_start=status.canary_ready_at, window_end=now,
-        canary=_traffic(canary), baseline=_traffic(baseline), verdict=judgement.verdict, message=judgement.message,
-    )
-    analyses = [*status.analyses, result]
-    recorded = replace_status(status, analyses=analyses, canary_ready_at=now)
-    failures = sum(a.verdict is Verdict.FAIL for a in analyses)
-    trailing_inconclusive = 0
+def _tally(status: ReleaseStatus) -> dict[str, int]:
+    """Verdict counts over the whole release (older records carry none: count what they list)."""
+    if status.analysis_counts:
+        return dict(status.analysis_counts)
+    counts: dict[str, int] = {}
+    for a in status.analyses:
+        counts[a.verdict.value] = counts.get(a.verdict.value, 0) + 1
+    return counts
+
+
+def _unknown_streak(analyses: list[AnalysisResult], verdict: Verdict) -> int:
+    """How many of the latest analyses since the last Pass or Fail reached ``verdict``."""
+    count = 0
     for a in reversed(analyses):
-        if a.verdict is not Verdict.INCONCLUSIVE:
+        if a.verdict in (Verdict.PASS, Verdict.FAIL):
             break
-        trailing_inconclusive += 1
+        count += a.verdict is verdict
+    return count
+
+
+def _judged(view: View, analysis: Analysis) -> Plan:
+    status, now, tier = view.status, view.now, view.tier
+    assert status.step is not None and status.weight is not None
+    judgement = analysis.judgement
+    result = AnalysisResult(
+        step=status.step, weight=status.weight, window_start=analysis.window_start,
+        window_end=analysis.window_end, canary=_traffic(analysis.canary), baseline=_traffic(analysis.baseline),
+        verdict=judgement.verdict, message=judgement.message,
+    )
+    counts = _tally(status)
+    counts[judgement.verdict.value] = counts.get(judgement.verdict.value, 0) + 1
+    analyses = [*status.analyses, result][-MAX_ANALYSES_KEPT:]
+    recorded = replace_status(status, analyses=analyses, analysis_counts=counts, canary_ready_at=analysis.window_end)
     step_text = f"step {status.step + 1} ({status.weight}%)"
-    if failures >= tier.failure_limit:
+    if counts.get(Verdict.FAIL.value, 0) >= tier.failure_limit:
         return _rollback(replace(view, status=recorded), "AnalysisFailed",
                          f"Analysis failed at {step_text}: {judgement.message}")
-    if judgement.verdict is Verdict.INCONCLUSIVE and trailing_inconclusive >= tier.inconclusive_limit:
-        if tier.on_inconclusive is InconclusiveAction.ROLLBACK:
-            return _rollback(replace(view, status=recorded), "AnalysisInconclusive",
-                             f"{trailing_inconclusive} inconclusive analyses in a row at {step_text}: "
-                             f"{judgement.message}")
+    for verdict, limit, action, reason, what in (
+        (Verdict.ERROR, tier.error_limit, tier.on_error, "AnalysisError",
+         "analyses in a row could not ask the metrics provider"),
+        (Verdict.INCONCLUSIVE, tier.inconclusive_limit, tier.on_inconclusive, "AnalysisInconclusive",
+         "inconclusive analyses in a row"),
+    ):
+        streak = _unknown_streak(analyses, verdict)
+        if judgement.verdict is not verdict or streak < limit:
+            continue
+        if action is InconclusiveAction.ROLLBACK:
+            return _rollback(replace(view, status=recorded), reason,
+                             f"{streak} {what} at {step_text}: {judgement.message}")
         held = _to(recorded, now, ReleasePhase.PROGRESSING, "Held",
-                   f"{trailing_inconclusive} inconclusive analyses in a row at {step_text}; holding (never "
-                   f"promoting) until the data is conclusive or someone promotes or aborts: {judgement.message}")
-        return Plan(held, requeue_after=parse_duration(tier.step_duration).total_seconds(), transitioned=True)
+                   f"{streak} {what} at {step_text}; holding (never promoting) until an analysis passes or "
+                   f"someone promotes or aborts: {judgement.message}")
+        return Plan(held, requeue_after=EARLY_CHECK_SECONDS, transitioned=True)
     if judgement.verdict is Verdict.PASS:
         if status.step + 1 >= len(view.steps):
             return Plan(_to(recorded, now, ReleasePhase.PROMOTING, "AnalysisPassed",
                             f"Every step passed; rolling out natively. Last: {judgement.message}"),
                         [Action(ActionKind.PROMOTE)], requeue_after=1, transitioned=True)
         return _start_step(replace(view, status=recorded), status.step + 1, reason="StepPassed")
-    # Inconclusive or a failure below the limit: analyse a fresh window at the same step.
-    return Plan(recorded, requeue_after=parse_duration(tier.step_duration).total_seconds())
+    # Inconclusive, in error or failed below the limit: analyse a fresh window at the same step.
+    return Plan(recorded, requeue_after=EARLY_CHECK_SECONDS)
 
 
 def replace_status(status: ReleaseStatus, **changes: object) -> ReleaseStatus:
@@ -280,12 +328,22 @@ def replace_status(status: ReleaseStatus, **changes: object) -> ReleaseStatus:
 
 
 def _traffic(sample: Sample) -> TrafficSample:
-    return TrafficSample(requests=sample.requests, errors=sample.errors, error_rate=sample.error_rate)
+    """The sample as recorded: a figure that is not a finite number is left out (JSON cannot carry it; the
+    verdict's message says what it was)."""
+    def finite(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) else None
+
+    rate = sample.error_rate if finite(sample.requests) and finite(sample.errors) is not None else None
+    return TrafficSample(requests=finite(sample.requests), errors=finite(sample.errors), error_rate=rate)
 
 
 def _promoting(view: View) -> Plan:
     status, deployment = view.status, view.deployment
     assert deployment is not None
+    if deployment.stalled:
+        return _rollback(view, "RolloutStalled",
+                         f"The native rollout of revision {view.to_revision} made no progress within the "
+                         "Deployment's progressDeadlineSeconds.")
     if deployment.paused or deployment.pending:
         return Plan(status, [Action(ActionKind.PROMOTE)], requeue_after=1)
     if not deployment.rolled_out:

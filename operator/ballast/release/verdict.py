@@ -62,8 +62,26 @@ def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
 
+def implausible(sample: Sample) -> str | None:
+    """Why a sample's figures cannot be counts of requests (NaN, infinite, negative, more errors than
+    requests), or None. Such an answer is a broken query or provider, never evidence about the canary."""
+    figures = {"requests": sample.requests, "errors": sample.errors}
+    for name, value in figures.items():
+        if value is not None and not math.isfinite(value):
+            return f"{name} is {value}"
+        if value is not None and value < 0:
+            return f"{name} is negative ({value:g})"
+    if sample.requests is not None and sample.errors is not None and sample.errors > sample.requests:
+        return f"errors ({sample.errors:g}) exceed requests ({sample.requests:g})"
+    return None
+
+
 def judge(canary: Sample, baseline: Sample, tier: TierSettings, z: float = Z_95) -> Judgement:
     """The verdict of one analysis, at the confidence ``z`` gives."""
+    for side, sample in (("canary", canary), ("baseline", baseline)):
+        if problem := implausible(sample):
+            return Judgement(Verdict.ERROR, f"The metrics provider's figures for the {side} are unusable: {problem}. "
+                                            "Check the policy's queries.")
     if not canary.has_data:
         return Judgement(Verdict.INCONCLUSIVE, "Prometheus returned no canary traffic for the window.")
     assert canary.requests is not None and canary.errors is not None

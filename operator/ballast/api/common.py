@@ -57,20 +57,27 @@ class RiskTier(StrEnum):
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=366)
+"""The longest duration any field takes: a year covers every freeze, SLO window and block period, and keeps
+arithmetic on dates far from Python's limits (``9999999999d`` would overflow)."""
+MAX_DURATION_LENGTH = 32
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse a Go-style duration such as ``30s``, ``5m``, ``1h30m`` or ``30d``.
+    """Parse a Go-style duration such as ``30s``, ``5m``, ``1h30m`` or ``30d``, at most MAX_DURATION.
 
     Raises ``ValueError`` with a sentence naming the accepted form when the text is not one.
     """
-    if not re.fullmatch(DURATION_PATTERN, text):
+    if len(text) > MAX_DURATION_LENGTH or not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(
             f"{text!r} is not a duration: use a number followed by ms, s, m, h or d, such as 30s, 5m or 2h"
         )
     seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
     if seconds <= 0:
         raise ValueError(f"{text!r} is not a positive duration")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is longer than the longest duration allowed, {MAX_DURATION.days}d: "
+                         "use a shorter one")
     return timedelta(seconds=seconds)
 
 
@@ -81,10 +88,10 @@ def _check_duration(text: str) -> str:
 
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, examples=["30s", "5m", "2h"]),
+    Field(pattern=DURATION_PATTERN, max_length=MAX_DURATION_LENGTH, examples=["30s", "5m", "2h"]),
     AfterValidator(_check_duration),
 ]
-"""A positive duration written like ``30s``, ``5m``, ``2h`` or ``1h30m``."""
+"""A positive duration written like ``30s``, ``5m``, ``2h`` or ``1h30m``, at most ``366d``."""
 
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 """A fraction between 0 and 1 (``0.01`` is one percent)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ballast.api.common import MAX_DURATION, LabelSelector, RiskTier, parse_duration
+from ballast.api.common import MAX_DURATION, LabelSelector, RiskTier, is_http_url, parse_duration
 from ballast.api.release import Release
 from ballast.api.releasepolicy import (
     TIER_DEFAULTS,
@@ -218,10 +218,24 @@ class TestServiceOwnership:
         with pytest.raises(ValidationError):
             ownership(riskTier=tier)
 
-    @pytest.mark.parametrize("runbook", ["ftp://x/y", "runbooks/checkout", "https://", "http:// bad"])
+    @pytest.mark.parametrize("runbook", [
+        "ftp://x/y", "runbooks/checkout", "https://", "http:// bad", "http://:8080/x", "http://exa mple.com",
+        "https://[zz]/x", "https://[::1/x", "http://a:99999/", "http://a:port/", "javascript:alert(1)",
+        "http://runbooks..example.com/", "http://host/a\nb", "mailto:sre@example.com", "//example.com/x",
+    ])
     def test_runbook_must_be_http_url(self, runbook):
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError, match="not an http\\(s\\) URL with a host"):
             ownership(runbook=runbook)
+        assert not is_http_url(runbook)
+
+    @pytest.mark.parametrize("runbook", [
+        "HTTPS://Runbooks.Example.com/checkout", "Http://wiki/sre", "http://[::1]:8080/x", "https://[2001:db8::7]/",
+        "http://10.0.0.7:80/runbook", "https://bücher.example/ablauf?q=ü#start", "https://例え.テスト/手順",
+        "https://user@wiki.example.com:8443/x", "https://example.com.", "http://my_host.internal/x",
+    ])
+    def test_runbook_accepts_every_http_url(self, runbook):
+        assert ownership(runbook=runbook).runbook == runbook
+        assert is_http_url(runbook)
 
     @pytest.mark.parametrize("owner", ["Payments", "-payments", "pay ments", "a" * 64, ""])
     def test_owner_must_be_team_name(self, owner):

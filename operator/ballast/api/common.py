@@ -8,10 +8,13 @@ constraints are written as patterns and bounds rather than as arbitrary Python c
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import string
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -96,9 +99,47 @@ Duration = Annotated[
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 """A fraction between 0 and 1 (``0.01`` is one percent)."""
 
-URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
-HttpUrl = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048)]
-"""An absolute http or https URL."""
+MAX_URL_LENGTH = 2048
+_SUB_DELIMS = "!$&'()*+,;="
+_REG_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "-._~%" + _SUB_DELIMS)
+
+
+def is_http_url(text: str) -> bool:
+    """Whether ``text`` is an absolute http(s) URL with a host, read per RFC 3986 (and RFC 3987 for names).
+
+    The scheme is case-insensitive; the host is a registered name (international names welcome), an IPv4
+    address or a bracketed IP literal such as ``[::1]``; a port, when given, is 0-65535. Whitespace and
+    control characters are refused anywhere.
+    """
+    if not text or len(text) > MAX_URL_LENGTH or any(c.isspace() or not c.isprintable() for c in text):
+        return False
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0..65535
+    except ValueError:  # also an IP literal that is not one, e.g. http://[zz]/
+        return False
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return False
+    if "[" in parts.netloc:  # an IP literal: IPv6 or IPvFuture (urlsplit has checked the brackets)
+        return parts.hostname.startswith("v") or isinstance(ipaddress.ip_address(parts.hostname), ipaddress.IPv6Address)
+    labels = parts.hostname.removesuffix(".").split(".")  # a trailing dot names the DNS root
+    return all(labels) and all(c in _REG_NAME_CHARS or not c.isascii() for c in parts.hostname)
+
+
+def _check_url(text: str) -> str:
+    if not is_http_url(text):
+        raise ValueError(f"{text!r} is not an http(s) URL with a host, such as https://runbooks.example.com/checkout")
+    return text
+
+
+HttpUrl = Annotated[
+    str,
+    # The schema's pattern is the part OpenAPI can say; the validator (which the admission webhook runs
+    # too) decides, with a message that says what a URL needs.
+    Field(max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"}),
+    AfterValidator(_check_url),
+]
+"""An absolute http or https URL with a host (RFC 3986), e.g. ``https://runbooks.example.com/checkout``."""
 
 TEAM_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TeamName = Annotated[str, Field(pattern=TEAM_PATTERN, min_length=1, max_length=63)]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ballast.api.common import TEAM_PATTERN, URL_PATTERN
+from ballast.api.common import TEAM_PATTERN, is_http_url
 from ballast.api.releasepolicy import RequiredAnnotations
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -100,7 +100,7 @@ def annotation_problems(
     if runbook is None:
         problems.append(AnnotationProblem(keys.runbook, f"is missing annotation {keys.runbook}",
                                           "add an http(s) URL of the service's runbook"))
-    elif not re.fullmatch(URL_PATTERN, runbook):
+    elif not is_http_url(runbook):
         problems.append(AnnotationProblem(keys.runbook, f"has annotation {keys.runbook}={runbook!r}, not a URL",
                                           "use an http(s) URL of the service's runbook"))
     return problems

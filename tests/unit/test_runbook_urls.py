@@ -48,7 +48,8 @@ def test_whitespace_or_control_characters_anywhere_are_refused(url, bad, data):
     at = data.draw(st.integers(0, len(url)))
     broken = url[:at] + bad + url[at:]
     assert not is_http_url(broken)
-    assert runbook_problems(broken) == [f"has annotation {KEYS.runbook}={broken!r}, not a URL"]
+    [problem] = runbook_problems(broken)
+    assert problem.startswith(f"has annotation {KEYS.runbook}=") and problem.endswith(", not a URL")
 
 
 @given(urls, st.sampled_from(["ftp", "file", "ws", "javascript", "mailto", "httpx", "htt"]))

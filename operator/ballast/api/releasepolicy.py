@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
 
 from ballast.api.common import (
     AnnotationKey,
@@ -314,7 +314,7 @@ class AuditViolation(ApiModel):
 class FreezeRefusal(ApiModel):
     """A change a freeze window refused: what the scoreboard counts as blocked by freeze."""
 
-    at: datetime
+    at: AwareDatetime
     """When it was first refused (retries of the same change are not counted again)."""
     kind: str
     namespace: str

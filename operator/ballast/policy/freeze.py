@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+from pydantic import ValidationError
 
 from ballast.api.common import RiskTier, parse_duration
 from ballast.api.releasepolicy import FreezeRefusal, FreezeWindow
@@ -113,6 +114,18 @@ def freezing(windows: Iterable[FreezeWindow], tier: RiskTier, now: datetime) -> 
     """The open window that freezes ``tier`` at ``now`` and ends last, or None when the tier may change."""
     candidates = [w for w in open_windows(windows, now) if tier in w.window.tiers]
     return max(candidates, key=lambda w: w.ends_at, default=None)
+
+
+def readable_refusals(listed: object) -> list[FreezeRefusal]:
+    """The refusals a policy's status lists, without the entries that are not one (hand-edited, or from
+    another version of Ballast): a bad entry costs only itself, never the status of the policy."""
+    readable = []
+    for entry in listed if isinstance(listed, list) else []:
+        try:
+            readable.append(FreezeRefusal.model_validate(entry))
+        except ValidationError:
+            continue
+    return readable
 
 
 def record_refusals(kept: Iterable[FreezeRefusal], new: Iterable[FreezeRefusal], now: datetime) -> list[FreezeRefusal]:

@@ -121,6 +121,24 @@ def test_install_creates_every_object(cluster, api_client, crds):
         asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
 
 
+def test_upgrade_keeps_the_webhook_certificate(cluster, api_client, crds):
+    """`helm upgrade` once made a new CA, so the API server distrusted the webhook until the caBundle caught up."""
+    core = kubernetes.client.CoreV1Api(api_client)
+    config = install(cluster, api_client, {})
+    try:
+        before = core.read_namespaced_secret("ballast-webhook-tls", NAMESPACE).data
+        asyncio.run(helm.Upgrade(config).run("ballast", str(CHART), values={"prometheusUrl": cluster.prometheus_url,
+                                                                           "logFormat": "plain"}, wait=False,
+                                             timeout=60))
+        deployment = kubernetes.client.AppsV1Api(api_client).read_namespaced_deployment("ballast", NAMESPACE)
+        assert "--log-format=plain" in deployment.spec.template.spec.containers[0].args  # the upgrade happened
+        after = core.read_namespaced_secret("ballast-webhook-tls", NAMESPACE).data
+        assert {key: after[key] for key in ("ca.crt", "tls.crt", "tls.key")} == \
+            {key: before[key] for key in ("ca.crt", "tls.crt", "tls.key")}
+    finally:
+        asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
+
+
 def service_account_kubeconfig(cluster, api_client, namespace: str, name: str, path: Path) -> str:
     """A kubeconfig that authenticates as the ServiceAccount (its token Secret, as Kubernetes 1.20 makes)."""
     core = kubernetes.client.CoreV1Api(api_client)

@@ -222,6 +222,7 @@ class TestServiceOwnership:
         "ftp://x/y", "runbooks/checkout", "https://", "http:// bad", "http://:8080/x", "http://exa mple.com",
         "https://[zz]/x", "https://[::1/x", "http://a:99999/", "http://a:port/", "javascript:alert(1)",
         "http://runbooks..example.com/", "http://host/a\nb", "mailto:sre@example.com", "//example.com/x",
+        "http://[::1]@host/", "http://[a]b@host/", "https://[1.2.3.4]/",
     ])
     def test_runbook_must_be_http_url(self, runbook):
         with pytest.raises(ValidationError, match="not an http\\(s\\) URL with a host"):

@@ -73,3 +73,9 @@ def test_a_bracketed_host_must_be_an_ip_literal(text):
             assert not is_http_url(f"https://[{text}]/runbook")
     else:
         assert is_http_url(f"https://[{text}]/runbook")
+
+
+@given(st.one_of(st.text(max_size=80), st.builds(lambda a, b: f"http://{a}@{b}/", st.text(max_size=20),
+                                                  st.text(max_size=20))))
+def test_any_text_gets_an_answer_never_an_error(text):
+    assert is_http_url(text) in (True, False)

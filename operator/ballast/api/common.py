@@ -120,10 +120,18 @@ def is_http_url(text: str) -> bool:
         return False
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return False
-    if "[" in parts.netloc:  # an IP literal: IPv6 or IPvFuture (urlsplit has checked the brackets)
-        return parts.hostname.startswith("v") or isinstance(ipaddress.ip_address(parts.hostname), ipaddress.IPv6Address)
-    labels = parts.hostname.removesuffix(".").split(".")  # a trailing dot names the DNS root
-    return all(labels) and all(c in _REG_NAME_CHARS or not c.isascii() for c in parts.hostname)
+    host = parts.hostname
+    if parts.netloc.rpartition("@")[2].startswith("["):  # an IP literal: IPv6 or IPvFuture (RFC 3986 3.2.2)
+        return host.startswith("v") or _is_ipv6(host)
+    labels = host.removesuffix(".").split(".")  # a trailing dot names the DNS root
+    return "[" not in parts.netloc and all(labels) and all(c in _REG_NAME_CHARS or not c.isascii() for c in host)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def _check_url(text: str) -> str:

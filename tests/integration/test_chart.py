@@ -102,6 +102,9 @@ def test_install_creates_every_object(cluster, api_client, crds):
         assert core.read_namespaced_config_map("ballast-dashboard", namespace).data["ballast.json"].startswith("{")
         role = rbac.read_cluster_role("ballast")
         assert any("releases" in (rule.resources or []) and "create" in rule.verbs for rule in role.rules)
+        webhook_rules = [r for r in role.rules if "validatingwebhookconfigurations" in (r.resources or [])]
+        assert [(r.resource_names, sorted(r.verbs)) for r in webhook_rules] == [
+            (["ballast.dev"], ["get", "update"]), (None, ["create"])]
         assert rbac.read_cluster_role_binding("ballast").subjects[0].name == "ballast"
         monitoring = kubernetes.client.CustomObjectsApi(api_client)
         monitor = monitoring.get_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "servicemonitors",
@@ -114,6 +117,24 @@ def test_install_creates_every_object(cluster, api_client, crds):
         policy = kubernetes.client.CustomObjectsApi(api_client).get_cluster_custom_object(
             "ballast.dev", "v1alpha1", "releasepolicies", "default")
         assert policy["spec"]["admission"] == {"mode": "Audit", "exemptNamespaces": [namespace]}
+    finally:
+        asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
+
+
+def test_upgrade_keeps_the_webhook_certificate(cluster, api_client, crds):
+    """`helm upgrade` once made a new CA, so the API server distrusted the webhook until the caBundle caught up."""
+    core = kubernetes.client.CoreV1Api(api_client)
+    config = install(cluster, api_client, {})
+    try:
+        before = core.read_namespaced_secret("ballast-webhook-tls", NAMESPACE).data
+        asyncio.run(helm.Upgrade(config).run("ballast", str(CHART), values={"prometheusUrl": cluster.prometheus_url,
+                                                                           "logFormat": "plain"}, wait=False,
+                                             timeout=60))
+        deployment = kubernetes.client.AppsV1Api(api_client).read_namespaced_deployment("ballast", NAMESPACE)
+        assert "--log-format=plain" in deployment.spec.template.spec.containers[0].args  # the upgrade happened
+        after = core.read_namespaced_secret("ballast-webhook-tls", NAMESPACE).data
+        assert {key: after[key] for key in ("ca.crt", "tls.crt", "tls.key")} == \
+            {key: before[key] for key in ("ca.crt", "tls.crt", "tls.key")}
     finally:
         asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
 
@@ -165,6 +186,25 @@ def test_the_operator_runs_on_the_charts_permissions_and_fails_without_one(
         naked = deployment("naked", {"app": "naked"})
         refusal = wait_for(lambda: refused(apps, governed, naked), 30, "the chart's operator never refused")
         assert "is missing annotation ballast.dev/owner" in refusal.body
+
+        # Its own webhook configurations it reads and replaces (it just did); anyone else's it may not touch.
+        foreign = kubernetes.client.V1ValidatingWebhookConfiguration(
+            metadata=kubernetes.client.V1ObjectMeta(name=f"foreign-{governed}.example.com"))
+        admission = kubernetes.client.AdmissionregistrationV1Api(api_client)
+        admission.create_validating_webhook_configuration(foreign)
+        try:
+            as_operator = kubernetes.client.AdmissionregistrationV1Api(
+                kubernetes.config.new_client_from_config(config_file=str(tmp_path / "kubeconfig")))
+            assert as_operator.read_validating_webhook_configuration("ballast.dev").webhooks
+            assert as_operator.read_mutating_webhook_configuration("ballast.dev").webhooks
+            for call in (lambda: as_operator.read_validating_webhook_configuration(foreign.metadata.name),
+                         lambda: as_operator.replace_validating_webhook_configuration(foreign.metadata.name, foreign),
+                         lambda: as_operator.list_validating_webhook_configuration()):
+                with pytest.raises(kubernetes.client.ApiException) as forbidden:
+                    call()
+                assert forbidden.value.status == 403
+        finally:
+            admission.delete_validating_webhook_configuration(foreign.metadata.name)
 
         # It leads: the Lease and the label the webhook Service selects.
         lease = kubernetes.client.CoordinationV1Api(api_client).read_namespaced_lease("ballast", namespace)

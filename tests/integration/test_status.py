@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from ballast.api.common import GROUP, VERSION
@@ -121,6 +122,47 @@ def test_release_policy_reports_governed_namespaces_overlaps_and_freezes(operato
         warnings = [e for e in core.list_namespaced_event("default").items
                     if e.involved_object.name == ghost and e.type == "Warning"]
         assert any(e.reason == "SelectorMatchesNothing" for e in warnings)
+    finally:
+        for name in created:
+            custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)
+
+
+def test_policy_status_stays_small_and_one_bad_entry_stops_no_policy(operator, custom, apps, namespace):
+    """Seven workloads with 250 KiB annotations once made a 1.6 MiB status that etcd refused, and one
+    unreadable freezeRefusals entry stopped the status pass of every policy."""
+    first, last = f"a-bad-entry-{namespace}", f"z-audit-{namespace}"
+    created = []
+    try:
+        custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies",
+                                            release_policy(first, {"ballast.dev/test-ns": "nowhere"}))
+        created.append(first)
+        wait_for(lambda: condition(read_policy(custom, first), "Ready"), 30, "the first policy never got a status")
+        # Year 0 passes the schema's date-time format (Go's) but no Python datetime holds it: an entry written
+        # by hand (or by another version) into the status of the policy sorted first.
+        bad = {"at": "0000-01-01T00:00:00Z", "kind": "Deployment", "namespace": "shop", "name": "naive",
+               "revision": "r1", "tier": "critical", "window": "weekend"}
+        custom.patch_cluster_custom_object_status(GROUP, VERSION, "releasepolicies", first,
+                                                  {"status": {"freezeRefusals": [bad]}})
+        assert read_policy(custom, first)["status"]["freezeRefusals"] == [bad]
+
+        custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", release_policy(
+            last, {"ballast.dev/test-ns": namespace}, admission={"mode": "Audit"}))
+        created.append(last)
+        huge = {**OWNERSHIP_ANNOTATIONS, "ballast.dev/runbook": "runbooks/" + "x" * 250_000}
+        for i in range(7):
+            apps.create_namespaced_deployment(namespace, deployment(f"svc-{i}", {"app": f"svc-{i}"},
+                                                                    annotations=huge))
+
+        def audited():
+            status = read_policy(custom, last).get("status") or {}
+            return status if status.get("violationCount") == 7 else None
+        status = wait_for(audited, 60, "the audit policy's status never listed the seven violations")
+        assert len(status["violations"]) == 7
+        assert len(json.dumps(status).encode()) < 100 * 1024
+        assert all("not a URL" in v["message"] and len(v["message"]) < 1024 for v in status["violations"])
+
+        wait_for(lambda: read_policy(custom, first)["status"].get("freezeRefusals") == [], 30,
+                 "the unreadable entry was never dropped from the first policy's status")
     finally:
         for name in created:
             custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)

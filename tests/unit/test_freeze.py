@@ -151,3 +151,33 @@ def test_refusals_older_than_35_days_are_dropped_and_the_list_is_bounded():
     kept = record_refusals([], many, now)
     assert len(kept) == MAX_REFUSALS
     assert kept[-1].name == "svc-0" and kept[0].name == f"svc-{MAX_REFUSALS - 1}"  # the newest, oldest first
+
+
+def test_a_fall_back_does_not_close_a_window_early():
+    # Berlin's clocks go back from 03:00 to 02:00 on Sunday 2026-10-25 (01:00 UTC). A window opening at 02:30
+    # for 2 hours opens at the first 02:30 (00:30 UTC) and stays open until 02:30 UTC, through the second
+    # reading of 02:00 (01:00 UTC), which croniter alone took for a time before that day's 02:30.
+    window = recurring("30 2 * * *", "2h", "Europe/Berlin")
+    for instant in ("2026-10-25T00:30:00+00:00", "2026-10-25T01:00:00+00:00", "2026-10-25T01:20:00+00:00"):
+        found = open_occurrence(window, at(instant))
+        assert found is not None, instant
+        assert found.started_at == at("2026-10-25T00:30:00+00:00")
+    # The clocks show 02:30 a second time (01:30 UTC): the window opens again then, for 2 hours.
+    second = open_occurrence(window, at("2026-10-25T03:29:00+00:00"))
+    assert second is not None and second.started_at == at("2026-10-25T01:30:00+00:00")
+    assert open_occurrence(window, at("2026-10-25T03:30:00+00:00")) is None
+
+
+def test_an_hourly_window_opens_in_both_readings_of_the_repeated_hour():
+    hourly = recurring("0 * * * *", "30m", "Europe/Berlin")
+    for instant in ("2026-10-25T00:10:00+00:00", "2026-10-25T01:10:00+00:00", "2026-10-25T02:10:00+00:00"):
+        found = open_occurrence(hourly, at(instant))
+        assert found is not None and found.started_at == at(instant) - timedelta(minutes=10), instant
+
+
+def test_a_skipped_occurrence_opens_as_the_clocks_jump():
+    window = recurring("30 2 * * *", "2h", "Europe/Berlin")  # 02:30 never shows on 2026-03-29
+    assert open_occurrence(window, at("2026-03-29T00:59:59+00:00")) is None
+    found = open_occurrence(window, at("2026-03-29T01:00:00+00:00"))  # 01:59:59 CET is followed by 03:00 CEST
+    assert found is not None and found.started_at == at("2026-03-29T01:00:00+00:00")
+    assert found.ends_at == at("2026-03-29T03:00:00+00:00")

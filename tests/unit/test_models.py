@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ballast.api.common import LabelSelector, RiskTier, parse_duration
+from ballast.api.common import MAX_DURATION, LabelSelector, RiskTier, is_http_url, parse_duration
 from ballast.api.release import Release
 from ballast.api.releasepolicy import (
     TIER_DEFAULTS,
@@ -52,6 +52,21 @@ class TestDurations:
     def test_field_refuses_malformed_duration(self):
         with pytest.raises(ValidationError, match=r"duration|pattern"):
             TierSettings(step_duration="soon")
+
+    def test_durations_are_capped_at_a_year(self):
+        assert parse_duration("366d") == MAX_DURATION
+        assert parse_duration("8784h") == MAX_DURATION
+        for text in ("367d", "9999999999d", "366d1ms", "9" * 40 + "s"):
+            with pytest.raises(ValueError, match=r"longer than the longest duration allowed, 366d|not a duration"):
+                parse_duration(text)
+
+    @pytest.mark.parametrize("field", ["rollbackBlockPeriod", "freezeWindows"])
+    def test_a_huge_duration_is_refused_before_it_overflows(self, field):
+        value = "9999999999d"  # OverflowError in timedelta arithmetic before the cap
+        spec = {"rollbackBlockPeriod": value} if field == "rollbackBlockPeriod" else \
+            {"freezeWindows": [{"name": "w", "schedule": "0 18 * * 5", "duration": value}]}
+        with pytest.raises(ValidationError, match="366d"):
+            ReleasePolicySpec.model_validate(spec)
 
 
 class TestSteps:
@@ -168,6 +183,7 @@ class TestFreezeWindows:
             {"schedule": "not a cron", "duration": "1h"},
             {"schedule": "0 18 * * 5 2026", "duration": "1h"},  # six fields
             {"schedule": "0 25 * * *", "duration": "1h"},  # hour out of range
+            {"schedule": "0 18 * * 5", "duration": "367d"},  # longer than the cap
             {"schedule": "0 18 * * 5", "duration": "1h", "timeZone": "Mars/Olympus"},
             {"schedule": "0 18 * * 5", "duration": "1h", "tiers": ["extreme"]},
         ],
@@ -175,6 +191,15 @@ class TestFreezeWindows:
     def test_refused(self, fields):
         with pytest.raises(ValidationError):
             FreezeWindow.model_validate({"name": "w", **fields})
+
+    @pytest.mark.parametrize("schedule", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *"])
+    def test_a_schedule_that_never_occurs_is_refused_with_the_fix(self, schedule):
+        with pytest.raises(ValidationError, match=r"never occurs .* pick days every named month has"):
+            FreezeWindow(name="w", schedule=schedule, duration="1h")
+
+    @pytest.mark.parametrize("schedule", ["0 0 29 2 *", "0 0 31 * *", "0 0 30 2 1", "0 0 L 2 *"])
+    def test_rare_schedules_that_occur_are_accepted(self, schedule):
+        assert FreezeWindow(name="w", schedule=schedule, duration="1h").schedule == schedule
 
     def test_time_zone_message(self):
         with pytest.raises(ValidationError, match="IANA time zone"):
@@ -193,10 +218,25 @@ class TestServiceOwnership:
         with pytest.raises(ValidationError):
             ownership(riskTier=tier)
 
-    @pytest.mark.parametrize("runbook", ["ftp://x/y", "runbooks/checkout", "https://", "http:// bad"])
+    @pytest.mark.parametrize("runbook", [
+        "ftp://x/y", "runbooks/checkout", "https://", "http:// bad", "http://:8080/x", "http://exa mple.com",
+        "https://[zz]/x", "https://[::1/x", "http://a:99999/", "http://a:port/", "javascript:alert(1)",
+        "http://runbooks..example.com/", "http://host/a\nb", "mailto:sre@example.com", "//example.com/x",
+        "http://[::1]@host/", "http://[a]b@host/", "https://[1.2.3.4]/",
+    ])
     def test_runbook_must_be_http_url(self, runbook):
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError, match="not an http\\(s\\) URL with a host"):
             ownership(runbook=runbook)
+        assert not is_http_url(runbook)
+
+    @pytest.mark.parametrize("runbook", [
+        "HTTPS://Runbooks.Example.com/checkout", "Http://wiki/sre", "http://[::1]:8080/x", "https://[2001:db8::7]/",
+        "http://10.0.0.7:80/runbook", "https://bücher.example/ablauf?q=ü#start", "https://例え.テスト/手順",
+        "https://user@wiki.example.com:8443/x", "https://example.com.", "http://my_host.internal/x",
+    ])
+    def test_runbook_accepts_every_http_url(self, runbook):
+        assert ownership(runbook=runbook).runbook == runbook
+        assert is_http_url(runbook)
 
     @pytest.mark.parametrize("owner", ["Payments", "-payments", "pay ments", "a" * 64, ""])
     def test_owner_must_be_team_name(self, owner):

@@ -8,10 +8,13 @@ constraints are written as patterns and bounds rather than as arbitrary Python c
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import string
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -57,20 +60,27 @@ class RiskTier(StrEnum):
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=366)
+"""The longest duration any field takes: a year covers every freeze, SLO window and block period, and keeps
+arithmetic on dates far from Python's limits (``9999999999d`` would overflow)."""
+MAX_DURATION_LENGTH = 32
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse a Go-style duration such as ``30s``, ``5m``, ``1h30m`` or ``30d``.
+    """Parse a Go-style duration such as ``30s``, ``5m``, ``1h30m`` or ``30d``, at most MAX_DURATION.
 
     Raises ``ValueError`` with a sentence naming the accepted form when the text is not one.
     """
-    if not re.fullmatch(DURATION_PATTERN, text):
+    if len(text) > MAX_DURATION_LENGTH or not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(
             f"{text!r} is not a duration: use a number followed by ms, s, m, h or d, such as 30s, 5m or 2h"
         )
     seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
     if seconds <= 0:
         raise ValueError(f"{text!r} is not a positive duration")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is longer than the longest duration allowed, {MAX_DURATION.days}d: "
+                         "use a shorter one")
     return timedelta(seconds=seconds)
 
 
@@ -81,17 +91,63 @@ def _check_duration(text: str) -> str:
 
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, examples=["30s", "5m", "2h"]),
+    Field(pattern=DURATION_PATTERN, max_length=MAX_DURATION_LENGTH, examples=["30s", "5m", "2h"]),
     AfterValidator(_check_duration),
 ]
-"""A positive duration written like ``30s``, ``5m``, ``2h`` or ``1h30m``."""
+"""A positive duration written like ``30s``, ``5m``, ``2h`` or ``1h30m``, at most ``366d``."""
 
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 """A fraction between 0 and 1 (``0.01`` is one percent)."""
 
-URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
-HttpUrl = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048)]
-"""An absolute http or https URL."""
+MAX_URL_LENGTH = 2048
+_SUB_DELIMS = "!$&'()*+,;="
+_REG_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "-._~%" + _SUB_DELIMS)
+
+
+def is_http_url(text: str) -> bool:
+    """Whether ``text`` is an absolute http(s) URL with a host, read per RFC 3986 (and RFC 3987 for names).
+
+    The scheme is case-insensitive; the host is a registered name (international names welcome), an IPv4
+    address or a bracketed IP literal such as ``[::1]``; a port, when given, is 0-65535. Whitespace and
+    control characters are refused anywhere.
+    """
+    if not text or len(text) > MAX_URL_LENGTH or any(c.isspace() or not c.isprintable() for c in text):
+        return False
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0..65535
+    except ValueError:  # also an IP literal that is not one, e.g. http://[zz]/
+        return False
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname
+    if parts.netloc.rpartition("@")[2].startswith("["):  # an IP literal: IPv6 or IPvFuture (RFC 3986 3.2.2)
+        return host.startswith("v") or _is_ipv6(host)
+    labels = host.removesuffix(".").split(".")  # a trailing dot names the DNS root
+    return "[" not in parts.netloc and all(labels) and all(c in _REG_NAME_CHARS or not c.isascii() for c in host)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+def _check_url(text: str) -> str:
+    if not is_http_url(text):
+        raise ValueError(f"{text!r} is not an http(s) URL with a host, such as https://runbooks.example.com/checkout")
+    return text
+
+
+HttpUrl = Annotated[
+    str,
+    # The schema's pattern is the part OpenAPI can say; the validator (which the admission webhook runs
+    # too) decides, with a message that says what a URL needs.
+    Field(max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"}),
+    AfterValidator(_check_url),
+]
+"""An absolute http or https URL with a host (RFC 3986), e.g. ``https://runbooks.example.com/checkout``."""
 
 TEAM_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TeamName = Annotated[str, Field(pattern=TEAM_PATTERN, min_length=1, max_length=63)]

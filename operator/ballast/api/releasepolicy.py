@@ -8,8 +8,8 @@ from itertools import pairwise
 from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from croniter import CroniterBadDateError, croniter
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
 
 from ballast.api.common import (
     AnnotationKey,
@@ -164,6 +164,19 @@ class Tiers(ApiModel):
         return defaults.model_copy(update=overrides)
 
 
+def schedule_occurs(schedule: str) -> bool:
+    """Whether a valid cron expression ever fires: ``0 0 30 2 *`` is well-formed but never does.
+
+    croniter searches a bounded span (decades, enough for a 29 February) and gives up on a schedule that
+    never fires, which is what this asks.
+    """
+    try:
+        croniter(schedule, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        return False
+    return True
+
+
 class FreezeWindow(ApiModel):
     """A period in which changes to the named tiers are refused unless someone breaks glass.
 
@@ -213,6 +226,11 @@ class FreezeWindow(ApiModel):
             if len(self.schedule.split()) != 5 or not croniter.is_valid(self.schedule):
                 raise ValueError(
                     f"freeze window {self.name!r}: schedule {self.schedule!r} is not a five-field cron expression"
+                )
+            if not schedule_occurs(self.schedule):
+                raise ValueError(
+                    f"freeze window {self.name!r}: schedule {self.schedule!r} names a date that never occurs "
+                    "(such as 30 February or 31 April): pick days every named month has"
                 )
         try:
             ZoneInfo(self.time_zone)
@@ -306,7 +324,7 @@ class AuditViolation(ApiModel):
 class FreezeRefusal(ApiModel):
     """A change a freeze window refused: what the scoreboard counts as blocked by freeze."""
 
-    at: datetime
+    at: AwareDatetime
     """When it was first refused (retries of the same change are not counted again)."""
     kind: str
     namespace: str

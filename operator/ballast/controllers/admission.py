@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from ballast.policy.workloads import template_hash
 from ballast.release.requests import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION
 
 OPERATIONS = ["CREATE", "UPDATE"]
+logger = logging.getLogger(__name__)
 
 
 def _decision_label(decision: Decision) -> str:
@@ -74,7 +76,19 @@ async def validate_workload(
         name=metadata.get("name") or metadata.get("generateName") or "",
         new=new, old=old, subresource=subresource, username=username,
     )
-    decision = evaluate(request, context)
+    try:
+        decision = evaluate(request, context)
+    except Exception:  # a bug in one rule must not fail every deploy with a 500: it follows the policy's mode
+        logger.exception("Admission of %s %s/%s failed.", kind, namespace, request.name)
+        ADMISSION_REQUESTS.labels(kind=kind, decision="error", rule="internal-error").inc()
+        problem = (f"{kind} {namespace}/{request.name} could not be checked against ReleasePolicy "
+                   f"{context.policy_name} because of an internal error in Ballast (see the operator's log)")
+        if context.policy.admission.mode is AdmissionMode.ENFORCE:
+            raise kopf.AdmissionError(f"{problem}: retry, and tell the platform team if it persists.",
+                                      code=500) from None
+        if context.policy.admission.mode is AdmissionMode.WARN:
+            warnings.append(f"{problem}; admitted because the policy's mode is Warn.")
+        return
     warnings.extend(decision.warnings)
     label = _decision_label(decision)
     for rule in {f.rule.value for f in decision.findings} or {"none"}:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -11,19 +13,21 @@ import kubernetes
 
 from ballast.admission.webhook import CONFIGURATION_NAME, desired_configurations
 from ballast.api.common import GROUP, VERSION
-from ballast.api.releasepolicy import ActiveFreeze, AuditViolation, FreezeRefusal
+from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
 from ballast.controllers.runtime import ParsedPolicy, Runtime, now, post_condition_events, updated_conditions
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
 from ballast.kube.client import CustomObjectRef, api_client, update_status
 from ballast.policy.admission import standing_findings
-from ballast.policy.freeze import open_windows, record_refusals
+from ballast.policy.freeze import open_windows, readable_refusals, record_refusals
 from ballast.policy.governance import SYSTEM_NAMESPACES, Governance, policy_conditions
 
 logger = logging.getLogger(__name__)
 
 MAX_LISTED_NAMESPACES = 200
 MAX_LISTED_VIOLATIONS = 50
-"""Bounds on lists in a status, so one object never grows without limit."""
+MAX_VIOLATIONS_BYTES = 64 * 1024
+MAX_VIOLATION_MESSAGE = 1024
+"""Bounds on lists in a status, by count and by size, so one object never grows without limit."""
 
 
 def audit(runtime: Runtime, policy: ParsedPolicy, governance: Governance) -> list[AuditViolation]:
@@ -50,47 +54,80 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
     moment = now()
     parsed = runtime.parsed_policies()
     await reconcile_webhook_configuration(runtime, parsed)
+    failed = []
     for policy in parsed:
-        snap = policy.snapshot
-        governed = governance.governed.get(policy.name, [])
-        freezes = [
-            ActiveFreeze(name=w.window.name, tiers=w.window.tiers, ends_at=w.ends_at)
-            for w in (open_windows(policy.spec.freeze_windows, moment) if policy.spec else [])
-        ]
-        violations = audit(runtime, policy, governance)
-        POLICY_VIOLATIONS.labels(policy=policy.name).set(len(violations))
-        export_freezes(policy, freezes)
-        conditions, changed = updated_conditions(snap, policy_conditions(policy.name, governance, policy.invalid))
-        pending = runtime.pending_refusals.get(policy.name, [])
-        taken = len(pending)
-        refusals = record_refusals(
-            [FreezeRefusal.model_validate(r) for r in (snap.get("status") or {}).get("freezeRefusals") or []],
-            pending[:taken], moment)
-        owned = {
-            "observedGeneration": snap["metadata"].get("generation"),
-            "conditions": conditions,
-            "governedNamespaces": governed[:MAX_LISTED_NAMESPACES],
-            "governedNamespaceCount": len(governed),
-            "activeFreezes": [f.to_wire() for f in freezes],
-            "frozenTiers": ",".join(sorted({tier.value for f in freezes for tier in f.tiers})),
-            "violationCount": len(violations),
-            "violations": [v.to_wire() for v in violations[:MAX_LISTED_VIOLATIONS]],
-            "freezeRefusals": [r.to_wire() for r in refusals],
-        }
-        ref = CustomObjectRef("releasepolicies", policy.name)
         try:
-            written = await asyncio.to_thread(
-                update_status, ref, snap.get("status"), owned, snap["metadata"].get("resourceVersion")
-            )
-        except kubernetes.client.ApiException as error:
-            if error.status in (404, 409):
-                continue  # Deleted or changed meanwhile: its own event brings a fresh pass.
-            raise
-        del pending[:taken]  # listed now; refusals recorded meanwhile wait for the next pass
-        if written:
-            post_condition_events(snap, changed)
+            await reconcile_policy(runtime, policy, governance, moment)
+        except Exception:
+            # One policy's trouble never holds up the others' status; the Coalescer retries the pass.
+            logger.exception("The status of ReleasePolicy %s could not be written.", policy.name)
+            failed.append(policy.name)
     for gone in runtime.pending_refusals.keys() - {p.name for p in parsed}:
         del runtime.pending_refusals[gone]  # refused by a policy deleted since: nowhere to list them
+    if failed:
+        raise RuntimeError(f"the status of ReleasePolicies {', '.join(failed)} could not be written (logged above)")
+
+
+async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: Governance, moment: datetime) -> None:
+    """Write one ReleasePolicy's status."""
+    snap = policy.snapshot
+    governed = governance.governed.get(policy.name, [])
+    freezes = [
+        ActiveFreeze(name=w.window.name, tiers=w.window.tiers, ends_at=w.ends_at)
+        for w in (open_windows(policy.spec.freeze_windows, moment) if policy.spec else [])
+    ]
+    violations = audit(runtime, policy, governance)
+    POLICY_VIOLATIONS.labels(policy=policy.name).set(len(violations))
+    export_freezes(policy, freezes)
+    conditions, changed = updated_conditions(snap, policy_conditions(policy.name, governance, policy.invalid))
+    pending = runtime.pending_refusals.get(policy.name, [])
+    taken = len(pending)
+    refusals = record_refusals(readable_refusals((snap.get("status") or {}).get("freezeRefusals")),
+                               pending[:taken], moment)
+    owned = {
+        "observedGeneration": snap["metadata"].get("generation"),
+        "conditions": conditions,
+        "governedNamespaces": governed[:MAX_LISTED_NAMESPACES],
+        "governedNamespaceCount": len(governed),
+        "activeFreezes": [f.to_wire() for f in freezes],
+        "frozenTiers": ",".join(sorted({tier.value for f in freezes for tier in f.tiers})),
+        "violationCount": len(violations),
+        "violations": listed_violations(violations),
+        "freezeRefusals": [r.to_wire() for r in refusals],
+    }
+    ref = CustomObjectRef("releasepolicies", policy.name)
+    try:
+        written = await asyncio.to_thread(
+            update_status, ref, snap.get("status"), owned, snap["metadata"].get("resourceVersion")
+        )
+    except kubernetes.client.ApiException as error:
+        if error.status in (404, 409):
+            return  # Deleted or changed meanwhile: its own event brings a fresh pass.
+        raise
+    del pending[:taken]  # listed now; refusals recorded meanwhile wait for the next pass
+    if written:
+        post_condition_events(snap, changed)
+
+
+def listed_violations(violations: list[AuditViolation]) -> list[dict[str, Any]]:
+    """The violations a status lists: the first ones, as many as fit in MAX_LISTED_VIOLATIONS entries and
+    MAX_VIOLATIONS_BYTES of JSON, each message cut to MAX_VIOLATION_MESSAGE characters.
+
+    ``violationCount`` counts them all; the bound keeps the object far below etcd's limit however long
+    the annotations quoted in the messages are.
+    """
+    listed: list[dict[str, Any]] = []
+    size = 0
+    for violation in violations[:MAX_LISTED_VIOLATIONS]:
+        message = violation.message
+        if len(message) > MAX_VIOLATION_MESSAGE:
+            message = message[:MAX_VIOLATION_MESSAGE - 1] + "…"
+        wire = violation.model_copy(update={"message": message}).to_wire()
+        size += len(json.dumps(wire).encode())
+        if size > MAX_VIOLATIONS_BYTES:
+            break
+        listed.append(wire)
+    return listed
 
 
 def export_freezes(policy: ParsedPolicy, open_now: list[ActiveFreeze]) -> None:

@@ -121,9 +121,15 @@ async def _refresh_error_budgets(runtime: Runtime) -> None:
                     continue
                 names = [w.name for w in runtime.workloads.get(namespace, [])
                          if w.kind == "Deployment" and not w.is_canary and ownership.spec.selector.matches(w.labels)]
-                remaining = await asyncio.get_running_loop().run_in_executor(
-                    runtime.metrics_executor, measure_error_budget, runtime.provider(url), spec.prometheus.queries,
-                    namespace, names, ownership.spec.slo.availability, ownership.spec.slo.window)
+                try:
+                    remaining = await asyncio.get_running_loop().run_in_executor(
+                        runtime.metrics_executor, measure_error_budget, runtime.provider(url),
+                        spec.prometheus.queries, namespace, names, ownership.spec.slo.availability,
+                        ownership.spec.slo.window)
+                except Exception:  # one service's trouble must not stop the budgets of all the others
+                    logger.exception("The error budget of ServiceOwnership %s/%s could not be measured.",
+                                     namespace, ownership.name)
+                    continue
                 key = (namespace, ownership.name)
                 if runtime.error_budgets.get(key) != remaining:
                     runtime.error_budgets[key] = remaining

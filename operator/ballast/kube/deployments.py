@@ -17,7 +17,8 @@ from typing import Any
 import kubernetes
 
 from ballast.kube.client import api_client
-from ballast.policy.admission import ROLLED_BACK_ANNOTATION
+from ballast.policy.admission import ROLLED_BACK_ANNOTATION as ROLLED_BACK_ANNOTATION  # used by the release engine
+from ballast.policy.admission import rolled_back_revisions
 from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL, template_hash
 
 PENDING_ANNOTATION = "ballast.dev/pending-revision"
@@ -179,16 +180,10 @@ def deployment_pods_pattern(deployment_names: list[str]) -> str:
 
 
 def rolled_back_record(annotations: Mapping[str, str], revision: str, when: datetime) -> str:
-    """The rolled-back annotation with ``revision`` added, keeping the most recent entries."""
-    try:
-        record = json.loads(annotations.get(ROLLED_BACK_ANNOTATION) or "{}")
-        if not isinstance(record, dict):
-            record = {}
-    except ValueError:
-        record = {}
-    record[revision] = when.isoformat()
-    newest = sorted(record.items(), key=lambda item: str(item[1]))[-ROLLED_BACK_HISTORY:]
-    return json.dumps(dict(newest), sort_keys=True)
+    """The rolled-back annotation with ``revision`` added, keeping the most recent readable entries."""
+    record = {**rolled_back_revisions(annotations), revision: when}
+    newest = sorted(record.items(), key=lambda item: item[1])[-ROLLED_BACK_HISTORY:]
+    return json.dumps({r: at.isoformat() for r, at in newest}, sort_keys=True)
 
 
 def images(template: Mapping[str, Any] | None) -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -174,16 +174,39 @@ def newly_set(request: WorkloadRequest, key: str) -> str | None:
     return value
 
 
+MAX_ROLLED_BACK_RECORD = 16 * 1024
+"""Characters of the rolled-back annotation read at most: Ballast's own record stays under 1 KiB."""
+
+
+def rolled_back_revisions(annotations: Mapping[str, str]) -> dict[str, datetime]:
+    """The readable entries of the rolled-back annotation: template hash -> when it was rolled back.
+
+    Ballast writes the record, but a broken one (not JSON, not an object, nested too deep, too long, a
+    value that is not a time) must not fail every later change of the workload with an internal error:
+    what cannot be read is ignored, as if that revision had not been rolled back (its release still has to
+    pass the canary analysis). A time without an offset is read as UTC, like every Kubernetes timestamp.
+    """
+    raw = annotations.get(ROLLED_BACK_ANNOTATION)
+    if not raw or len(raw) > MAX_ROLLED_BACK_RECORD:
+        return {}
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    entries: dict[str, datetime] = {}
+    for revision, text in record.items() if isinstance(record, dict) else ():
+        try:
+            when = datetime.fromisoformat(text) if isinstance(text, str) else None
+        except ValueError:
+            continue
+        if when is not None:
+            entries[revision] = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return entries
+
+
 def rolled_back_at(stored: Mapping[str, Any] | None, revision: str) -> datetime | None:
     """When ``revision`` was rolled back, from the stored workload's annotation (tolerates garbage)."""
-    raw = _annotations(stored).get(ROLLED_BACK_ANNOTATION)
-    if not raw:
-        return None
-    try:
-        when = json.loads(raw).get(revision)
-        return datetime.fromisoformat(when) if isinstance(when, str) else None
-    except (ValueError, AttributeError):
-        return None
+    return rolled_back_revisions(_annotations(stored)).get(revision)
 
 
 def selecting_ownerships(request: WorkloadRequest, ownerships: Sequence[NamedOwnership]) -> list[NamedOwnership]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ballast.api.common import TEAM_PATTERN, URL_PATTERN
+from ballast.api.common import TEAM_PATTERN, is_http_url
 from ballast.api.releasepolicy import RequiredAnnotations
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -65,6 +65,14 @@ class AnnotationProblem:
         return f"{subject} {self.problem}: {self.fix}"
 
 
+MAX_QUOTED = 200
+"""Characters of an annotation value quoted in a message at most: the message names it, not repeats it."""
+
+
+def _quoted(value: str) -> str:
+    return repr(value if len(value) <= MAX_QUOTED else value[:MAX_QUOTED] + "…")
+
+
 def parse_alerts(value: str) -> list[str]:
     """Split a comma-separated alert list, dropping blanks."""
     return [a.strip() for a in value.split(",") if a.strip()]
@@ -82,11 +90,12 @@ def annotation_problems(
         problems.append(AnnotationProblem(keys.owner, f"is missing annotation {keys.owner}",
                                           "add the owning team's name, e.g. payments"))
     elif not re.fullmatch(TEAM_PATTERN, owner):
-        problems.append(AnnotationProblem(keys.owner, f"has annotation {keys.owner}={owner!r}, not a team name",
+        problems.append(AnnotationProblem(keys.owner, f"has annotation {keys.owner}={_quoted(owner)}, not a team name",
                                           "use lowercase letters, digits and dashes, e.g. payments"))
     elif expected_owner is not None and owner != expected_owner:
         problems.append(AnnotationProblem(
-            keys.owner, f"has annotation {keys.owner}={owner!r} but its ServiceOwnership says {expected_owner!r}",
+            keys.owner,
+            f"has annotation {keys.owner}={_quoted(owner)} but its ServiceOwnership says {expected_owner!r}",
             f"set {keys.owner}: {expected_owner} or change the ServiceOwnership's owner",
             contradicts_ownership=True))
     alerts = annotations.get(keys.alerts)
@@ -100,8 +109,8 @@ def annotation_problems(
     if runbook is None:
         problems.append(AnnotationProblem(keys.runbook, f"is missing annotation {keys.runbook}",
                                           "add an http(s) URL of the service's runbook"))
-    elif not re.fullmatch(URL_PATTERN, runbook):
-        problems.append(AnnotationProblem(keys.runbook, f"has annotation {keys.runbook}={runbook!r}, not a URL",
+    elif not is_http_url(runbook):
+        problems.append(AnnotationProblem(keys.runbook, f"has annotation {keys.runbook}={_quoted(runbook)}, not a URL",
                                           "use an http(s) URL of the service's runbook"))
     return problems
 

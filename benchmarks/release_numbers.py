@@ -1,6 +1,6 @@
 """The release numbers of the spec: reaction, blast radius and false rollbacks, measured from outside.
 
-    python -m benchmarks.release_numbers [--only reaction|blast|false ...] [--runs 5] [--releases 50]
+    python -m benchmarks.release_numbers [--only reaction|hung|blast|false ...] [--runs 5] [--releases 50]
                                          [--deployments 5] [--step-duration 4s] [--state-dir DIR]
 
 One local control plane (tests/harness/cluster.py: real kube-apiserver, kube-controller-manager and
@@ -21,6 +21,9 @@ setup, the plain ReplicaSet's appearance and Prometheus' freshness are polled wi
   later of the canary Deployment's DELETED event and the first stable Deployment event with the old
   image back and ``spec.paused`` false. Target: under 1 s (judged on the max). The operator's own
   ``ballast_rollback_actuation_seconds`` histogram is printed when its /metrics has it.
+- hung: the reaction part again, while eight releases of another namespace look at their canaries through
+  a second "Prometheus" that accepts connections and never answers (the fault proxy of the tests). Their
+  looks hang on that provider's own threads; the target is the same: under 1 s.
 - blast: the same bad change applied in one run to two identical 20-replica Deployments: one governed
   (tier starts at 5 %: one canary pod), one in a namespace nothing governs (a plain rolling update). The
   5xx served by pods running the new template, from the change until Ballast's rollback is actuated
@@ -62,15 +65,19 @@ from benchmarks.admission_latency import delta, histogram_quantile, percentile, 
 from benchmarks.environment import environment
 from tests.harness import wait_for
 from tests.harness.cluster import ClusterInfo
+from tests.harness.faultproxy import FaultProxy
 from tests.harness.operator import OperatorProcess
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy, service_ownership
 from tests.integration.releasing import BAD, FAST_TIER, FINAL, GOOD, change, created
 
 T = TypeVar("T")
 
-PARTS = ("reaction", "blast", "false")
+PARTS = ("reaction", "hung", "blast", "false")
 POLICY = "bench-release-numbers"
 SELECTOR = {"ballast.dev/bench": "release-numbers"}
+HUNG_POLICY, NS_HUNG = "bench-hung-provider", "bench-hung"
+HUNG_SELECTOR = {"ballast.dev/bench": "hung-provider"}
+HUNG_RELEASES = 8  # more than the threads of one provider: they would starve a shared pool
 NS_REACTION, NS_BLAST, NS_PLAIN, NS_FALSE = "bench-reaction", "bench-blast", "bench-blast-plain", "bench-false"
 GOVERNED_NAMESPACES = (NS_REACTION, NS_BLAST, NS_FALSE)
 TIER = "high"
@@ -289,8 +296,8 @@ class Bench:
 def prepare_cluster(api: kubernetes.client.ApiClient, max_concurrent: int, step_duration: str) -> None:
     """The namespaces and the policy (ServiceOwnerships and Deployments come with each part)."""
     core = kubernetes.client.CoreV1Api(api)
-    for name in (*GOVERNED_NAMESPACES, NS_PLAIN):
-        labels = SELECTOR if name in GOVERNED_NAMESPACES else {}
+    for name in (*GOVERNED_NAMESPACES, NS_PLAIN, NS_HUNG):
+        labels = SELECTOR if name in GOVERNED_NAMESPACES else HUNG_SELECTOR if name == NS_HUNG else {}
         with contextlib.suppress(kubernetes.client.ApiException):  # 409: reused cluster
             core.create_namespace({"metadata": {"name": name, "labels": labels}})
     tier = {**FAST_TIER, "steps": STEPS, "maxConcurrent": max_concurrent, "stepDuration": step_duration}
@@ -305,7 +312,7 @@ def create_service(bench: Bench, namespace: str, names: list[str], replicas: int
     (when governed) the pause webhook live for each: a dry-run template change comes back paused."""
     apps = bench.apps
     labels_of = {name: {"app": name, "bench-group": group} for name in names}
-    if namespace in GOVERNED_NAMESPACES:
+    if namespace in (*GOVERNED_NAMESPACES, NS_HUNG):
         with contextlib.suppress(kubernetes.client.ApiException):
             bench.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
                                                          service_ownership(group, {"bench-group": group},
@@ -317,7 +324,7 @@ def create_service(bench: Bench, namespace: str, names: list[str], replicas: int
     for name in names:
         wait_for(lambda n=name: (apps.read_namespaced_deployment(n, namespace).status.available_replicas or 0)
                  == replicas, 120, f"{namespace}/{name} never became available")
-        if namespace in GOVERNED_NAMESPACES:
+        if namespace in (*GOVERNED_NAMESPACES, NS_HUNG):
             wait_for(lambda n=name: held(apps, namespace, n), 60,
                      f"the pause webhook never took over template changes of {namespace}/{name}")
         elif held(apps, namespace, name):
@@ -357,6 +364,34 @@ def run_reaction(bench: Bench, runs: int) -> bool:
     create_service(bench, NS_REACTION, ["shop"], 3, "shop")
     print(f"reaction: {runs} bad releases (20% errors) of {NS_REACTION}/shop, 3 replicas, one after another",
           flush=True)
+    return measure_rollbacks(bench, runs)
+
+
+def run_hung(bench: Bench, runs: int) -> bool:
+    """Reaction while another provider hangs: releases of another namespace look at their canaries through a
+    Prometheus that accepts connections and never answers (tests/harness/faultproxy.py), one look each in
+    flight at all times, while the bad releases of the reaction part run against the real one."""
+    create_service(bench, NS_REACTION, ["shop"], 3, "shop")
+    with FaultProxy(bench.info.prometheus_url, slow_seconds=3600) as proxy:
+        proxy.fault = "slow"
+        tier = {**FAST_TIER, "steps": STEPS, "maxConcurrent": HUNG_RELEASES, "stepDuration": "10m"}
+        bench.custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", release_policy(
+            HUNG_POLICY, HUNG_SELECTOR, tiers={TIER: tier}, prometheus={"url": proxy.url}))
+        names = [f"hung-{i}" for i in range(HUNG_RELEASES)]
+        create_service(bench, NS_HUNG, names, 2, "hung")
+        for name in names:
+            change(bench.apps, NS_HUNG, f"app:hung-{bench.run_id}", GOOD, name=name)
+        wait_for(lambda: proxy.requests >= HUNG_RELEASES, 60, "the releases never asked the hung provider")
+        print(f"hung: {HUNG_RELEASES} releases in {NS_HUNG} wait on a Prometheus that never answers "
+              f"({proxy.requests} requests hanging); {runs} bad releases of {NS_REACTION}/shop meanwhile",
+              flush=True)
+        ok = measure_rollbacks(bench, runs)
+        print(f"(the hung provider was asked {proxy.requests} times in all: its circuit breaker keeps it from "
+              "being asked every second per release)")
+        return ok
+
+
+def measure_rollbacks(bench: Bench, runs: int) -> bool:
     before = scrape(bench.operator.metrics_url)
     rows: list[tuple[str, str, str, Rollback | None]] = []
     for i in range(runs):
@@ -566,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = [p for p in PARTS if p in (args.only or PARTS)]
 
-    with environment(args.state_dir, [POLICY], [*GOVERNED_NAMESPACES, NS_PLAIN]) as env:
+    with environment(args.state_dir, [POLICY, HUNG_POLICY], [*GOVERNED_NAMESPACES, NS_PLAIN, NS_HUNG]) as env:
         prepare_cluster(env.api, max_concurrent=max(5, args.deployments), step_duration=args.step_duration)
         watch = ClusterWatch(env.info.kubeconfig)
         watch.start()
@@ -578,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.monotonic()
                 if part == "reaction":
                     ok &= run_reaction(bench, args.runs)
+                elif part == "hung":
+                    ok &= run_hung(bench, args.runs)
                 elif part == "blast":
                     ok &= run_blast(bench)
                 else:

@@ -109,3 +109,31 @@ def test_a_release_survives_an_api_server_restart_and_a_paused_etcd(governed, ap
     assert "Fail" not in {a["verdict"] for a in analyses}
     assert len({a["windowStart"] for a in analyses}) == len(analyses), analyses
     assert image_of(apps, namespace) == "app:2.0"
+
+
+@pytest.mark.parametrize(("phase", "reason", "outcome", "image"), [
+    ("RollingBack", "AnalysisFailed", "RolledBack", STABLE_IMAGE),
+    ("Promoting", "AnalysisPassed", "Promoted", "app:2.0"),
+])
+def test_an_operator_killed_between_its_decision_and_its_actions_finishes_them(
+        governed, apps, custom, operator, phase, reason, outcome, image):
+    """The status is written before the actions: an operator that died in between resumes from it."""
+    namespace = governed
+    change(apps, namespace, "app:2.0", GOOD)
+    release = release_in(custom, namespace, ("Progressing",))
+    wait_for(lambda: not canary_gone(apps, namespace), 30, "the canary never appeared")
+    operator.kill()
+    try:
+        # What the operator wrote just before it was killed: the decision, none of its actions.
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "releases", release["metadata"]["name"],
+            {"status": {"phase": phase, "reason": reason, "message": "decided just before the operator died"}})
+        assert apps.read_namespaced_deployment("shop", namespace).spec.paused is True
+    finally:
+        operator.start()
+    done = final_release(custom, namespace)
+    assert (done["status"]["phase"], done["status"]["reason"]) == (outcome, "Promoted" if outcome == "Promoted"
+                                                                   else reason), done["status"]
+    assert image_of(apps, namespace) == image
+    assert apps.read_namespaced_deployment("shop", namespace).spec.paused is not True
+    wait_for(lambda: canary_gone(apps, namespace), 30, "the canary was never deleted")

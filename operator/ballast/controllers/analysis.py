@@ -1,9 +1,10 @@
 """Looking at canaries beside the release passes, so that metric queries never delay an action.
 
 A release pass never waits for the metrics provider. When the machine asks for a window, the pass hands
-the look to the :class:`AnalysisRunner`, which runs it on its own small thread pool (a hung provider
-then never starves the threads that write statuses and roll back), keeps at most one look per release
-in flight, and when the look is done keeps its result and asks for a new pass of that release. An
+the look to the :class:`AnalysisRunner`, which runs it on the threads of that provider (each provider
+has its own, so one that hangs starves neither another provider's looks nor the threads that write
+statuses and roll back), keeps at most one look per release in flight, and when the look is done keeps
+its result and asks for a new pass of that release. An
 abort, a failing verdict or a canary that is not ready is therefore acted on by the next pass, however
 long another look takes.
 
@@ -79,10 +80,9 @@ def measure_error_budget(provider: MetricProvider, queries: PrometheusQueries, n
 
 
 class AnalysisRunner:
-    """At most one look per release in flight, on a dedicated executor; results kept until forgotten."""
+    """At most one look per release in flight, on its provider's executor; results kept until forgotten."""
 
-    def __init__(self, executor: Executor, on_done: Callable[[Hashable], None]) -> None:
-        self._executor = executor
+    def __init__(self, on_done: Callable[[Hashable], None]) -> None:
         self._on_done = on_done
         self._in_flight: set[Hashable] = set()
         self._latest: dict[Hashable, Analysis] = {}
@@ -94,13 +94,13 @@ class AnalysisRunner:
         return key in self._in_flight
 
     def start(self, key: Hashable, window: tuple[datetime, datetime], tier: str, early: bool,
-              job: Callable[[], Analysis]) -> bool:
+              job: Callable[[], Analysis], executor: Executor) -> bool:
         """Run ``job`` unless a look of this release is still running; True when it was started."""
         if key in self._in_flight:
             return False
         self._in_flight.add(key)
         ANALYSES_IN_FLIGHT.inc()
-        future = asyncio.get_running_loop().run_in_executor(self._executor, job)
+        future = asyncio.get_running_loop().run_in_executor(executor, job)
         future.add_done_callback(lambda done: self._finished(key, window, tier, early, done))
         return True
 

@@ -208,7 +208,8 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
     if decision.analyze_window is not None and deployment is not None:
         runtime.analyses.start(key, decision.analyze_window, spec.tier.value, decision.early,
                                _look_job(runtime, policy, spec, deployment, canary if view.canary else None,
-                                         decision.analyze_window, decision.early))
+                                         decision.analyze_window, decision.early),
+                               runtime.executor_for(runtime.prometheus_url(policy)))
 
     if decision.status != status:
         try:

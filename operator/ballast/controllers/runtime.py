@@ -46,8 +46,8 @@ class Options:
     """The identity the operator's own writes arrive with; admission lets them through untouched."""
     prometheus_timeouts: Timeouts = field(default_factory=Timeouts)
     """Client-side deadlines of every request to Prometheus."""
-    metrics_workers: int = 4
-    """Threads that talk to metrics providers, apart from the ones that talk to Kubernetes."""
+    metrics_workers: int = 8
+    """Threads per metrics provider, apart from each other's and from the ones that talk to Kubernetes."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,9 @@ class Runtime:
     indexes_ready: bool = False
     """Set once kopf has filled the indexes from full lists; before that, admission cannot judge."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
-    metrics_executor: ThreadPoolExecutor | None = None
-    """Where metric queries run, so a hung provider never takes the threads that write and roll back."""
     analyses: AnalysisRunner | None = None
     _providers: dict[str, GuardedProvider] = field(default_factory=dict)
+    _executors: dict[str | None, ThreadPoolExecutor] = field(default_factory=dict)
     _parsed: dict[tuple[str, str], ParsedPolicy] = field(default_factory=dict)
     _governance: Governance | None = None
     _parsed_ownerships: dict[str, dict[tuple[str, str], NamedOwnership | None]] = field(default_factory=dict)
@@ -196,6 +195,19 @@ class Runtime:
             self._providers[url] = GuardedProvider(PrometheusProvider(url, self.options.prometheus_timeouts),
                                                    name=f"Prometheus at {url}")
         return self._providers[url]
+
+    def executor_for(self, url: str | None) -> ThreadPoolExecutor:
+        """The threads that talk to the provider at ``url``: a bulkhead, so a provider that hangs takes its
+        own threads only, never another provider's nor those that write statuses and roll back."""
+        if url not in self._executors:
+            self._executors[url] = ThreadPoolExecutor(self.options.metrics_workers,
+                                                      thread_name_prefix=f"ballast-metrics-{len(self._executors)}")
+        return self._executors[url]
+
+    def close_executors(self) -> None:
+        for executor in self._executors.values():
+            # A look still waiting on a hung provider ends by its deadline; nobody needs its answer now.
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _parse_policy(snap: dict[str, Any]) -> ParsedPolicy:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +69,7 @@ async def start(
     runtime.ownership_reconciler = Coalescer(lambda ns: reconcile_namespace(runtime, ns))
     runtime.policy_reconciler = Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5)
     runtime.release_reconciler = Coalescer(lambda key: reconcile_release(runtime, key), delay=0.05)
-    runtime.metrics_executor = ThreadPoolExecutor(options.metrics_workers, thread_name_prefix="ballast-metrics")
-    runtime.analyses = AnalysisRunner(runtime.metrics_executor, runtime.release_reconciler.request)
+    runtime.analyses = AnalysisRunner(runtime.release_reconciler.request)
     if options.webhooks is not None:
         scratch = Path(tempfile.mkdtemp(prefix="ballast-webhook-"))
         settings.admission.server, runtime.webhook_endpoint = build_server(options.webhooks, scratch)
@@ -101,7 +99,7 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
         for url in urls:
             try:
                 names = await asyncio.get_running_loop().run_in_executor(
-                    runtime.metrics_executor, runtime.provider(url).alert_rule_names)
+                    runtime.executor_for(url), runtime.provider(url).alert_rule_names)
             except ProviderUnavailable as error:
                 logger.warning("Alert rules unknown, admission degrades to warnings: %s", error)
                 names = None
@@ -123,7 +121,7 @@ async def _refresh_error_budgets(runtime: Runtime) -> None:
                          if w.kind == "Deployment" and not w.is_canary and ownership.spec.selector.matches(w.labels)]
                 try:
                     remaining = await asyncio.get_running_loop().run_in_executor(
-                        runtime.metrics_executor, measure_error_budget, runtime.provider(url),
+                        runtime.executor_for(url), measure_error_budget, runtime.provider(url),
                         spec.prometheus.queries, namespace, names, ownership.spec.slo.availability,
                         ownership.spec.slo.window)
                 except Exception:  # one service's trouble must not stop the budgets of all the others
@@ -148,6 +146,4 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for reconciler in (runtime.ownership_reconciler, runtime.policy_reconciler, runtime.release_reconciler):
         if reconciler is not None:
             await reconciler.close()
-    if runtime.metrics_executor is not None:
-        # A look still waiting on a hung provider ends by its deadline; nobody needs its answer now.
-        runtime.metrics_executor.shutdown(wait=False, cancel_futures=True)
+    runtime.close_executors()

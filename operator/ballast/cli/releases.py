@@ -18,6 +18,7 @@ import kubernetes
 from ballast.api.common import GROUP, VERSION
 from ballast.api.release import ReleasePhase
 from ballast.cli.common import connect, kubeconfig_option, namespace_option
+from ballast.kube.client import DEFAULT_TIMEOUTS
 from ballast.release.machine import FINAL_PHASES
 from ballast.release.requests import ABORT_ANNOTATION, APPROVE_ANNOTATION, PROMOTE_ANNOTATION
 
@@ -65,7 +66,9 @@ def follow(kubeconfig: str | None, namespace: str, release: str, timeout: int,
     while (left := deadline - time.monotonic()) > 0:
         stream = kubernetes.watch.Watch().stream(
             api.list_namespaced_custom_object, GROUP, VERSION, namespace, "releases",
-            field_selector=f"metadata.name={release}", timeout_seconds=max(1, int(left)))
+            field_selector=f"metadata.name={release}", timeout_seconds=max(1, int(left)),
+            # The server ends the watch after timeout_seconds; the client waits a little longer, not forever.
+            _request_timeout=(DEFAULT_TIMEOUTS[0], max(1, int(left)) + DEFAULT_TIMEOUTS[1]))
         for event in stream:
             if event["type"] == "DELETED":
                 raise click.ClickException(f"Release {namespace}/{release} was deleted while it was {last}.")

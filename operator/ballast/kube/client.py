@@ -26,8 +26,9 @@ _client: kubernetes.client.ApiClient | None = None
 class DeadlineApiClient(kubernetes.client.ApiClient):
     """An ApiClient that gives every call a (connect, read) deadline unless the caller sets its own."""
 
-    def __init__(self, timeouts: tuple[float, float]) -> None:
-        super().__init__()
+    def __init__(self, timeouts: tuple[float, float],
+                 configuration: kubernetes.client.Configuration | None = None) -> None:
+        super().__init__(configuration)
         self.timeouts = timeouts
 
     def call_api(self, *args: Any, **kwargs: Any) -> Any:

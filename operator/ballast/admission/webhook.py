@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 
 from ballast.admission.certs import write_self_signed
+from ballast.admission.reviews import CheckedWebhookServer
 from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 
@@ -78,7 +79,7 @@ def build_server(options: WebhookOptions, scratch_dir: Path) -> tuple[kopf.Webho
         paths = write_self_signed(cert_dir, hosts)
         certfile, keyfile = paths.certfile, paths.keyfile
     cafile = cert_dir / "ca.crt" if (cert_dir / "ca.crt").exists() else certfile
-    server = kopf.WebhookServer(
+    server = CheckedWebhookServer(
         addr=options.bind_address, port=options.port, host=options.host,
         certfile=str(certfile), pkeyfile=str(keyfile), cafile=str(cafile),
     )

@@ -299,3 +299,17 @@ def test_statefulsets_are_checked_too(operator, apps, make_policy, namespace):
     assert f"StatefulSet {namespace}/db is missing annotation ballast.dev/owner" in caught.value.body
     apps.create_namespaced_stateful_set(namespace, with_annotations(statefulset, OWNERSHIP_ANNOTATIONS),
                                         dry_run="All")
+
+
+def test_the_namespace_comes_from_the_request_not_the_object(operator, apps, make_policy, namespace):
+    make_policy(namespace)
+    wait_enforced(apps, namespace)
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+        "namespace": namespace, "operation": "CREATE", "userInfo": {"username": "mallory"},
+        "object": {**deployment("blank", {"app": "blank"}), "metadata": {"name": "blank", "namespace": ""}}}}
+    response = requests.post(f"{operator.webhook_url}/workloads", json=review, timeout=10,
+                             verify=str(operator.cert_dir / "tls.crt"))
+    assert response.json()["response"]["allowed"] is False
+    assert f"Deployment {namespace}/blank is missing annotation ballast.dev/owner" in response.text

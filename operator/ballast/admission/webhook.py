@@ -6,17 +6,21 @@ stopped operator must not let unchecked workloads in) and ``Ignore`` in Warn/Aud
 never block a deploy). Ballast's own objects get one more entry, with ``Ignore``: the CRD schemas
 already refuse most mistakes, and an operator outage should not lock platform teams out of their
 policies.
+
+The server reads an object's namespace from the AdmissionReview request, not from the object: before
+Kubernetes 1.24 ``object.metadata.namespace`` is whatever the client sent.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kopf
+from kopf._cogs.structs import reviews
 
 from ballast.admission.certs import write_self_signed
 from ballast.api.common import GROUP, VERSION
@@ -66,6 +70,30 @@ class Endpoint:
         return {"url": f"{self.base_url}/{path}", "caBundle": self.ca_bundle}
 
 
+def with_request_namespace(review: Any) -> Any:
+    """The review with its objects' namespace set to the request's, for a namespaced request."""
+    request = review.get("request") if isinstance(review, dict) else None
+    namespace = request.get("namespace") if isinstance(request, dict) else None
+    if not isinstance(namespace, str) or not namespace:
+        return review
+    for key in ("object", "oldObject"):
+        obj = request.get(key)
+        if isinstance(obj, dict) and isinstance(obj.get("metadata", {}), dict):
+            obj.setdefault("metadata", {})["namespace"] = namespace
+    return review
+
+
+class WebhookServer(kopf.WebhookServer):
+    """kopf's server, with every review's objects placed in the request's namespace (see the module doc)."""
+
+    async def __call__(self, fn: reviews.WebhookFn) -> AsyncIterator[reviews.WebhookClientConfig]:
+        async def in_request_namespace(request: reviews.Request, **kwargs: Any) -> reviews.Response:
+            return await fn(with_request_namespace(request), **kwargs)
+
+        async for config in super().__call__(in_request_namespace):
+            yield config
+
+
 def build_server(options: WebhookOptions, scratch_dir: Path) -> tuple[kopf.WebhookServer, Endpoint]:
     """The kopf webhook server and the endpoint description for the webhook configuration."""
     cert_dir = options.cert_dir or scratch_dir
@@ -78,7 +106,7 @@ def build_server(options: WebhookOptions, scratch_dir: Path) -> tuple[kopf.Webho
         paths = write_self_signed(cert_dir, hosts)
         certfile, keyfile = paths.certfile, paths.keyfile
     cafile = cert_dir / "ca.crt" if (cert_dir / "ca.crt").exists() else certfile
-    server = kopf.WebhookServer(
+    server = WebhookServer(
         addr=options.bind_address, port=options.port, host=options.host,
         certfile=str(certfile), pkeyfile=str(keyfile), cafile=str(cafile),
     )

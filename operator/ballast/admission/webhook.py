@@ -5,7 +5,9 @@ ReleasePolicy, selecting that policy's namespaces, with ``failurePolicy: Fail`` 
 stopped operator must not let unchecked workloads in) and ``Ignore`` in Warn/Audit mode (advice must
 never block a deploy). Ballast's own objects get one more entry, with ``Ignore``: the CRD schemas
 already refuse most mistakes, and an operator outage should not lock platform teams out of their
-policies.
+policies. Releases get their own entry, with ``Fail``: they are the operator's record, only it may
+create them or change what they say, and while it is down nobody can act on a release anyway (the
+approval stamp already fails closed).
 
 The server reads an object's namespace from the AdmissionReview request, not from the object: before
 Kubernetes 1.24 ``object.metadata.namespace`` is whatever the client sent.
@@ -30,7 +32,9 @@ CONFIGURATION_NAME = "ballast.dev"
 WORKLOADS_WEBHOOK = "workloads"
 """kopf handler id, and so the URL path, of workload validation."""
 OBJECTS_WEBHOOK = "objects"
-"""kopf handler id, and so the URL path, of ReleasePolicy/ServiceOwnership/Release validation."""
+"""kopf handler id, and so the URL path, of ReleasePolicy/ServiceOwnership validation."""
+RELEASES_WEBHOOK = "releases"
+"""kopf handler id, and so the URL path, of Release validation."""
 PAUSE_WEBHOOK = "pause"
 """kopf handler id, and so the URL path, of the mutation that pauses a changed Deployment."""
 APPROVALS_WEBHOOK = "approvals"
@@ -164,12 +168,13 @@ def desired_configurations(
     always_exempt: Iterable[str],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Validating- and MutatingWebhookConfiguration for the given (name, spec) policies."""
-    validating = [_webhook(
-        f"objects.{GROUP}", endpoint, OBJECTS_WEBHOOK,
-        [_rule(GROUP, VERSION, ["releasepolicies"], "Cluster"),
-         _rule(GROUP, VERSION, ["serviceownerships", "releases"], "Namespaced")],
-        fail=False,
-    )]
+    validating = [
+        _webhook(f"objects.{GROUP}", endpoint, OBJECTS_WEBHOOK,
+                 [_rule(GROUP, VERSION, ["releasepolicies"], "Cluster"),
+                  _rule(GROUP, VERSION, ["serviceownerships"], "Namespaced")], fail=False),
+        _webhook(f"releases.{GROUP}", endpoint, RELEASES_WEBHOOK,
+                 [_rule(GROUP, VERSION, ["releases"], "Namespaced")], fail=True),
+    ]
     # Approvals are stamped with the approver's identity; without the stamp there is no approval, so a
     # stopped operator makes approvals wait rather than pass unrecorded.
     mutating = [_webhook(f"approvals.{GROUP}", endpoint, APPROVALS_WEBHOOK,
@@ -184,7 +189,7 @@ def desired_configurations(
         ))
         mutating.append(_webhook(
             f"{name}.pause.{GROUP}", endpoint, PAUSE_WEBHOOK,
-            [_rule("apps", "v1", ["deployments"], "Namespaced", ("UPDATE",))],
+            [_rule("apps", "v1", ["deployments"], "Namespaced")],
             fail=enforce, namespace_selector=selector, mutating=True,
         ))
     return (

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import kubernetes
 
-from ballast.policy.admission import ROLLED_BACK_ANNOTATION
+from ballast.policy.admission import ROLLED_BACK_ANNOTATION, created_by_operator
 from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL
 
 PENDING_ANNOTATION = "ballast.dev/pending-revision"
 """Set by the mutating webhook on a paused Deployment whose template changed; removed when its release ends."""
 CHANGED_BY_ANNOTATION = "ballast.dev/changed-by"
 """JSON of the identity that made the pending change, captured at admission."""
-BOOKKEEPING_ANNOTATIONS = frozenset({PENDING_ANNOTATION, CHANGED_BY_ANNOTATION})
+PENDING_EMERGENCY_ANNOTATION = "ballast.dev/pending-emergency"
+"""The break-glass reason of the pending change, captured at admission only when that change set it."""
+BOOKKEEPING_ANNOTATIONS = frozenset({PENDING_ANNOTATION, CHANGED_BY_ANNOTATION, PENDING_EMERGENCY_ANNOTATION})
 """Dropped from the Deployment when its release ends."""
+WEBHOOK_ONLY_ANNOTATIONS = BOOKKEEPING_ANNOTATIONS | {ROLLED_BACK_ANNOTATION}
+"""Written only by the mutating webhook and the operator: people's writes to them are undone."""
 RELEASE_ANNOTATION = "ballast.dev/release"
 """On a canary Deployment: the Release it belongs to."""
 ROLLED_BACK_HISTORY = 10
@@ -37,6 +41,12 @@ def canary_name(deployment: str) -> str:
 
 def is_canary(body: Mapping[str, Any]) -> bool:
     return ((body.get("metadata") or {}).get("labels") or {}).get(TRACK_LABEL) == CANARY_TRACK
+
+
+def release_canaries(releases: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The UID of each Release the operator created -> the name of the canary it runs."""
+    return {r["metadata"]["uid"]: canary_name(r["spec"]["deployment"]) for r in releases
+            if created_by_operator(r, None) and r["metadata"].get("uid") and (r.get("spec") or {}).get("deployment")}
 
 
 def canary_body(deployment: Mapping[str, Any], release: Mapping[str, Any], replicas: int) -> dict[str, Any]:

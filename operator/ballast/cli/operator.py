@@ -64,7 +64,7 @@ def operator_group() -> None:
 @click.option("--metrics-address", default="0.0.0.0", show_default=True, help="Address /metrics listens on.")
 @click.option("--operator-username", envvar="BALLAST_OPERATOR_USERNAME",
               help="The username the API server sees for the operator (default: asked with a TokenReview); "
-                   "admission lets this identity's writes through untouched.")
+                   "admission lets this identity's writes through untouched. Webhooks are not served without it.")
 @click.option("--webhooks/--no-webhooks", default=True, show_default=True,
               help="Serve the admission webhooks and keep the ValidatingWebhookConfiguration in step.")
 @click.option("--webhook-port", type=int, default=9443, show_default=True, help="Port the webhook server listens on.")

@@ -25,6 +25,7 @@ from ballast.policy.admission import (
     evaluate,
     judge_ownership_change,
     judge_release_request,
+    judged_tier,
     never_refused,
     stricter,
 )
@@ -355,6 +356,12 @@ class TestTierDowngrade:
         assert decision.allowed
         assert [f.rule for f in decision.findings] == [Rule.TIER_DOWNGRADE]  # it still leaves ownership a
 
+    def test_the_tier_a_change_is_judged_under(self):
+        ownerships = [so(tier="critical"), so("b", tier="low", selector={"app": "b"})]
+        assert judged_tier(workload(), workload(labels={"app": "b"}), ownerships) is RiskTier.CRITICAL
+        assert judged_tier(workload(labels={"app": "b"}), workload(), ownerships) is RiskTier.CRITICAL
+        assert judged_tier(workload(labels={"app": "b"}), workload(labels={"app": "b"}), ownerships) is RiskTier.LOW
+
     def test_unchanged_labels_are_no_finding(self):
         assert evaluate(update(workload(), workload(image="app:2")), context(ownerships=[so(tier="critical")])
                         ).findings == []
@@ -473,16 +480,20 @@ class TestReleaseRequests:
         if new["spec"] != old["spec"]:
             assert "Release shop/checkout-abc's spec" in release_update(old, new, username)
 
-    @given(annotations=st.dictionaries(st.sampled_from(["ballast.dev/approve", "ballast.dev/abort", "note"]),
-                                       st.text(max_size=5)),
-           author=st.sampled_from(["alice", "bob"]), tier=st.sampled_from(list(RiskTier)))
-    def test_the_decision_never_depends_on_a_rewritten_spec(self, annotations, author, tier):
+    @given(added=st.sets(st.sampled_from(["ballast.dev/approve", "ballast.dev/promote", "ballast.dev/abort"])),
+           author=st.sampled_from(["alice", "bob"]), tier=st.sampled_from(list(RiskTier)),
+           forged_tier=st.sampled_from(list(RiskTier)), forged_author=st.sampled_from(["alice", "bob", "carol"]))
+    def test_steering_is_judged_on_the_stored_release_and_a_rewrite_never_helps(
+            self, added, author, tier, forged_tier, forged_author):
         old = release(tier=tier.value, author=author)
-        with_steering = release(tier=tier.value, author=author, annotations=annotations)
-        forged = release(tier="low", author="nobody", annotations=annotations)
-        honest = release_update(old, with_steering)
-        assert release_update(old, forged) is not None  # a rewrite is refused outright ...
-        assert honest is None or "alice" in honest or "tier" in honest  # ... and steering is judged on `old`
+        steering = {key: "1" for key in added}
+        refusal = release_update(old, release(tier=tier.value, author=author, annotations=steering))
+        self_approval = "ballast.dev/approve" in added and author == "alice"
+        forbidden_skip = "ballast.dev/promote" in added and not ReleasePolicySpec().tiers.for_tier(tier).allow_skip
+        assert (refusal is not None) == (self_approval or forbidden_skip)
+        forged = release(tier=forged_tier.value, author=forged_author, annotations=steering)
+        if forged["spec"] != old["spec"]:
+            assert "spec can only be written by Ballast's operator" in release_update(old, forged)
 
     def test_created_by_operator(self):
         deployment = {"metadata": {"uid": "d-1"}}

@@ -530,6 +530,19 @@ def test_leaving_a_critical_ownership_is_frozen_like_any_change(operator, apps, 
     assert event.message.startswith(f"admin let ServiceOwnership {namespace}/shop through freeze window launch")
 
 
+def test_a_label_dropped_with_the_change_keeps_its_release_in_the_old_tier(operator, apps, custom, make_policy,
+                                                                           namespace):
+    _governed_shop(apps, custom, make_policy, namespace)
+    _, _, headers = apps.patch_namespaced_deployment_with_http_info(
+        "shop", namespace, {**_new_image("app:2"), "metadata": {"labels": {"app": "elsewhere"}}})
+    assert "rule tier-downgrade" in headers.get("Warning", "")  # admitted outside a freeze, with a warning
+    (release,) = wait_for(lambda: [r for r in _releases(custom, namespace) if r.get("status")], 60,
+                          "the change was never recorded")
+    assert release["spec"]["tier"] == "critical"
+    assert wait_for(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "releases", release[
+        "metadata"]["name"])["status"]["phase"] == "AwaitingApproval", 30, "the release never awaited approval")
+
+
 def test_the_namespace_comes_from_the_request_not_the_object(operator, apps, make_policy, namespace):
     make_policy(namespace)
     wait_enforced(apps, namespace)

@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ballast.api.common import RiskTier
 from ballast.kube.deployments import (
     CHANGED_BY_ANNOTATION,
     PENDING_ANNOTATION,
     PENDING_EMERGENCY_ANNOTATION,
+    PENDING_TIER_ANNOTATION,
     WEBHOOK_ONLY_ANNOTATIONS,
 )
 from ballast.policy.admission import EMERGENCY_ANNOTATION, newly_set
@@ -37,10 +39,13 @@ def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, str]:
     return ((obj or {}).get("metadata") or {}).get("annotations") or {}
 
 
-def mutation(operation: str, old: Mapping[str, Any] | None, new: Mapping[str, Any], identity: str) -> Mutation:
+def mutation(operation: str, old: Mapping[str, Any] | None, new: Mapping[str, Any], identity: str,
+             tier: RiskTier) -> Mutation:
     """The webhook's changes to a person's CREATE or UPDATE of a governed Deployment.
 
-    ``identity`` is the requester as JSON, recorded as the author of a template change.
+    ``identity`` is the requester as JSON, recorded as the author of a template change, and ``tier`` the
+    tier admission judged the change under, which its release keeps (so a label dropped in the same
+    request escapes neither approval nor the no-skip rule).
     """
     before, after = _annotations(old), _annotations(new)
     wanted: dict[str, str | None] = {key: before.get(key) for key in WEBHOOK_ONLY_ANNOTATIONS}
@@ -53,6 +58,7 @@ def mutation(operation: str, old: Mapping[str, Any] | None, new: Mapping[str, An
             wanted[PENDING_ANNOTATION] = template_hash(new_template)
             wanted[CHANGED_BY_ANNOTATION] = identity
             wanted[PENDING_EMERGENCY_ANNOTATION] = newly_set(old, new, EMERGENCY_ANNOTATION)
+            wanted[PENDING_TIER_ANNOTATION] = tier.value
         elif PENDING_ANNOTATION in before:
             # A release is under way: whatever the request says (say, an apply that does not know about
             # spec.paused), the Deployment stays held until the release ends.

@@ -40,6 +40,7 @@ from ballast.policy.admission import (
     evaluate,
     judge_ownership_change,
     judge_release_request,
+    judged_tier,
 )
 from ballast.policy.workloads import WorkloadSummary
 from ballast.release.requests import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION
@@ -184,9 +185,10 @@ async def pause_changed_template(
     canaries = release_canaries(runtime.releases.get(namespace, []))
     if WorkloadSummary.from_body(body).is_release_canary(canaries) or metadata.get("deletionTimestamp"):
         return
-    if runtime.admission_context(namespace, now()) is None:
+    context = runtime.admission_context(namespace, now())
+    if context is None:
         return
-    change = mutation(operation, old, new, _identity(userinfo))
+    change = mutation(operation, old, new, _identity(userinfo), judged_tier(old, new, context.ownerships))
     if change.pause:
         patch.setdefault("spec", {})["paused"] = True
     if change.annotations:

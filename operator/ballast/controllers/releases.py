@@ -34,7 +34,7 @@ from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, update_status
 from ballast.metrics.prometheus import PrometheusProvider
 from ballast.metrics.provider import MetricProvider, ProviderUnavailable
-from ballast.policy.admission import MANAGED_BY, MANAGED_BY_LABEL, created_by_operator
+from ballast.policy.admission import MANAGED_BY, MANAGED_BY_LABEL, created_by_operator, stricter
 from ballast.policy.workloads import template_hash
 from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
 from ballast.release.machine import (
@@ -346,6 +346,8 @@ async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
     deployment = await asyncio.to_thread(deployments.read_raw, namespace, name)
     if deployment is None or deployments.PENDING_ANNOTATION not in _annotations(deployment):
         return
+    if runtime.governing_policy(namespace) is None:
+        return  # no webhook writes the marker there: whoever did, it is not a change Ballast holds
     revision = template_hash(deployment["spec"]["template"])
     known = runtime.releases.get(namespace, [])
     # Only the operator's own Releases of this very Deployment count: one anybody else made is never adopted.
@@ -378,6 +380,9 @@ def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
     owners = [o for o in runtime.named_ownerships(namespace) if o.spec.selector.matches(labels)]
     ownership = owners[0] if len(owners) == 1 else None
     tier = ownership.spec.risk_tier if ownership else RiskTier.MEDIUM
+    if annotations.get(deployments.PENDING_TIER_ANNOTATION) in {t.value for t in RiskTier}:
+        # As judged at admission: a label dropped together with the change does not lower its tier.
+        tier = stricter(tier, RiskTier(annotations[deployments.PENDING_TIER_ANNOTATION]))
     keys = policy.admission.required_annotations
     try:
         changed_by = UserInfo.model_validate(json.loads(annotations.get(deployments.CHANGED_BY_ANNOTATION, "")))

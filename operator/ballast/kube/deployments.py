@@ -24,7 +24,10 @@ CHANGED_BY_ANNOTATION = "ballast.dev/changed-by"
 """JSON of the identity that made the pending change, captured at admission."""
 PENDING_EMERGENCY_ANNOTATION = "ballast.dev/pending-emergency"
 """The break-glass reason of the pending change, captured at admission only when that change set it."""
-BOOKKEEPING_ANNOTATIONS = frozenset({PENDING_ANNOTATION, CHANGED_BY_ANNOTATION, PENDING_EMERGENCY_ANNOTATION})
+PENDING_TIER_ANNOTATION = "ballast.dev/pending-tier"
+"""The tier the pending change was judged under at admission: the stricter of the workload's before and after it."""
+BOOKKEEPING_ANNOTATIONS = frozenset({PENDING_ANNOTATION, CHANGED_BY_ANNOTATION, PENDING_EMERGENCY_ANNOTATION,
+                                     PENDING_TIER_ANNOTATION})
 """Dropped from the Deployment when its release ends."""
 WEBHOOK_ONLY_ANNOTATIONS = BOOKKEEPING_ANNOTATIONS | {ROLLED_BACK_ANNOTATION}
 """Written only by the mutating webhook and the operator: people's writes to them are undone."""

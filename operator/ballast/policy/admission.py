@@ -197,6 +197,13 @@ def workload_tier(labels: Mapping[str, str], ownerships: Sequence[NamedOwnership
     return max(tiers, key=TIER_ORDER.index) if tiers else DEFAULT_TIER
 
 
+def judged_tier(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
+                ownerships: Sequence[NamedOwnership]) -> RiskTier:
+    """The tier a change is judged under: the stricter of the workload's before and after it."""
+    return stricter(workload_tier(_metadata(old).get("labels") or {}, ownerships),
+                    workload_tier(_metadata(new).get("labels") or {}, ownerships))
+
+
 def rolled_back_at(stored: Mapping[str, Any] | None, revision: str) -> datetime | None:
     """When ``revision`` was rolled back, from the stored workload's annotation (tolerates garbage)."""
     raw = _annotations(stored).get(ROLLED_BACK_ANNOTATION)

@@ -439,6 +439,18 @@ def test_a_labelled_canary_no_release_owns_is_still_held_for_a_release(operator,
     assert wait_for(held, 30, "a self-labelled canary's template change was never held")
 
 
+def test_the_audit_sees_a_workload_labelled_as_a_canary(operator, apps, custom, make_policy, namespace):
+    apps.create_namespaced_deployment(namespace, deployment("sneaky", {"app": "sneaky", "ballast.dev/track": "canary"}))
+    policy = make_policy(namespace, admission={"mode": "Audit"})
+
+    def audited():
+        status = custom.get_cluster_custom_object(GROUP, VERSION, "releasepolicies", policy).get("status") or {}
+        return {(v["name"], v["rule"]) for v in status.get("violations") or []}
+
+    rules = wait_for(audited, 30, "the audit skipped a workload that only claims to be a canary")
+    assert rules == {("sneaky", "canary-track"), ("sneaky", "required-annotations")}
+
+
 def test_people_cannot_forge_or_drop_what_only_the_webhook_writes(operator, apps, make_policy, namespace):
     make_policy(namespace)
     wait_enforced(apps, namespace)
@@ -490,8 +502,8 @@ def test_break_glass_counts_only_in_the_request_that_sets_it_and_is_always_recor
     events = wait_for(lambda: [e for e in core.list_namespaced_event(namespace).items if e.reason == "BreakGlass"],
                       30, "break-glass outside a freeze was never recorded")
     assert events[0].message == (f"admin set ballast.dev/emergency on Deployment {namespace}/shop: INC-7 (no freeze "
-                                 "window is open; its release records the reason, which lets it past a spent error "
-                                 "budget)")
+                                 "window is open; a Deployment's release records the reason, which lets it past a "
+                                 "spent error budget)")
     # The next change leaves the annotation as it was: it is no emergency, whatever the annotation still says.
     apps.patch_namespaced_deployment("shop", namespace, _new_image("app:3"))
     assert "emergency" not in wait_for(lambda: release_of("app:3"), 60, "no release of app:3")["spec"]

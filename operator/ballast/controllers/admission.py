@@ -124,7 +124,7 @@ def _break_glass_message(subject: str, glass: BreakGlass) -> str:
         return f"{glass.username} let {subject} through freeze window {glass.window} with {EMERGENCY_ANNOTATION}: " \
                f"{glass.reason}"
     return f"{glass.username} set {EMERGENCY_ANNOTATION} on {subject}: {glass.reason} (no freeze window is open; " \
-           "its release records the reason, which lets it past a spent error budget)"
+           "a Deployment's release records the reason, which lets it past a spent error budget)"
 
 
 @kopf.on.validate(GROUP, VERSION, "releasepolicies", id=OBJECTS_WEBHOOK, operations=OPERATIONS)

@@ -309,6 +309,16 @@ class TestCanaryTrack:
             "releases run and exempts them from its checks: remove the label (Ballast labels its own canaries) "
             "(ReleasePolicy default, rule canary-track).")
 
+    @given(labels=st.dictionaries(st.sampled_from(["app", "tier", "ballast.dev/track"]),
+                                  st.sampled_from(["checkout", "canary", "stable"]), max_size=3),
+           mode=st.sampled_from(list(AdmissionMode)))
+    def test_the_track_label_is_a_finding_whatever_else_the_workload_says(self, labels, mode):
+        decision = evaluate(create(workload(labels=labels)), context({"admission": {"mode": mode.value}}))
+        claims = labels.get("ballast.dev/track") == "canary"
+        assert (Rule.CANARY_TRACK in {f.rule for f in decision.findings}) == claims
+        if claims and mode is AdmissionMode.ENFORCE:
+            assert not decision.allowed
+
     def test_the_label_alone_does_not_make_a_canary(self):
         body = workload(labels={"app": "checkout", "ballast.dev/track": "canary"})
         body["metadata"]["name"] = "checkout-canary"

@@ -202,8 +202,9 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
     spec = release.spec
     deployment = await asyncio.to_thread(deployments.read_raw, namespace, spec.deployment)
     if not created_by_operator(body, deployment):
-        logger.warning("Release %s/%s was not created by Ballast for Deployment %s and is left alone.",
-                       namespace, name, spec.deployment)
+        # Debug only: every event of the Deployment brings it here again. The webhook refuses such Releases.
+        logger.debug("Release %s/%s was not created by Ballast for Deployment %s and is left alone.",
+                     namespace, name, spec.deployment)
         return
     canary = await asyncio.to_thread(deployments.read_raw, namespace, deployments.canary_name(spec.deployment))
     _, policy = _policy(runtime, namespace)

@@ -371,13 +371,19 @@ def test_only_the_operator_records_releases_and_people_cannot_rewrite_them(
         {"metadata": {"annotations": {"ballast.dev/approve": "1"}}})
     assert "is critical tier, whose policy does not allow skipping steps" in attempt(
         {"metadata": {"annotations": {"ballast.dev/promote": "1"}}})
+    # Nor jump to the last step by writing the status the release engine plans from.
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "releases", name,
+                                                     {"status": {"currentStep": 3}})
+    assert caught.value.status == 403 and "status is Ballast's record of what it decided" in caught.value.body
     approved = ballast(cluster.user_kubeconfigs["alice"], "approve", name, "-n", namespace)
     assert approved.returncode == 0, approved.stderr
 
     registration = kubernetes.client.AdmissionregistrationV1Api(apps.api_client)
     (entry,) = [w for w in registration.read_validating_webhook_configuration("ballast.dev").webhooks
                 if w.name == "releases.ballast.dev"]
-    assert (entry.failure_policy, entry.rules[0].operations) == ("Fail", ["CREATE", "UPDATE"])
+    assert (entry.failure_policy, entry.rules[0].operations, entry.rules[0].resources) == (
+        "Fail", ["CREATE", "UPDATE"], ["releases", "releases/status"])
 
 
 def test_a_release_the_operator_did_not_create_is_neither_adopted_nor_acted_on(

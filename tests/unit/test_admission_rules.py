@@ -505,6 +505,13 @@ class TestReleaseRequests:
         if forged["spec"] != old["spec"]:
             assert "spec can only be written by Ballast's operator" in release_update(old, forged)
 
+    def test_people_cannot_write_the_status(self):
+        forged = release()
+        forged["status"] = {"phase": "Progressing", "currentStep": 3}
+        refusal = judge_release_request(ReleaseRequest("UPDATE", "shop", "checkout-abc", release(), forged, "alice",
+                                                       "status"), ReleasePolicySpec())
+        assert refusal.startswith("Release shop/checkout-abc's status is Ballast's record of what it decided")
+
     def test_created_by_operator(self):
         deployment = {"metadata": {"uid": "d-1"}}
         assert created_by_operator(release(), deployment)

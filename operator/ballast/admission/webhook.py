@@ -6,7 +6,7 @@ stopped operator must not let unchecked workloads in) and ``Ignore`` in Warn/Aud
 never block a deploy). Ballast's own objects get one more entry, with ``Ignore``: the CRD schemas
 already refuse most mistakes, and an operator outage should not lock platform teams out of their
 policies. Releases get their own entry, with ``Fail``: they are the operator's record, only it may
-create them or change what they say, and while it is down nobody can act on a release anyway (the
+create them or change what they say (status included), and while it is down nobody can act on a release anyway (the
 approval stamp already fails closed).
 
 The server reads an object's namespace from the AdmissionReview request, not from the object: before
@@ -173,7 +173,7 @@ def desired_configurations(
                  [_rule(GROUP, VERSION, ["releasepolicies"], "Cluster"),
                   _rule(GROUP, VERSION, ["serviceownerships"], "Namespaced")], fail=False),
         _webhook(f"releases.{GROUP}", endpoint, RELEASES_WEBHOOK,
-                 [_rule(GROUP, VERSION, ["releases"], "Namespaced")], fail=True),
+                 [_rule(GROUP, VERSION, ["releases", "releases/status"], "Namespaced")], fail=True),
     ]
     # Approvals are stamped with the approver's identity; without the stamp there is no approval, so a
     # stopped operator makes approvals wait rather than pass unrecorded.

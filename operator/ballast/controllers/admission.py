@@ -213,13 +213,13 @@ async def stamp_approver(
         del patch["metadata"]
 
 
-@kopf.on.validate(GROUP, VERSION, "releases", id=RELEASES_WEBHOOK, operations=OPERATIONS)
+@kopf.on.validate(GROUP, VERSION, "releases", id=RELEASES_WEBHOOK, operations=OPERATIONS, subresource="*")
 def validate_release_request(
     operation: str, old: kopf.Body | None, new: kopf.Body | None, subresource: str | None, userinfo: dict[str, Any],
     memo: kopf.Memo, **_: Any,
 ) -> None:
     """Only the operator records Releases; people steer them, with four eyes and no skipping where forbidden."""
-    if subresource or new is None or _by_operator(userinfo, memo):
+    if new is None or _by_operator(userinfo, memo):
         return
     metadata = new.get("metadata", {})
     namespace = metadata.get("namespace") or ""
@@ -227,7 +227,7 @@ def validate_release_request(
     governing = runtime.governing_policy(namespace) if runtime is not None else None
     policy = governing.effective if governing and governing.effective else ReleasePolicySpec()
     refusal = judge_release_request(ReleaseRequest(operation, namespace, metadata.get("name") or "", old, new,
-                                                   (userinfo or {}).get("username", "")), policy)
+                                                   (userinfo or {}).get("username", ""), subresource), policy)
     if refusal is not None:
         raise kopf.AdmissionError(refusal, code=403)
 

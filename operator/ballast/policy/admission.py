@@ -408,16 +408,23 @@ class ReleaseRequest:
     old: Mapping[str, Any] | None
     new: Mapping[str, Any] | None
     username: str
+    subresource: str | None = None
 
 
 def judge_release_request(request: ReleaseRequest, policy: ReleasePolicySpec) -> str | None:
     """Why a person's request on a Release is refused, or None.
 
-    Only the operator creates Releases and writes what they say (spec, labels, owner references);
+    Only the operator creates Releases and writes what they say (spec, labels, owner references, status);
     people steer them with annotations. The author and the tier come from the stored (old) Release,
     so nobody approves their own change or skips a tier's steps by rewriting the record first.
     """
     subject = f"Release {request.namespace}/{request.name}"
+    if request.subresource == "status":
+        return (f"{subject}'s status is Ballast's record of what it decided and can only be written by its "
+                f"operator, not by {request.username}: steer the release with `kubectl ballast approve`, `promote` "
+                "or `abort`.")
+    if request.subresource:
+        return None
     if request.operation == "CREATE":
         return (f"{subject} cannot be created by {request.username}: Releases are recorded by Ballast's operator, "
                 "one per change of a governed Deployment's pod template: change the Deployment instead.")

@@ -313,12 +313,25 @@ def _raw(response) -> dict:
     return json.loads(response.data)
 
 
+def wait_mutating(apps, namespace: str) -> None:
+    """Wait until the API server also calls the mutating webhook for this namespace (its own configuration)."""
+    probe = with_annotations(deployment("probe", {"app": "probe"}, annotations=OWNERSHIP_ANNOTATIONS),
+                             {"ballast.dev/pending-revision": "probe"})
+
+    def stripped():
+        created = apps.create_namespaced_deployment(namespace, probe, dry_run="All")
+        return "ballast.dev/pending-revision" not in (created.metadata.annotations or {})
+
+    wait_for(stripped, 30, f"the mutating webhook never took over {namespace}")
+
+
 def _governed_shop(apps, custom, make_policy, namespace, tier="critical", **policy) -> dict:
     """A governed namespace with a ServiceOwnership of ``tier`` and its admitted Deployment 'shop' (raw JSON)."""
     make_policy(namespace, **policy)
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
                                            service_ownership("shop", {"app": "shop"}, riskTier=tier))
     wait_enforced(apps, namespace)
+    wait_mutating(apps, namespace)
     body = deployment("shop", {"app": "shop"}, annotations=OWNERSHIP_ANNOTATIONS)
     wait_for(lambda: refused(apps, namespace, body) is None, 30, "shop was never admissible")
     return _raw(apps.create_namespaced_deployment(namespace, body, _preload_content=False))
@@ -459,10 +472,10 @@ def test_the_audit_sees_a_workload_labelled_as_a_canary(operator, apps, custom, 
 def test_people_cannot_forge_or_drop_what_only_the_webhook_writes(operator, apps, make_policy, namespace):
     make_policy(namespace)
     wait_enforced(apps, namespace)
+    wait_mutating(apps, namespace)
     forged = {"ballast.dev/changed-by": json.dumps({"username": "alice"}), "ballast.dev/pending-revision": "x"}
     body = with_annotations(deployment("shop", {"app": "shop"}, annotations=OWNERSHIP_ANNOTATIONS), forged)
-    created = wait_for(lambda: refused(apps, namespace, body) is None and apps.create_namespaced_deployment(
-        namespace, body), 30, "shop was never admitted")
+    created = apps.create_namespaced_deployment(namespace, body)
     assert not set(forged) & set(created.metadata.annotations)
     assert not created.spec.paused
     patched = apps.patch_namespaced_deployment("shop", namespace, {"metadata": {"annotations": forged}})
@@ -473,8 +486,8 @@ def test_the_rolled_back_record_cannot_be_dropped_to_reapply_a_bad_template(oper
                                                                              namespace):
     make_policy(namespace)
     wait_enforced(apps, namespace)
+    wait_mutating(apps, namespace)
     body = deployment("shop", {"app": "shop"}, annotations=OWNERSHIP_ANNOTATIONS)
-    wait_for(lambda: refused(apps, namespace, body) is None, 30, "shop was never admissible")
     apps.create_namespaced_deployment(namespace, body)
     bad = _new_image("app:bad")
     revision = template_hash(_raw(apps.patch_namespaced_deployment("shop", namespace, bad, dry_run="All",

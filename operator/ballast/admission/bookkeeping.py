@@ -1,7 +1,8 @@
 """The annotations on a Deployment that only the webhook and the operator write, as a pure decision.
 
 The release engine trusts what these say: who made the pending change (four eyes), which revision is
-pending, whether that change broke glass, and which revisions were rolled back. People must not be able
+pending, the tier it was judged under, whether that change broke glass, and which revisions were rolled
+back. People must not be able
 to forge or drop them, on a create or on any update: the mutating webhook strips them from a person's
 create and restores their stored values on a person's update, and sets them itself when a person's
 update changes the pod template. Mutating rather than refusing keeps `kubectl get -o yaml | kubectl

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import requests
 import yaml
 
 from ballast.api.common import GROUP, VERSION
+from ballast.policy.workloads import template_hash
 from tests.harness import wait_for
 from tests.harness.kubectl import kubectl
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, ballast, deployment, release_policy, service_ownership
@@ -240,24 +242,6 @@ def test_api_server_refuses_steps_out_of_order(operator, custom, crds, namespace
     assert "strictly increasing" in error.body
 
 
-@pytest.mark.parametrize("payload", [
-    b"not json at all",
-    b"{}",
-    b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": 5}}',
-    b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "x", '
-    b'"object": {"metadata": {"annotations": {"a": "' + b"x" * 2_000_000 + b'"}}}}}',
-    b"\xff\xfe\x00garbage",
-], ids=["not-json", "empty-review", "wrong-types", "huge-annotation", "not-utf8"])
-def test_malformed_reviews_never_crash_the_operator(operator, payload):
-    response = requests.post(f"{operator.webhook_url}/workloads", data=payload, timeout=10,
-                             verify=str(operator.cert_dir / "tls.crt"),
-                             headers={"Content-Type": "application/json"})
-    assert response.status_code in (200, 400, 413, 422, 500)
-    if response.status_code == 200:
-        assert response.json()["response"]["allowed"] is False
-    assert operator.ready()
-
-
 def test_failure_policy_when_the_operator_is_down(operator, apps, core, make_policy, namespace):
     enforce_ns, warn_ns = namespace, f"{namespace}-warn"
     core.create_namespace({"metadata": {"name": warn_ns, "labels": {"ballast.dev/test-ns": warn_ns}}})
@@ -299,3 +283,287 @@ def test_statefulsets_are_checked_too(operator, apps, make_policy, namespace):
     assert f"StatefulSet {namespace}/db is missing annotation ballast.dev/owner" in caught.value.body
     apps.create_namespaced_stateful_set(namespace, with_annotations(statefulset, OWNERSHIP_ANNOTATIONS),
                                         dry_run="All")
+
+
+# -- guardrails a person cannot talk past (issue 9, section B) ---------------------------------------------
+
+def _releases(custom, namespace: str) -> list[dict]:
+    return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "releases")["items"]
+
+
+def _raw(response) -> dict:
+    return json.loads(response.data)
+
+
+def wait_mutating(apps, namespace: str) -> None:
+    """Wait until the API server also calls the mutating webhook for this namespace (its own configuration)."""
+    probe = with_annotations(deployment("probe", {"app": "probe"}, annotations=OWNERSHIP_ANNOTATIONS),
+                             {"ballast.dev/pending-revision": "probe"})
+
+    def stripped():
+        created = apps.create_namespaced_deployment(namespace, probe, dry_run="All")
+        return "ballast.dev/pending-revision" not in (created.metadata.annotations or {})
+
+    wait_for(stripped, 30, f"the mutating webhook never took over {namespace}")
+
+
+def _governed_shop(apps, custom, make_policy, namespace, tier="critical", **policy) -> dict:
+    """A governed namespace with a ServiceOwnership of ``tier`` and its admitted Deployment 'shop' (raw JSON)."""
+    make_policy(namespace, **policy)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
+                                           service_ownership("shop", {"app": "shop"}, riskTier=tier))
+    wait_enforced(apps, namespace)
+    wait_mutating(apps, namespace)
+    body = deployment("shop", {"app": "shop"}, annotations=OWNERSHIP_ANNOTATIONS)
+    wait_for(lambda: refused(apps, namespace, body) is None, 30, "shop was never admissible")
+    return _raw(apps.create_namespaced_deployment(namespace, body, _preload_content=False))
+
+
+def _new_image(image: str) -> dict:
+    return {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}
+
+
+def test_only_the_operator_records_releases_and_people_cannot_rewrite_them(
+        operator, cluster, apps, custom, make_policy, namespace):
+    _governed_shop(apps, custom, make_policy, namespace)
+    forged = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Release", "metadata": {"name": "forged"},
+              "spec": {"deployment": "shop", "toRevision": "0123456789abcdef", "tier": "low"}}
+
+    def creation_refused():
+        try:
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "releases", forged, dry_run="All")
+        except kubernetes.client.ApiException as error:
+            return error
+        return None
+
+    error = wait_for(creation_refused, 30, "a person's Release was never refused")
+    assert error.status == 403
+    assert f"Release {namespace}/forged cannot be created by admin: Releases are recorded by Ballast's operator" \
+        in error.body
+
+    apps.patch_namespaced_deployment("shop", namespace, _new_image("app:2"))  # by admin
+    (release,) = wait_for(lambda: [r for r in _releases(custom, namespace)
+                                   if (r.get("status") or {}).get("phase") == "AwaitingApproval"],
+                          60, "the critical release never awaited approval")
+    name = release["metadata"]["name"]
+    assert release["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "ballast"
+
+    def attempt(patch):
+        with pytest.raises(kubernetes.client.ApiException) as caught:
+            custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "releases", name, patch)
+        assert caught.value.status == 403
+        return caught.value.body
+
+    # The author cannot name someone else as the author, nor lower the tier to skip approval.
+    assert f"Release {namespace}/{name}'s spec can only be written by Ballast's operator, not by admin" in attempt(
+        {"spec": {"changedBy": {"username": "alice"}}})
+    assert "spec can only be written by Ballast's operator" in attempt({"spec": {"tier": "low"}})
+    assert "labels can only be written" in attempt({"metadata": {"labels": {"app.kubernetes.io/managed-by": None}}})
+    # ... nor approve or skip in the same request that rewrites the record: the stored author and tier decide.
+    assert "spec can only be written" in attempt({"metadata": {"annotations": {"ballast.dev/approve": "me"}},
+                                                  "spec": {"changedBy": {"username": "alice"}}})
+    assert "who cannot also approve it (four eyes)" in attempt(
+        {"metadata": {"annotations": {"ballast.dev/approve": "1"}}})
+    assert "is critical tier, whose policy does not allow skipping steps" in attempt(
+        {"metadata": {"annotations": {"ballast.dev/promote": "1"}}})
+    # Nor jump to the last step by writing the status the release engine plans from.
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "releases", name,
+                                                     {"status": {"currentStep": 3}})
+    assert caught.value.status == 403 and "status is Ballast's record of what it decided" in caught.value.body
+    approved = ballast(cluster.user_kubeconfigs["alice"], "approve", name, "-n", namespace)
+    assert approved.returncode == 0, approved.stderr
+
+    registration = kubernetes.client.AdmissionregistrationV1Api(apps.api_client)
+    (entry,) = [w for w in registration.read_validating_webhook_configuration("ballast.dev").webhooks
+                if w.name == "releases.ballast.dev"]
+    assert (entry.failure_policy, entry.rules[0].operations, entry.rules[0].resources) == (
+        "Fail", ["CREATE", "UPDATE"], ["releases", "releases/status"])
+
+
+def test_a_release_the_operator_did_not_create_is_neither_adopted_nor_acted_on(
+        operator, cluster, apps, custom, make_policy, namespace):
+    shop = _governed_shop(apps, custom, make_policy, namespace, tier="low")
+    change = _new_image("app:2")
+    template = _raw(apps.patch_namespaced_deployment("shop", namespace, change, dry_run="All",
+                                                     _preload_content=False))["spec"]["template"]
+    revision = template_hash(template)
+    # A Release made past the webhook (here: with the operator's own credentials, as when the webhook was
+    # down), unfinished, for exactly the change about to be made, under the name the operator would use.
+    squatter = {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Release",
+        "metadata": {"name": f"shop-{revision[:10]}", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop", "uid": shop["metadata"]["uid"]}]},
+        "spec": {"deployment": "shop", "toRevision": revision, "tier": "low", "steps": [100],
+                 "changedBy": {"username": "someone-else"}},
+    }
+    as_operator = kubernetes.config.new_client_from_config(config_file=cluster.user_kubeconfigs["ballast-operator"])
+    kubernetes.client.CustomObjectsApi(as_operator).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "releases", squatter)
+
+    apps.patch_namespaced_deployment("shop", namespace, change)
+    own = wait_for(lambda: [r for r in _releases(custom, namespace) if r["metadata"]["name"] != squatter[
+        "metadata"]["name"] and r.get("status")], 60, "the operator never recorded the change itself")
+    assert [(r["metadata"]["name"], r["spec"]["changedBy"]["username"]) for r in own] == [
+        (f"shop-{revision[:10]}-2", "admin")]
+    foreign = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "releases", squatter["metadata"]["name"])
+    assert "status" not in foreign  # never acted on, while the operator's own Release of the same change was
+
+
+def test_people_cannot_pass_a_workload_off_as_a_canary(operator, apps, custom, make_policy, namespace):
+    policy = make_policy(namespace)
+    wait_enforced(apps, namespace)
+    labels = {"app": "shop", "ballast.dev/track": "canary"}
+    body = deployment("shop-canary", labels, annotations=OWNERSHIP_ANNOTATIONS)
+    error = refused(apps, namespace, body)
+    assert error is not None and error.status == 403
+    assert (f"Deployment {namespace}/shop-canary carries label ballast.dev/track=canary, which marks the canaries "
+            "Ballast's releases run and exempts them from its checks: remove the label (Ballast labels its own "
+            f"canaries) (ReleasePolicy {policy}, rule canary-track).") in error.body
+
+
+def test_a_labelled_canary_no_release_owns_is_still_held_for_a_release(operator, apps, custom, make_policy,
+                                                                        namespace):
+    make_policy(namespace, admission={"mode": "Warn"})  # Warn admits the label: the pause must still hold
+    body = deployment("shop", {"app": "shop", "ballast.dev/track": "canary"}, annotations=OWNERSHIP_ANNOTATIONS)
+
+    def held():
+        try:
+            apps.create_namespaced_deployment(namespace, body)
+        except kubernetes.client.ApiException as error:
+            if error.status != 409:
+                raise
+        return apps.patch_namespaced_deployment("shop", namespace, _new_image(f"app:{time.monotonic()}"),
+                                                dry_run="All").spec.paused
+
+    assert wait_for(held, 30, "a self-labelled canary's template change was never held")
+
+
+def test_the_audit_sees_a_workload_labelled_as_a_canary(operator, apps, custom, make_policy, namespace):
+    apps.create_namespaced_deployment(namespace, deployment("sneaky", {"app": "sneaky", "ballast.dev/track": "canary"}))
+    policy = make_policy(namespace, admission={"mode": "Audit"})
+
+    def audited():
+        status = custom.get_cluster_custom_object(GROUP, VERSION, "releasepolicies", policy).get("status") or {}
+        return {(v["name"], v["rule"]) for v in status.get("violations") or []}
+
+    rules = wait_for(audited, 30, "the audit skipped a workload that only claims to be a canary")
+    assert rules == {("sneaky", "canary-track"), ("sneaky", "required-annotations")}
+
+
+def test_people_cannot_forge_or_drop_what_only_the_webhook_writes(operator, apps, make_policy, namespace):
+    make_policy(namespace)
+    wait_enforced(apps, namespace)
+    wait_mutating(apps, namespace)
+    forged = {"ballast.dev/changed-by": json.dumps({"username": "alice"}), "ballast.dev/pending-revision": "x"}
+    body = with_annotations(deployment("shop", {"app": "shop"}, annotations=OWNERSHIP_ANNOTATIONS), forged)
+    created = apps.create_namespaced_deployment(namespace, body)
+    assert not set(forged) & set(created.metadata.annotations)
+    assert not created.spec.paused
+    patched = apps.patch_namespaced_deployment("shop", namespace, {"metadata": {"annotations": forged}})
+    assert not set(forged) & set(patched.metadata.annotations)  # a metadata-only update cannot add them either
+
+
+def test_the_rolled_back_record_cannot_be_dropped_to_reapply_a_bad_template(operator, cluster, apps, make_policy,
+                                                                             namespace):
+    make_policy(namespace)
+    wait_enforced(apps, namespace)
+    wait_mutating(apps, namespace)
+    body = deployment("shop", {"app": "shop"}, annotations=OWNERSHIP_ANNOTATIONS)
+    apps.create_namespaced_deployment(namespace, body)
+    bad = _new_image("app:bad")
+    revision = template_hash(_raw(apps.patch_namespaced_deployment("shop", namespace, bad, dry_run="All",
+                                                                   _preload_content=False))["spec"]["template"])
+    # What the release engine writes when it rolls `bad` back (written here with its credentials).
+    record = json.dumps({revision: datetime.now(UTC).isoformat()})
+    as_operator = kubernetes.config.new_client_from_config(config_file=cluster.user_kubeconfigs["ballast-operator"])
+    kubernetes.client.AppsV1Api(as_operator).patch_namespaced_deployment(
+        "shop", namespace, {"metadata": {"annotations": {"ballast.dev/rolled-back-revisions": record}}})
+
+    dropped = apps.patch_namespaced_deployment(
+        "shop", namespace, {"metadata": {"annotations": {"ballast.dev/rolled-back-revisions": None}}})
+    assert dropped.metadata.annotations["ballast.dev/rolled-back-revisions"] == record
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        apps.patch_namespaced_deployment("shop", namespace, bad)
+    assert "which Ballast rolled back" in caught.value.body and "rule rolled-back-revision" in caught.value.body
+
+
+def test_break_glass_counts_only_in_the_request_that_sets_it_and_is_always_recorded(
+        operator, apps, core, custom, make_policy, namespace):
+    _governed_shop(apps, custom, make_policy, namespace)
+    apps.patch_namespaced_deployment("shop", namespace, {**_new_image("app:2"), "metadata": {
+        "annotations": {"ballast.dev/emergency": "INC-7"}}})
+
+    def release_of(image):
+        found = [r for r in _releases(custom, namespace) if r["spec"]["toImages"] == [image]]
+        return found[0] if found else None
+
+    assert wait_for(lambda: release_of("app:2"), 60, "no release of app:2")["spec"]["emergency"] == "INC-7"
+    events = wait_for(lambda: [e for e in core.list_namespaced_event(namespace).items if e.reason == "BreakGlass"],
+                      30, "break-glass outside a freeze was never recorded")
+    assert events[0].message == (f"admin set ballast.dev/emergency on Deployment {namespace}/shop: INC-7 (no freeze "
+                                 "window is open; a Deployment's release records the reason, which lets it past a "
+                                 "spent error budget)")
+    # The next change leaves the annotation as it was: it is no emergency, whatever the annotation still says.
+    apps.patch_namespaced_deployment("shop", namespace, _new_image("app:3"))
+    assert "emergency" not in wait_for(lambda: release_of("app:3"), 60, "no release of app:3")["spec"]
+
+
+def test_leaving_a_critical_ownership_is_frozen_like_any_change(operator, apps, core, custom, make_policy,
+                                                                namespace):
+    now = datetime.now(UTC).replace(microsecond=0)
+    _governed_shop(apps, custom, make_policy, namespace)
+    policy = f"p-{namespace}-0"
+    custom.patch_cluster_custom_object(GROUP, VERSION, "releasepolicies", policy, {"spec": {"freezeWindows": [
+        {"name": "launch", "tiers": ["critical"], "start": (now - timedelta(hours=1)).isoformat(),
+         "end": (now + timedelta(hours=2)).isoformat()}]}})
+    unlabel = {"metadata": {"labels": {"app": "elsewhere"}}}
+
+    def refusal():
+        try:
+            apps.patch_namespaced_deployment("shop", namespace, unlabel, dry_run="All")
+        except kubernetes.client.ApiException as error:
+            return error
+        return None
+
+    error = wait_for(refusal, 30, "dropping the ServiceOwnership's label was never frozen")
+    assert f"Deployment {namespace}/shop is critical tier, frozen by window launch" in error.body
+
+    def lower(annotations=None):
+        patch = {"spec": {"riskTier": "low"}, "metadata": {"annotations": annotations or {}}}
+        return custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships", "shop", patch)
+
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        lower()
+    assert f"ServiceOwnership {namespace}/shop is critical tier, frozen by window launch" in caught.value.body
+    assert lower({"ballast.dev/emergency": "INC-8"})["spec"]["riskTier"] == "low"
+    (event,) = wait_for(lambda: [e for e in core.list_namespaced_event(namespace).items if e.reason == "BreakGlass"],
+                        30, "the ServiceOwnership's break-glass was never recorded")
+    assert event.message.startswith(f"admin let ServiceOwnership {namespace}/shop through freeze window launch")
+
+
+def test_a_label_dropped_with_the_change_keeps_its_release_in_the_old_tier(operator, apps, custom, make_policy,
+                                                                           namespace):
+    _governed_shop(apps, custom, make_policy, namespace)
+    _, _, headers = apps.patch_namespaced_deployment_with_http_info(
+        "shop", namespace, {**_new_image("app:2"), "metadata": {"labels": {"app": "elsewhere"}}})
+    assert "rule tier-downgrade" in headers.get("Warning", "")  # admitted outside a freeze, with a warning
+    (release,) = wait_for(lambda: [r for r in _releases(custom, namespace) if r.get("status")], 60,
+                          "the change was never recorded")
+    assert release["spec"]["tier"] == "critical"
+    assert wait_for(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "releases", release[
+        "metadata"]["name"])["status"]["phase"] == "AwaitingApproval", 30, "the release never awaited approval")
+
+
+def test_the_namespace_comes_from_the_request_not_the_object(operator, apps, make_policy, namespace):
+    make_policy(namespace)
+    wait_enforced(apps, namespace)
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+        "namespace": namespace, "operation": "CREATE", "userInfo": {"username": "mallory"},
+        "object": {**deployment("blank", {"app": "blank"}), "metadata": {"name": "blank", "namespace": ""}}}}
+    response = requests.post(f"{operator.webhook_url}/workloads", json=review, timeout=10,
+                             verify=str(operator.cert_dir / "tls.crt"))
+    assert response.json()["response"]["allowed"] is False
+    assert f"Deployment {namespace}/blank is missing annotation ballast.dev/owner" in response.text

@@ -5,18 +5,24 @@ ReleasePolicy, selecting that policy's namespaces, with ``failurePolicy: Fail`` 
 stopped operator must not let unchecked workloads in) and ``Ignore`` in Warn/Audit mode (advice must
 never block a deploy). Ballast's own objects get one more entry, with ``Ignore``: the CRD schemas
 already refuse most mistakes, and an operator outage should not lock platform teams out of their
-policies.
+policies. Releases get their own entry, with ``Fail``: they are the operator's record, only it may
+create them or change what they say (status included), and while it is down nobody can act on a release anyway (the
+approval stamp already fails closed).
+
+The server reads an object's namespace from the AdmissionReview request, not from the object: before
+Kubernetes 1.24 ``object.metadata.namespace`` is whatever the client sent.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kopf
+from kopf._cogs.structs import reviews
 
 from ballast.admission.certs import write_self_signed
 from ballast.admission.reviews import CheckedWebhookServer
@@ -27,7 +33,9 @@ CONFIGURATION_NAME = "ballast.dev"
 WORKLOADS_WEBHOOK = "workloads"
 """kopf handler id, and so the URL path, of workload validation."""
 OBJECTS_WEBHOOK = "objects"
-"""kopf handler id, and so the URL path, of ReleasePolicy/ServiceOwnership/Release validation."""
+"""kopf handler id, and so the URL path, of ReleasePolicy/ServiceOwnership validation."""
+RELEASES_WEBHOOK = "releases"
+"""kopf handler id, and so the URL path, of Release validation."""
 PAUSE_WEBHOOK = "pause"
 """kopf handler id, and so the URL path, of the mutation that pauses a changed Deployment."""
 APPROVALS_WEBHOOK = "approvals"
@@ -67,6 +75,31 @@ class Endpoint:
         return {"url": f"{self.base_url}/{path}", "caBundle": self.ca_bundle}
 
 
+def with_request_namespace(review: Any) -> Any:
+    """The review with its objects' namespace set to the request's, for a namespaced request."""
+    request = review.get("request") if isinstance(review, dict) else None
+    namespace = request.get("namespace") if isinstance(request, dict) else None
+    if not isinstance(namespace, str) or not namespace:
+        return review
+    for key in ("object", "oldObject"):
+        obj = request.get(key)
+        if isinstance(obj, dict) and isinstance(obj.get("metadata", {}), dict):
+            obj.setdefault("metadata", {})["namespace"] = namespace
+    return review
+
+
+class WebhookServer(CheckedWebhookServer):
+    """kopf's server that refuses malformed reviews, with every review's objects placed in the request's
+    namespace (see the module doc)."""
+
+    async def __call__(self, fn: reviews.WebhookFn) -> AsyncIterator[reviews.WebhookClientConfig]:
+        async def in_request_namespace(request: reviews.Request, **kwargs: Any) -> reviews.Response:
+            return await fn(with_request_namespace(request), **kwargs)
+
+        async for config in super().__call__(in_request_namespace):
+            yield config
+
+
 def build_server(options: WebhookOptions, scratch_dir: Path) -> tuple[kopf.WebhookServer, Endpoint]:
     """The kopf webhook server and the endpoint description for the webhook configuration."""
     cert_dir = options.cert_dir or scratch_dir
@@ -79,7 +112,7 @@ def build_server(options: WebhookOptions, scratch_dir: Path) -> tuple[kopf.Webho
         paths = write_self_signed(cert_dir, hosts)
         certfile, keyfile = paths.certfile, paths.keyfile
     cafile = cert_dir / "ca.crt" if (cert_dir / "ca.crt").exists() else certfile
-    server = CheckedWebhookServer(
+    server = WebhookServer(
         addr=options.bind_address, port=options.port, host=options.host,
         certfile=str(certfile), pkeyfile=str(keyfile), cafile=str(cafile),
     )
@@ -137,12 +170,13 @@ def desired_configurations(
     always_exempt: Iterable[str],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Validating- and MutatingWebhookConfiguration for the given (name, spec) policies."""
-    validating = [_webhook(
-        f"objects.{GROUP}", endpoint, OBJECTS_WEBHOOK,
-        [_rule(GROUP, VERSION, ["releasepolicies"], "Cluster"),
-         _rule(GROUP, VERSION, ["serviceownerships", "releases"], "Namespaced")],
-        fail=False,
-    )]
+    validating = [
+        _webhook(f"objects.{GROUP}", endpoint, OBJECTS_WEBHOOK,
+                 [_rule(GROUP, VERSION, ["releasepolicies"], "Cluster"),
+                  _rule(GROUP, VERSION, ["serviceownerships"], "Namespaced")], fail=False),
+        _webhook(f"releases.{GROUP}", endpoint, RELEASES_WEBHOOK,
+                 [_rule(GROUP, VERSION, ["releases", "releases/status"], "Namespaced")], fail=True),
+    ]
     # Approvals are stamped with the approver's identity; without the stamp there is no approval, so a
     # stopped operator makes approvals wait rather than pass unrecorded.
     mutating = [_webhook(f"approvals.{GROUP}", endpoint, APPROVALS_WEBHOOK,
@@ -157,7 +191,7 @@ def desired_configurations(
         ))
         mutating.append(_webhook(
             f"{name}.pause.{GROUP}", endpoint, PAUSE_WEBHOOK,
-            [_rule("apps", "v1", ["deployments"], "Namespaced", ("UPDATE",))],
+            [_rule("apps", "v1", ["deployments"], "Namespaced")],
             fail=enforce, namespace_selector=selector, mutating=True,
         ))
     return (

@@ -70,7 +70,7 @@ def operator_group() -> None:
 @click.option("--metrics-address", default="0.0.0.0", show_default=True, help="Address /metrics listens on.")
 @click.option("--operator-username", envvar="BALLAST_OPERATOR_USERNAME",
               help="The username the API server sees for the operator (default: asked with a TokenReview); "
-                   "admission lets this identity's writes through untouched.")
+                   "admission lets this identity's writes through untouched. Webhooks are not served without it.")
 @click.option("--webhooks/--no-webhooks", default=True, show_default=True,
               help="Serve the admission webhooks and keep the ValidatingWebhookConfiguration in step.")
 @click.option("--webhook-port", type=int, default=9443, show_default=True, help="Port the webhook server listens on.")
@@ -129,10 +129,12 @@ def run(
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").addFilter(_drop_admission_refusals)
     operator_username = operator_username or whoami()
-    if operator_username is None:
-        logging.getLogger(__name__).warning(
-            "Could not tell which user the operator runs as: pass --operator-username, or its own "
-            "Deployment writes (rollbacks, promotions) are checked like anyone's.")
+    if operator_username is None and webhooks:
+        # Its webhooks would treat its own writes as a person's: revert its promotions, refuse its Releases.
+        raise click.UsageError(
+            "The operator could not tell which user the API server sees it as (the TokenReview failed), so it "
+            "cannot serve webhooks that must let its own writes through: pass --operator-username with that "
+            "user name (e.g. system:serviceaccount:ballast-system:ballast), or run with --no-webhooks.")
     if webhook_service is not None and "/" not in webhook_service:
         raise click.BadParameter("use NAMESPACE/NAME, e.g. ballast-system/ballast", param_hint="--webhook-service")
     if leader_election and not operator_namespace:

@@ -16,17 +16,35 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from ballast.admission.webhook import APPROVALS_WEBHOOK, OBJECTS_WEBHOOK, PAUSE_WEBHOOK, WORKLOADS_WEBHOOK
-from ballast.api.common import GROUP, VERSION, RiskTier
+from ballast.admission.bookkeeping import mutation
+from ballast.admission.webhook import (
+    APPROVALS_WEBHOOK,
+    OBJECTS_WEBHOOK,
+    PAUSE_WEBHOOK,
+    RELEASES_WEBHOOK,
+    WORKLOADS_WEBHOOK,
+)
+from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
-from ballast.controllers.runtime import Runtime, describe_validation_error, now
+from ballast.controllers.runtime import Options, Runtime, describe_validation_error, now
 from ballast.instruments import ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
-from ballast.kube.deployments import BOOKKEEPING_ANNOTATIONS, CHANGED_BY_ANNOTATION, PENDING_ANNOTATION, is_canary
+from ballast.kube.deployments import release_canaries
 from ballast.kube.events import post_event
-from ballast.policy.admission import Decision, WorkloadRequest, evaluate
-from ballast.policy.workloads import template_hash
-from ballast.release.requests import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION
+from ballast.policy.admission import (
+    EMERGENCY_ANNOTATION,
+    AdmissionContext,
+    BreakGlass,
+    Decision,
+    ReleaseRequest,
+    WorkloadRequest,
+    evaluate,
+    judge_ownership_change,
+    judge_release_request,
+    judged_tier,
+)
+from ballast.policy.workloads import WorkloadSummary
+from ballast.release.requests import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION
 
 OPERATIONS = ["CREATE", "UPDATE"]
 logger = logging.getLogger(__name__)
@@ -67,7 +85,7 @@ async def validate_workload(
     namespace = metadata.get("namespace") or ""
     username = (userinfo or {}).get("username", "")
     context = runtime.admission_context(namespace, now())
-    if context is None or username == runtime.options.operator_username:
+    if context is None or _by_operator(userinfo, memo):
         # The operator's own writes (canaries, rollbacks during a freeze) must never be refused.
         ADMISSION_REQUESTS.labels(kind=kind, decision="exempt", rule="none").inc()
         return
@@ -93,76 +111,102 @@ async def validate_workload(
     label = _decision_label(decision)
     for rule in {f.rule.value for f in decision.findings} or {"none"}:
         ADMISSION_REQUESTS.labels(kind=kind, decision=label, rule=rule).inc()
-    if decision.break_glass is not None and not dryrun:
-        glass = decision.break_glass
-        BREAK_GLASS.labels(namespace=namespace, window=glass.window).inc()
-        # Off the hot path: the API server is waiting for this answer, not for the event.
-        runtime.in_background(asyncio.to_thread(
-            post_event, dict(body), "Warning", "BreakGlass",
-            f"{glass.username} let {kind} {namespace}/{request.name} through freeze window "
-            f"{glass.window} with ballast.dev/emergency: {glass.reason}",
-        ))
-    if decision.frozen is not None and not decision.allowed and not dryrun:
-        # Recorded in the policy's status by its reconciler, off the hot path, for the scoreboard.
-        runtime.pending_refusals.setdefault(context.policy_name, []).append(decision.frozen)
-        if runtime.policy_reconciler is not None:
-            runtime.policy_reconciler.request("all")
+    if not dryrun:
+        _record(runtime, context, body, f"{kind} {namespace}/{request.name}", decision)
     ADMISSION_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
     if not decision.allowed:
         raise kopf.AdmissionError(decision.refusal, code=403)
 
 
+def _record(runtime: Runtime, context: AdmissionContext, body: kopf.Body, subject: str, decision: Decision) -> None:
+    """Break-glass as an event, and a change a freeze refused in the policy's status, both off the hot path."""
+    if decision.break_glass is not None:
+        glass = decision.break_glass
+        BREAK_GLASS.labels(namespace=body.get("metadata", {}).get("namespace") or "",
+                           window=glass.window or "none").inc()
+        runtime.in_background(asyncio.to_thread(
+            post_event, dict(body), "Warning", "BreakGlass", _break_glass_message(subject, glass)))
+    if decision.frozen is not None and not decision.allowed:
+        # Recorded in the policy's status by its reconciler, for the scoreboard.
+        runtime.pending_refusals.setdefault(context.policy_name, []).append(decision.frozen)
+        if runtime.policy_reconciler is not None:
+            runtime.policy_reconciler.request("all")
+
+
+def _break_glass_message(subject: str, glass: BreakGlass) -> str:
+    if glass.window is not None:
+        return f"{glass.username} let {subject} through freeze window {glass.window} with {EMERGENCY_ANNOTATION}: " \
+               f"{glass.reason}"
+    return f"{glass.username} set {EMERGENCY_ANNOTATION} on {subject}: {glass.reason} (no freeze window is open; " \
+           "a Deployment's release records the reason, which lets it past a spent error budget)"
+
+
 @kopf.on.validate(GROUP, VERSION, "releasepolicies", id=OBJECTS_WEBHOOK, operations=OPERATIONS)
 @kopf.on.validate(GROUP, VERSION, "serviceownerships", id=OBJECTS_WEBHOOK, operations=OPERATIONS)
-def validate_ballast_object(resource: kopf.Resource, body: kopf.Body, subresource: str | None, **_: Any) -> None:
-    """The rules a structural schema cannot express (on Kubernetes 1.20, which has no CEL)."""
+async def validate_ballast_object(
+    resource: kopf.Resource, body: kopf.Body, old: kopf.Body | None, subresource: str | None,
+    userinfo: dict[str, Any], dryrun: bool, warnings: list[str], memo: kopf.Memo, **_: Any,
+) -> None:
+    """The rules a structural schema cannot express (on Kubernetes 1.20, which has no CEL), and no
+    lowering of a ServiceOwnership's tier past a freeze."""
     if subresource:
         return
     model = ReleasePolicySpec if resource.plural == "releasepolicies" else ServiceOwnershipSpec
+    metadata = body.get("metadata", {})
     try:
-        model.model_validate(body.get("spec") or {})
+        spec = model.model_validate(body.get("spec") or {})
     except ValidationError as error:
-        metadata = body.get("metadata", {})
         where = f"{metadata.get('namespace')}/{metadata.get('name')}" if metadata.get("namespace") \
             else metadata.get("name")
         raise kopf.AdmissionError(f"{resource.kind} {where} is invalid: {describe_validation_error(error)}.",
                                   code=422) from None
+    runtime: Runtime | None = memo.get("runtime")
+    if not isinstance(spec, ServiceOwnershipSpec) or old is None or runtime is None or _by_operator(userinfo, memo):
+        return
+    try:
+        before = ServiceOwnershipSpec.model_validate(old.get("spec") or {})
+    except ValidationError:
+        return  # nothing reliable to compare with
+    namespace = metadata.get("namespace") or ""
+    context = runtime.admission_context(namespace, now())
+    if context is None:
+        return
+    workloads = [(w.kind, w.name, w.labels) for w in runtime.workloads.get(namespace, [])]
+    decision = judge_ownership_change(namespace, metadata.get("name") or "", before, spec, old, body, workloads,
+                                      (userinfo or {}).get("username", ""), context)
+    warnings.extend(decision.warnings)
+    if not dryrun:
+        _record(runtime, context, body, f"ServiceOwnership {namespace}/{metadata.get('name')}", decision)
+    if not decision.allowed:
+        raise kopf.AdmissionError(decision.refusal, code=403)
 
 
-@kopf.on.mutate("apps", "v1", "deployments", id=PAUSE_WEBHOOK, operations=["UPDATE"])
+@kopf.on.mutate("apps", "v1", "deployments", id=PAUSE_WEBHOOK, operations=OPERATIONS)
 async def pause_changed_template(
-    body: kopf.Body, old: kopf.Body | None, new: kopf.Body | None, patch: kopf.Patch,
+    body: kopf.Body, old: kopf.Body | None, new: kopf.Body | None, patch: kopf.Patch, operation: str,
     subresource: str | None, userinfo: dict[str, Any], memo: kopf.Memo, **_: Any,
 ) -> None:
-    """Hold a governed Deployment whose pod template changed, so the release engine can canary it."""
+    """Hold a governed Deployment whose pod template changed, so the release engine can canary it, and
+    keep the bookkeeping annotations only the webhook and the operator write (see ``bookkeeping``)."""
     runtime: Runtime | None = memo.get("runtime")
     if runtime is None or not runtime.indexes_ready:
         raise kopf.AdmissionError(
             "Ballast's operator is starting and cannot take over this change yet: retry in a few seconds.", code=503)
-    username = (userinfo or {}).get("username", "")
-    if subresource or old is None or new is None or username == runtime.options.operator_username:
+    if subresource or new is None or _by_operator(userinfo, memo):
         return
     metadata = body.get("metadata", {})
-    if is_canary(body) or metadata.get("deletionTimestamp"):
+    namespace = metadata.get("namespace") or ""
+    canaries = release_canaries(runtime.releases.get(namespace, []))
+    if WorkloadSummary.from_body(body).is_release_canary(canaries) or metadata.get("deletionTimestamp"):
         return
-    if runtime.admission_context(metadata.get("namespace") or "", now()) is None:
+    context = runtime.admission_context(namespace, now())
+    if context is None:
         return
-    old_annotations = old.get("metadata", {}).get("annotations") or {}
-    new_annotations = new.get("metadata", {}).get("annotations") or {}
-    old_template, new_template = old.get("spec", {}).get("template"), new.get("spec", {}).get("template")
-    if old_template != new_template:
+    change = mutation(operation, old, new, _identity(userinfo), judged_tier(old, new, context.ownerships))
+    if change.pause:
         patch.setdefault("spec", {})["paused"] = True
-        annotations = patch.setdefault("metadata", {}).setdefault("annotations", {})
-        annotations[PENDING_ANNOTATION] = template_hash(new_template)
-        annotations[CHANGED_BY_ANNOTATION] = _identity(userinfo)
-    elif PENDING_ANNOTATION in old_annotations:
-        # A release is under way: whatever the request says (say, an apply that does not know about
-        # spec.paused), the Deployment stays held and keeps its bookkeeping until the release ends.
-        if not new.get("spec", {}).get("paused"):
-            patch.setdefault("spec", {})["paused"] = True
-        for key in BOOKKEEPING_ANNOTATIONS:
-            if key in old_annotations and new_annotations.get(key) != old_annotations[key]:
-                patch.setdefault("metadata", {}).setdefault("annotations", {})[key] = old_annotations[key]
+    if change.annotations:
+        patch.setdefault("metadata", {}).setdefault("annotations", {}).update(change.annotations)
 
 
 @kopf.on.mutate(GROUP, VERSION, "releases", id=APPROVALS_WEBHOOK, operations=["UPDATE"])
@@ -183,40 +227,36 @@ async def stamp_approver(
         del patch["metadata"]
 
 
-@kopf.on.validate(GROUP, VERSION, "releases", id=OBJECTS_WEBHOOK, operations=["UPDATE"])
+@kopf.on.validate(GROUP, VERSION, "releases", id=RELEASES_WEBHOOK, operations=OPERATIONS, subresource="*")
 def validate_release_request(
-    old: kopf.Body | None, new: kopf.Body | None, subresource: str | None, userinfo: dict[str, Any],
+    operation: str, old: kopf.Body | None, new: kopf.Body | None, subresource: str | None, userinfo: dict[str, Any],
     memo: kopf.Memo, **_: Any,
 ) -> None:
-    """Four eyes on approvals, and no skipping of steps where the tier forbids it."""
-    update = _update_by_a_person(old, new, subresource, userinfo, memo)
-    if update is None or new is None:
+    """Only the operator records Releases; people steer them, with four eyes and no skipping where forbidden."""
+    if new is None or _by_operator(userinfo, memo):
         return
     metadata = new.get("metadata", {})
-    subject = f"Release {metadata.get('namespace')}/{metadata.get('name')}"
-    spec = new.get("spec") or {}
-    if update.added(APPROVE_ANNOTATION):
-        author = (spec.get("changedBy") or {}).get("username")
-        if author and author == update.username:
-            raise kopf.AdmissionError(
-                f"{subject} was changed by {update.username}, who cannot also approve it (four eyes): ask "
-                "someone else to run `kubectl ballast approve`.", code=403)
+    namespace = metadata.get("namespace") or ""
     runtime: Runtime | None = memo.get("runtime")
-    if update.added(PROMOTE_ANNOTATION) and runtime is not None:
-        governing = runtime.governing_policy(metadata.get("namespace") or "")
-        policy = governing.effective if governing and governing.effective else ReleasePolicySpec()
-        tier = spec.get("tier") or "medium"
-        if not policy.tiers.for_tier(RiskTier(tier)).allow_skip:
-            raise kopf.AdmissionError(
-                f"{subject} is {tier} tier, whose policy does not allow skipping steps: let the analysis finish, "
-                "or `kubectl ballast abort` it.", code=403)
+    governing = runtime.governing_policy(namespace) if runtime is not None else None
+    policy = governing.effective if governing and governing.effective else ReleasePolicySpec()
+    refusal = judge_release_request(ReleaseRequest(operation, namespace, metadata.get("name") or "", old, new,
+                                                   (userinfo or {}).get("username", ""), subresource), policy)
+    if refusal is not None:
+        raise kopf.AdmissionError(refusal, code=403)
+
+
+def _by_operator(userinfo: dict[str, Any], memo: kopf.Memo) -> bool:
+    """Whether the request is the operator's own write (which admission never refuses or rewrites)."""
+    options: Options | None = memo.get("options")
+    return options is not None and options.operator_username is not None and \
+        (userinfo or {}).get("username") == options.operator_username
 
 
 @dataclass(frozen=True)
 class _PersonsUpdate:
     """An update of an object by someone other than the operator, seen through its annotations."""
 
-    username: str
     identity: str
     """The requester's identity as JSON, for the record."""
     old: dict[str, str]
@@ -228,14 +268,9 @@ class _PersonsUpdate:
 
 def _update_by_a_person(old: kopf.Body | None, new: kopf.Body | None, subresource: str | None,
                         userinfo: dict[str, Any], memo: kopf.Memo) -> _PersonsUpdate | None:
-    if subresource or old is None or new is None:
-        return None
-    runtime: Runtime | None = memo.get("runtime")
-    username = (userinfo or {}).get("username", "")
-    if runtime is not None and username == runtime.options.operator_username:
+    if subresource or old is None or new is None or _by_operator(userinfo, memo):
         return None
     return _PersonsUpdate(
-        username=username,
         identity=_identity(userinfo),
         old=dict(old.get("metadata", {}).get("annotations") or {}),
         new=dict(new.get("metadata", {}).get("annotations") or {}),

@@ -56,5 +56,6 @@ def policies_by_name(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str
 @kopf.index(GROUP, VERSION, "releases")
 def releases_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, dict[str, Any]]:
     snap = snapshot(body)
-    snap["metadata"]["creationTimestamp"] = body.get("metadata", {}).get("creationTimestamp")
+    for key in ("creationTimestamp", "labels", "ownerReferences"):  # who made it, for created_by_operator
+        snap["metadata"][key] = copy.deepcopy(body.get("metadata", {}).get(key))
     return {namespace: snap}

@@ -17,6 +17,7 @@ from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
 from ballast.controllers.runtime import ParsedPolicy, Runtime, now, post_condition_events, updated_conditions
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
 from ballast.kube.client import CustomObjectRef, api_client, update_status
+from ballast.kube.deployments import release_canaries
 from ballast.policy.admission import standing_findings
 from ballast.policy.freeze import open_windows, readable_refusals, record_refusals
 from ballast.policy.governance import SYSTEM_NAMESPACES, Governance, policy_conditions
@@ -38,7 +39,8 @@ def audit(runtime: Runtime, policy: ParsedPolicy, governance: Governance) -> lis
         context = runtime.admission_context(namespace, moment)
         if context is None:
             continue
-        workloads = [w for w in runtime.workloads.get(namespace, []) if not w.is_canary]
+        canaries = release_canaries(runtime.releases.get(namespace, []))
+        workloads = [w for w in runtime.workloads.get(namespace, []) if not w.is_release_canary(canaries)]
         for workload in sorted(workloads, key=lambda w: (w.kind, w.name)):
             for finding in standing_findings(workload.kind, namespace, workload.name, workload.labels,
                                              workload.annotations, context):

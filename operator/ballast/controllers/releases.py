@@ -32,7 +32,7 @@ from ballast.controllers.runtime import Runtime, now
 from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, api_client, update_status
-from ballast.policy.admission import EMERGENCY_ANNOTATION
+from ballast.policy.admission import MANAGED_BY, MANAGED_BY_LABEL, created_by_operator, stricter
 from ballast.policy.workloads import template_hash
 from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
 from ballast.release.machine import (
@@ -166,6 +166,11 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         return
     spec = release.spec
     deployment = await asyncio.to_thread(deployments.read_raw, namespace, spec.deployment)
+    if not created_by_operator(body, deployment):
+        # Debug only: every event of the Deployment brings it here again. The webhook refuses such Releases.
+        logger.debug("Release %s/%s was not created by Ballast for Deployment %s and is left alone.",
+                     namespace, name, spec.deployment)
+        return
     canary = await asyncio.to_thread(deployments.read_raw, namespace, deployments.canary_name(spec.deployment))
     _, policy = _policy(runtime, namespace)
     tier = policy.tiers.for_tier(spec.tier)
@@ -341,13 +346,21 @@ async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
     deployment = await asyncio.to_thread(deployments.read_raw, namespace, name)
     if deployment is None or deployments.PENDING_ANNOTATION not in _annotations(deployment):
         return
+    if runtime.governing_policy(namespace) is None:
+        return  # no webhook writes the marker there: whoever did, it is not a change Ballast holds
     revision = template_hash(deployment["spec"]["template"])
-    mine = [s for s in runtime.releases.get(namespace, []) if s["spec"].get("deployment") == name]
+    known = runtime.releases.get(namespace, [])
+    # Only the operator's own Releases of this very Deployment count: one anybody else made is never adopted.
+    mine = [s for s in known if s["spec"].get("deployment") == name and created_by_operator(s, deployment)]
     same = [s for s in mine if s["spec"].get("toRevision") == revision]
     if any((s.get("status") or {}).get("phase") not in {p.value for p in FINAL_PHASES} for s in same):
         return
     stable = await asyncio.to_thread(deployments.read_stable_revision, deployment)
-    body = _new_release(runtime, deployment, revision, stable, attempt=len(same) + 1)
+    taken = {s["metadata"]["name"] for s in known}
+    attempt = len(same) + 1
+    while _release_name(name, revision, attempt) in taken:  # a name squatted by a Release not ours
+        attempt += 1
+    body = _new_release(runtime, deployment, revision, stable, attempt)
     try:
         await asyncio.to_thread(kubernetes.client.CustomObjectsApi(api_client()).create_namespaced_custom_object,
                                 GROUP, VERSION, namespace, "releases", body)
@@ -367,6 +380,9 @@ def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
     owners = [o for o in runtime.named_ownerships(namespace) if o.spec.selector.matches(labels)]
     ownership = owners[0] if len(owners) == 1 else None
     tier = ownership.spec.risk_tier if ownership else RiskTier.MEDIUM
+    if annotations.get(deployments.PENDING_TIER_ANNOTATION) in {t.value for t in RiskTier}:
+        # As judged at admission: a label dropped together with the change does not lower its tier.
+        tier = stricter(tier, RiskTier(annotations[deployments.PENDING_TIER_ANNOTATION]))
     keys = policy.admission.required_annotations
     try:
         changed_by = UserInfo.model_validate(json.loads(annotations.get(deployments.CHANGED_BY_ANNOTATION, "")))
@@ -385,23 +401,28 @@ def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
         to_images=deployments.images(deployment["spec"]["template"]),
         changed_by=changed_by,
         change_type=change_type if change_type in CHANGE_TYPES else "feature",
-        emergency=annotations.get(EMERGENCY_ANNOTATION) or None,
+        # Break-glass as of the change itself (the webhook records it only when that request set it).
+        emergency=annotations.get(deployments.PENDING_EMERGENCY_ANNOTATION) or None,
         steps=policy.tiers.for_tier(tier).steps,
     )
-    release_name = f"{name}-{revision[:10]}" + (f"-{attempt}" if attempt > 1 else "")
     return {
         "apiVersion": API_VERSION,
         "kind": "Release",
         "metadata": {
-            "name": release_name,
+            "name": _release_name(name, revision, attempt),
             "namespace": namespace,
             "labels": {"ballast.dev/deployment": deployments.label_value(name),
-                       "ballast.dev/service": deployments.label_value(spec.service or name)},
+                       "ballast.dev/service": deployments.label_value(spec.service or name),
+                       MANAGED_BY_LABEL: MANAGED_BY},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
                                  "uid": metadata["uid"], "blockOwnerDeletion": False}],
         },
         "spec": spec.to_wire(),
     }
+
+
+def _release_name(deployment: str, revision: str, attempt: int) -> str:
+    return f"{deployment}-{revision[:10]}" + (f"-{attempt}" if attempt > 1 else "")
 
 
 # -- triggers ----------------------------------------------------------------------------------------------

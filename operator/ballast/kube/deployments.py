@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,15 +18,22 @@ import kubernetes
 
 from ballast.kube.client import api_client
 from ballast.policy.admission import ROLLED_BACK_ANNOTATION as ROLLED_BACK_ANNOTATION  # used by the release engine
-from ballast.policy.admission import rolled_back_revisions
+from ballast.policy.admission import created_by_operator, rolled_back_revisions
 from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL, template_hash
 
 PENDING_ANNOTATION = "ballast.dev/pending-revision"
 """Set by the mutating webhook on a paused Deployment whose template changed; removed when its release ends."""
 CHANGED_BY_ANNOTATION = "ballast.dev/changed-by"
 """JSON of the identity that made the pending change, captured at admission."""
-BOOKKEEPING_ANNOTATIONS = frozenset({PENDING_ANNOTATION, CHANGED_BY_ANNOTATION})
+PENDING_EMERGENCY_ANNOTATION = "ballast.dev/pending-emergency"
+"""The break-glass reason of the pending change, captured at admission only when that change set it."""
+PENDING_TIER_ANNOTATION = "ballast.dev/pending-tier"
+"""The tier the pending change was judged under at admission: the stricter of the workload's before and after it."""
+BOOKKEEPING_ANNOTATIONS = frozenset({PENDING_ANNOTATION, CHANGED_BY_ANNOTATION, PENDING_EMERGENCY_ANNOTATION,
+                                     PENDING_TIER_ANNOTATION})
 """Dropped from the Deployment when its release ends."""
+WEBHOOK_ONLY_ANNOTATIONS = BOOKKEEPING_ANNOTATIONS | {ROLLED_BACK_ANNOTATION}
+"""Written only by the mutating webhook and the operator: people's writes to them are undone."""
 RELEASE_ANNOTATION = "ballast.dev/release"
 """On a canary Deployment: the Release it belongs to."""
 ROLLED_BACK_HISTORY = 10
@@ -70,6 +77,12 @@ def name_taken_message(namespace: str, deployment: str, release: str) -> str:
     return (f"Deployment {namespace}/{canary_name(deployment)} exists and is not the canary of Release {release}: "
             f"Ballast needs that name for the canary of {deployment}. Rename or delete that Deployment; the "
             "release waits until then.")
+
+
+def release_canaries(releases: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The UID of each Release the operator created -> the name of the canary it runs."""
+    return {r["metadata"]["uid"]: canary_name(r["spec"]["deployment"]) for r in releases
+            if created_by_operator(r, None) and r["metadata"].get("uid") and (r.get("spec") or {}).get("deployment")}
 
 
 def canary_body(deployment: Mapping[str, Any], release: Mapping[str, Any], replicas: int) -> dict[str, Any]:

@@ -8,7 +8,11 @@ rules, the clock); nothing here performs I/O.
 Contract with the release engine: when it rolls a revision back it records the pod template's hash
 and the time in the workload annotation :data:`ROLLED_BACK_ANNOTATION` as a JSON object
 ``{"<template hash>": "<RFC 3339 time>"}``. Admission reads it from the stored (old) object, so a
-user cannot drop it in the same request that re-applies the revision.
+user cannot drop it in the same request that re-applies the revision (and the mutating webhook keeps
+people from dropping it in an earlier one).
+
+Releases are the operator's record: :func:`judge_release_request` refuses people creating them or
+rewriting what they say, and :func:`created_by_operator` is how the release engine tells its own.
 """
 
 from __future__ import annotations
@@ -24,13 +28,19 @@ from ballast.api.common import RiskTier, parse_duration
 from ballast.api.releasepolicy import AdmissionMode, FreezeRefusal, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.policy.freeze import freezing
-from ballast.policy.workloads import annotation_problems, parse_alerts, template_hash
+from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL, annotation_problems, parse_alerts, template_hash
+from ballast.release.requests import APPROVE_ANNOTATION, PROMOTE_ANNOTATION
 
 EMERGENCY_ANNOTATION = "ballast.dev/emergency"
 RETRY_ANNOTATION = "ballast.dev/retry"
 ROLLED_BACK_ANNOTATION = "ballast.dev/rolled-back-revisions"
 DEFAULT_TIER = RiskTier.MEDIUM
 """Tier of a workload no ServiceOwnership selects."""
+TIER_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL)
+"""Risk tiers from the least to the most strict."""
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "ballast"
+"""The label value the operator puts on the Releases it creates; the webhook refuses it from anyone else."""
 
 
 class Rule(StrEnum):
@@ -42,6 +52,8 @@ class Rule(StrEnum):
     ALERTS_EXIST = "alerts-exist"
     FREEZE_WINDOW = "freeze-window"
     ROLLED_BACK_REVISION = "rolled-back-revision"
+    CANARY_TRACK = "canary-track"
+    TIER_DOWNGRADE = "tier-downgrade"
 
 
 @dataclass(frozen=True)
@@ -92,9 +104,10 @@ class Finding:
 
 @dataclass(frozen=True)
 class BreakGlass:
-    """A freeze overridden with ``ballast.dev/emergency``: admitted, and recorded with who did it."""
+    """A change that set ``ballast.dev/emergency``: admitted past a freeze (``window``, when one is open)
+    and, on its Release, past a spent error budget; always recorded with who did it."""
 
-    window: str
+    window: str | None
     reason: str
     username: str
 
@@ -162,14 +175,14 @@ def template_changed(request: WorkloadRequest) -> bool:
     return old_template != new_template
 
 
-def newly_set(request: WorkloadRequest, key: str) -> str | None:
-    """The annotation's value if this request sets or changes it, else None.
+def newly_set(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, key: str) -> str | None:
+    """The annotation's value if the request taking ``old`` to ``new`` sets or changes it, else None.
 
     An emergency or retry annotation left on a workload from an earlier change must not silently
     wave through the next one: only a fresh value counts.
     """
-    value = (_annotations(request.new).get(key) or "").strip()
-    if not value or (_annotations(request.old).get(key) or "").strip() == value:
+    value = (_annotations(new).get(key) or "").strip()
+    if not value or (_annotations(old).get(key) or "").strip() == value:
         return None
     return value
 
@@ -204,6 +217,23 @@ def rolled_back_revisions(annotations: Mapping[str, str]) -> dict[str, datetime]
     return entries
 
 
+def stricter(a: RiskTier, b: RiskTier) -> RiskTier:
+    return max(a, b, key=TIER_ORDER.index)
+
+
+def workload_tier(labels: Mapping[str, str], ownerships: Sequence[NamedOwnership]) -> RiskTier:
+    """The strictest tier of the ServiceOwnerships selecting these labels (the default when none does)."""
+    tiers = [o.spec.risk_tier for o in ownerships if o.spec.selector.matches(labels)]
+    return max(tiers, key=TIER_ORDER.index) if tiers else DEFAULT_TIER
+
+
+def judged_tier(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
+                ownerships: Sequence[NamedOwnership]) -> RiskTier:
+    """The tier a change is judged under: the stricter of the workload's before and after it."""
+    return stricter(workload_tier(_metadata(old).get("labels") or {}, ownerships),
+                    workload_tier(_metadata(new).get("labels") or {}, ownerships))
+
+
 def rolled_back_at(stored: Mapping[str, Any] | None, revision: str) -> datetime | None:
     """When ``revision`` was rolled back, from the stored workload's annotation (tolerates garbage)."""
     return rolled_back_revisions(_annotations(stored)).get(revision)
@@ -224,6 +254,12 @@ def standing_findings(
     """
     subject = f"{kind} {namespace}/{name}"
     findings: list[Finding] = []
+    if labels.get(TRACK_LABEL) == CANARY_TRACK:
+        findings.append(context.finding(
+            Rule.CANARY_TRACK,
+            f"{subject} carries label {TRACK_LABEL}={CANARY_TRACK}, which marks the canaries Ballast's releases run "
+            "and exempts them from its checks: remove the label (Ballast labels its own canaries)",
+        ))
     owners = [o for o in context.ownerships if o.spec.selector.matches(labels)]
     if len(owners) > 1:
         names = ", ".join(sorted(o.name for o in owners))
@@ -259,7 +295,11 @@ def standing_findings(
 
 
 def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
-    """Judge one workload request under the governing policy."""
+    """Judge one workload request under the governing policy.
+
+    A change is judged under the stricter of the workload's tier before and after it, so dropping the
+    label a ServiceOwnership selects never takes a change out of its tier's freeze.
+    """
     mode = context.policy.admission.mode
     if never_refused(request):
         return Decision(allowed=True, mode=mode)
@@ -267,38 +307,182 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
     labels = _metadata(request.new).get("labels") or {}
     findings = standing_findings(request.kind, request.namespace, request.name, labels,
                                  _annotations(request.new), context)
-    owners = selecting_ownerships(request, context.ownerships)
+    tiers = [workload_tier(labels, context.ownerships)]
+    downgrade = None
+    if request.operation == "UPDATE":
+        old_labels = _metadata(request.old).get("labels") or {}
+        downgrade = _downgrade(subject, old_labels, labels, context)
+        if downgrade is not None:
+            findings.append(downgrade)
+        tiers.append(workload_tier(old_labels, context.ownerships))
 
     break_glass = frozen = None
+    revision = template_hash(((request.new or {}).get("spec") or {}).get("template"))
+    if template_changed(request) or downgrade is not None:
+        owners = selecting_ownerships(request, context.ownerships)
+        team = owners[0].spec.owner if len(owners) == 1 else \
+            _annotations(request.new).get(context.policy.admission.required_annotations.owner, "")
+        break_glass, frozen, finding = _freeze(subject, request.kind, request.namespace, request.name, revision,
+                                               team, tiers, request.old, request.new, request.username, context)
+        findings += [finding] if finding else []
     if template_changed(request):
-        tier = owners[0].spec.risk_tier if len(owners) == 1 else DEFAULT_TIER
-        window = freezing(context.policy.freeze_windows, tier, context.now)
-        revision = template_hash(((request.new or {}).get("spec") or {}).get("template"))
-        if window is not None:
-            reason = newly_set(request, EMERGENCY_ANNOTATION)
-            if reason is not None:
-                break_glass = BreakGlass(window.window.name, reason, request.username)
-            else:
-                team = owners[0].spec.owner if len(owners) == 1 else \
-                    _annotations(request.new).get(context.policy.admission.required_annotations.owner, "")
-                frozen = FreezeRefusal(at=context.now, kind=request.kind, namespace=request.namespace,
-                                       name=request.name, revision=revision, team=team, tier=tier,
-                                       window=window.window.name, username=request.username)
-                why = f" ({window.window.reason})" if window.window.reason else ""
-                findings.append(context.finding(
-                    Rule.FREEZE_WINDOW,
-                    f"{subject} is {tier.value} tier, frozen by window {window.window.name}{why} until "
-                    f"{window.ends_at.isoformat()}: wait until then, or for an emergency set annotation "
-                    f"{EMERGENCY_ANNOTATION} to a new reason such as the incident id",
-                ))
         when = rolled_back_at(request.old, revision)
         block = parse_duration(context.policy.rollback_block_period)
-        if when is not None and context.now - when < block and newly_set(request, RETRY_ANNOTATION) is None:
+        if when is not None and context.now - when < block and \
+                newly_set(request.old, request.new, RETRY_ANNOTATION) is None:
             findings.append(context.finding(
                 Rule.ROLLED_BACK_REVISION,
                 f"{subject} re-applies pod template {revision}, which Ballast rolled back at {when.isoformat()}: "
                 f"fix the change, or set annotation {RETRY_ANNOTATION} to a new value to release it again",
             ))
+    return _decide(mode, findings, break_glass, frozen)
 
+
+def _decide(mode: AdmissionMode, findings: list[Finding], break_glass: BreakGlass | None,
+            frozen: FreezeRefusal | None) -> Decision:
     refused = mode is AdmissionMode.ENFORCE and any(f.blocking for f in findings)
     return Decision(allowed=not refused, mode=mode, findings=findings, break_glass=break_glass, frozen=frozen)
+
+
+def _freeze(subject: str, kind: str, namespace: str, name: str, revision: str, team: str, tiers: Sequence[RiskTier],
+            old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, username: str, context: AdmissionContext,
+            ) -> tuple[BreakGlass | None, FreezeRefusal | None, Finding | None]:
+    """A gated change under the freeze windows of its tiers (before and after it, strictest first):
+    break-glass, or a refusal recorded for the scoreboard.
+
+    Break-glass counts only when this request sets or changes ``ballast.dev/emergency``, and is recorded
+    whether or not a window is open (the reason also lets the change's release past a spent error budget).
+    """
+    frozen_tiers = [(t, w) for t in sorted(set(tiers), key=TIER_ORDER.index, reverse=True)
+                    if (w := freezing(context.policy.freeze_windows, t, context.now)) is not None]
+    reason = newly_set(old, new, EMERGENCY_ANNOTATION)
+    if reason is not None:
+        return BreakGlass(frozen_tiers[0][1].window.name if frozen_tiers else None, reason, username), None, None
+    if not frozen_tiers:
+        return None, None, None
+    tier, window = frozen_tiers[0]
+    frozen = FreezeRefusal(at=context.now, kind=kind, namespace=namespace, name=name, revision=revision,
+                           team=team, tier=tier, window=window.window.name, username=username)
+    why = f" ({window.window.reason})" if window.window.reason else ""
+    return None, frozen, context.finding(
+        Rule.FREEZE_WINDOW,
+        f"{subject} is {tier.value} tier, frozen by window {window.window.name}{why} until "
+        f"{window.ends_at.isoformat()}: wait until then, or for an emergency set annotation "
+        f"{EMERGENCY_ANNOTATION} to a new reason such as the incident id",
+    )
+
+
+def _downgrade(subject: str, old_labels: Mapping[str, str], new_labels: Mapping[str, str],
+               context: AdmissionContext) -> Finding | None:
+    """A label change that takes a workload out of a ServiceOwnership, or into a laxer tier."""
+    dropped = sorted(o.name for o in context.ownerships
+                     if o.spec.selector.matches(old_labels) and not o.spec.selector.matches(new_labels))
+    old_tier, new_tier = workload_tier(old_labels, context.ownerships), workload_tier(new_labels, context.ownerships)
+    if not dropped and stricter(old_tier, new_tier) == new_tier:
+        return None
+    what = f"leaves ServiceOwnership {', '.join(dropped)}" if dropped else "changes labels"
+    return context.finding(
+        Rule.TIER_DOWNGRADE,
+        f"{subject} {what} and goes from {old_tier.value} to {new_tier.value} tier; this change is judged as "
+        f"{stricter(old_tier, new_tier).value}: keep the labels the ServiceOwnership selects, or change the "
+        "ServiceOwnership itself",
+        blocking=False,
+    )
+
+
+def judge_ownership_change(namespace: str, name: str, old: ServiceOwnershipSpec, new: ServiceOwnershipSpec,
+                           old_body: Mapping[str, Any] | None, new_body: Mapping[str, Any] | None,
+                           workloads: Sequence[tuple[str, str, Mapping[str, str]]], username: str,
+                           context: AdmissionContext) -> Decision:
+    """An update of a ServiceOwnership that lowers its tier or stops selecting workloads it governed.
+
+    Both are findings (warnings outside a freeze); during a freeze of the old tier they need break-glass
+    (``ballast.dev/emergency`` newly set on the ServiceOwnership) like any other change. ``workloads`` are
+    the namespace's (kind, name, labels).
+    """
+    subject = f"ServiceOwnership {namespace}/{name}"
+    dropped = [f"{kind} {workload}" for kind, workload, labels in sorted(workloads)
+               if old.selector.matches(labels) and not new.selector.matches(labels)]
+    lowered = stricter(old.risk_tier, new.risk_tier) != new.risk_tier
+    if not dropped and not lowered:
+        return Decision(allowed=True, mode=context.policy.admission.mode)
+    parts = [f"lowers riskTier from {old.risk_tier.value} to {new.risk_tier.value}"] if lowered else []
+    parts += [f"stops selecting {', '.join(dropped)}"] if dropped else []
+    findings = [context.finding(
+        Rule.TIER_DOWNGRADE,
+        f"{subject} {' and '.join(parts)}, taking its workloads out of the {old.risk_tier.value} tier's "
+        "guardrails: make sure this is meant (platform teams review tier changes)",
+        blocking=False,
+    )]
+    revision = template_hash((new_body or {}).get("spec"))
+    break_glass, frozen, finding = _freeze(subject, "ServiceOwnership", namespace, name, revision, new.owner,
+                                           [old.risk_tier, new.risk_tier], old_body, new_body, username, context)
+    findings += [finding] if finding else []
+    return _decide(context.policy.admission.mode, findings, break_glass, frozen)
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """An admission request for a Release, by someone other than the operator."""
+
+    operation: str
+    namespace: str
+    name: str
+    old: Mapping[str, Any] | None
+    new: Mapping[str, Any] | None
+    username: str
+    subresource: str | None = None
+
+
+def judge_release_request(request: ReleaseRequest, policy: ReleasePolicySpec) -> str | None:
+    """Why a person's request on a Release is refused, or None.
+
+    Only the operator creates Releases and writes what they say (spec, labels, owner references, status);
+    people steer them with annotations. The author and the tier come from the stored (old) Release,
+    so nobody approves their own change or skips a tier's steps by rewriting the record first.
+    """
+    subject = f"Release {request.namespace}/{request.name}"
+    if request.subresource == "status":
+        return (f"{subject}'s status is Ballast's record of what it decided and can only be written by its "
+                f"operator, not by {request.username}: steer the release with `kubectl ballast approve`, `promote` "
+                "or `abort`.")
+    if request.subresource:
+        return None
+    if request.operation == "CREATE":
+        return (f"{subject} cannot be created by {request.username}: Releases are recorded by Ballast's operator, "
+                "one per change of a governed Deployment's pod template: change the Deployment instead.")
+    if request.operation != "UPDATE":
+        return None
+    old, new = _metadata(request.old), _metadata(request.new)
+    changed = [what for what, a, b in (
+        ("spec", (request.old or {}).get("spec"), (request.new or {}).get("spec")),
+        ("labels", old.get("labels"), new.get("labels")),
+        ("owner references", old.get("ownerReferences"), new.get("ownerReferences")),
+    ) if (a or None) != (b or None)]
+    if changed:
+        return (f"{subject}'s {' and '.join(changed)} can only be written by Ballast's operator, not by "
+                f"{request.username}: steer the release with `kubectl ballast approve`, `promote` or `abort`.")
+    spec = (request.old or {}).get("spec") or {}
+    added = {key for key in (APPROVE_ANNOTATION, PROMOTE_ANNOTATION)
+             if key in _annotations(request.new) and key not in _annotations(request.old)}
+    if APPROVE_ANNOTATION in added and (spec.get("changedBy") or {}).get("username") == request.username:
+        return (f"{subject} was changed by {request.username}, who cannot also approve it (four eyes): ask "
+                "someone else to run `kubectl ballast approve`.")
+    tier = RiskTier(spec.get("tier") or DEFAULT_TIER)
+    if PROMOTE_ANNOTATION in added and not policy.tiers.for_tier(tier).allow_skip:
+        return (f"{subject} is {tier.value} tier, whose policy does not allow skipping steps: let the analysis "
+                "finish, or `kubectl ballast abort` it.")
+    return None
+
+
+def created_by_operator(release: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> bool:
+    """Whether the release engine may act on ``release``: the operator created it (its label, which the
+    webhook refuses from anyone else), and it is owned by ``deployment`` (by UID), when that is known."""
+    metadata = _metadata(release)
+    if (metadata.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return False
+    if deployment is None:
+        return True
+    uid = _metadata(deployment).get("uid")
+    return any(ref.get("kind") == "Deployment" and ref.get("uid") == uid
+               for ref in metadata.get("ownerReferences") or [])

@@ -31,11 +31,21 @@ class WorkloadSummary:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     kind: str = "Deployment"
+    owner_uids: frozenset[str] = frozenset()
+    """UIDs of its owner references."""
 
     @property
     def is_canary(self) -> bool:
-        """A canary the release engine runs beside a Deployment (it answers to the Deployment's owners)."""
+        """Labelled as a canary the release engine runs beside a Deployment (see :meth:`is_release_canary`)."""
         return self.labels.get(TRACK_LABEL) == CANARY_TRACK
+
+    def is_release_canary(self, canaries: Mapping[str, str]) -> bool:
+        """A canary a Release runs: labelled so, and owned by a Release (by UID) whose canary has this name.
+
+        ``canaries`` maps the UIDs of the operator's Releases to their canaries' names. The label alone
+        proves nothing: anyone who can edit a workload can set it.
+        """
+        return self.is_canary and any(canaries.get(uid) == self.name for uid in self.owner_uids)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], kind: str | None = None) -> WorkloadSummary:
@@ -46,6 +56,7 @@ class WorkloadSummary:
             labels=dict(metadata.get("labels") or {}),
             annotations=dict(metadata.get("annotations") or {}),
             kind=kind or body.get("kind") or "Deployment",
+            owner_uids=frozenset(ref["uid"] for ref in metadata.get("ownerReferences") or [] if ref.get("uid")),
         )
 
 

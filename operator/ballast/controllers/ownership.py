@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import kopf
-import kubernetes
 from pydantic import ValidationError
 
 from ballast.api.common import GROUP, VERSION
@@ -18,9 +16,10 @@ from ballast.controllers.runtime import (
     describe_validation_error,
     post_condition_events,
     updated_conditions,
+    write_status,
 )
 from ballast.instruments import export_service_metrics
-from ballast.kube.client import CustomObjectRef, update_status
+from ballast.kube.client import CustomObjectRef
 from ballast.policy.conditions import Observation
 from ballast.policy.ownership import assess_ownership
 from ballast.release.statistics import summarize
@@ -62,14 +61,9 @@ async def reconcile_namespace(runtime: Runtime, namespace: str) -> None:
         }
         export_service_metrics(namespace, so_name, history.statistics, budget)
         ref = CustomObjectRef("serviceownerships", snap["metadata"]["name"], namespace)
-        try:
-            written = await asyncio.to_thread(
-                update_status, ref, snap.get("status"), owned, snap["metadata"].get("resourceVersion")
-            )
-        except kubernetes.client.ApiException as error:
-            if error.status in (404, 409):
-                continue  # Deleted or changed meanwhile: its own event brings a fresh pass.
-            raise
+        written = await write_status(ref, snap, owned)
+        if written is None:
+            continue
         if written:
             post_condition_events(snap, changed)
 

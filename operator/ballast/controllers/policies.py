@@ -14,9 +14,16 @@ import kubernetes
 from ballast.admission.webhook import CONFIGURATION_NAME, desired_configurations
 from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
-from ballast.controllers.runtime import ParsedPolicy, Runtime, now, post_condition_events, updated_conditions
+from ballast.controllers.runtime import (
+    ParsedPolicy,
+    Runtime,
+    now,
+    post_condition_events,
+    updated_conditions,
+    write_status,
+)
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
-from ballast.kube.client import CustomObjectRef, api_client, update_status
+from ballast.kube.client import CustomObjectRef, api_client
 from ballast.kube.deployments import release_canaries
 from ballast.policy.admission import standing_findings
 from ballast.policy.freeze import open_windows, readable_refusals, record_refusals
@@ -98,14 +105,9 @@ async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: G
         "freezeRefusals": [r.to_wire() for r in refusals],
     }
     ref = CustomObjectRef("releasepolicies", policy.name)
-    try:
-        written = await asyncio.to_thread(
-            update_status, ref, snap.get("status"), owned, snap["metadata"].get("resourceVersion")
-        )
-    except kubernetes.client.ApiException as error:
-        if error.status in (404, 409):
-            return  # Deleted or changed meanwhile: its own event brings a fresh pass.
-        raise
+    written = await write_status(ref, snap, owned)
+    if written is None:
+        return
     del pending[:taken]  # listed now; refusals recorded meanwhile wait for the next pass
     if written:
         post_condition_events(snap, changed)

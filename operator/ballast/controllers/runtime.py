@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+import kubernetes
 from pydantic import ValidationError
 
 from ballast.admission.webhook import Endpoint, WebhookOptions
@@ -21,6 +22,7 @@ from ballast.api.releasepolicy import FreezeRefusal, ReleasePolicySpec, Required
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.analysis import AnalysisRunner
 from ballast.controllers.coalesce import Coalescer
+from ballast.kube.client import CustomObjectRef, update_status
 from ballast.metrics.breaker import GuardedProvider
 from ballast.metrics.prometheus import PrometheusProvider
 from ballast.metrics.provider import Timeouts
@@ -255,6 +257,21 @@ def updated_conditions(
             continue  # A hand-edited, malformed condition is replaced by a computed one.
     merged, changed = merge_conditions(existing, observed, now(), snap["metadata"].get("generation"))
     return [c.to_wire() for c in merged], changed
+
+
+async def write_status(ref: CustomObjectRef, snap: Mapping[str, Any], owned: dict[str, Any]) -> bool | None:
+    """Write the status fields a reconciler owns, conditional on the snapshot's resourceVersion.
+
+    True when written, False when nothing changed, None when the object was deleted or changed meanwhile
+    (its own event brings a fresh pass, so the caller simply stops).
+    """
+    try:
+        return await asyncio.to_thread(update_status, ref, snap.get("status"), owned,
+                                       snap["metadata"].get("resourceVersion"))
+    except kubernetes.client.ApiException as error:
+        if error.status in (404, 409):
+            return None
+        raise
 
 
 def post_condition_events(snap: Mapping[str, Any], changed: list[Condition]) -> None:

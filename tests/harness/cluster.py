@@ -453,13 +453,17 @@ class LocalCluster:
     def stop_prometheus(self, timeout: float = 10.0) -> None:
         self._terminate(["prometheus"], timeout)
 
-    def restart_apiserver(self, timeout: float = START_TIMEOUT) -> None:
-        """Stop kube-apiserver and start it again on the same port with the same data (a rolling upgrade)."""
+    def restart(self, component: str, timeout: float = START_TIMEOUT) -> None:
+        """Stop a component and start it again with the same command line and data: kube-apiserver as in a
+        rolling upgrade, trafficsim as a fleet of pods whose counters start again from zero."""
         assert self.info is not None, "cluster not started"
-        argv = self.info.argv["kube-apiserver"]
-        self._terminate(["kube-apiserver"], 10.0)
-        self._spawn("kube-apiserver", argv)
-        self._wait("kube-apiserver", lambda: self._get("/readyz"), timeout)
+        info = self.info
+        argv = info.argv[component]
+        self._terminate([component], 10.0)
+        self._spawn(component, argv)
+        ready = {"kube-apiserver": lambda: self._get("/readyz"),
+                 "trafficsim": lambda: get_ok(f"{info.trafficsim_url}/metrics")}[component]
+        self._wait(component, ready, timeout)
 
     @contextlib.contextmanager
     def paused(self, component: str) -> Iterator[None]:

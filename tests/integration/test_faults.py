@@ -99,7 +99,7 @@ def test_a_release_survives_an_api_server_restart_and_a_paused_etcd(governed, ap
     change(apps, namespace, "app:2.0", GOOD)
     wait_for(lambda: release_in(custom, namespace, ("Progressing",))["status"].get("canaryReadyAt"), 30,
              "the canary never became ready")
-    local_cluster.restart_apiserver()
+    local_cluster.restart("kube-apiserver")
     with local_cluster.paused("etcd"):
         time.sleep(5)  # the fault itself: the API server cannot read or write for 5 s
     release = final_release(custom, namespace, timeout=120)
@@ -144,3 +144,22 @@ def test_an_operator_killed_between_its_decision_and_its_actions_finishes_them(
     assert image_of(apps, namespace) == image
     assert apps.read_namespaced_deployment("shop", namespace).spec.paused is not True
     wait_for(lambda: canary_gone(apps, namespace), 30, "the canary was never deleted")
+
+
+def test_counters_that_start_again_from_zero_give_correct_figures(governed, apps, custom, local_cluster):
+    """A pod's counters reset when it restarts; the default queries use increase(), which accounts for that:
+    no negative or impossible figure, no Error, and the release is promoted on its real traffic."""
+    namespace = governed
+    change(apps, namespace, "app:2.0", GOOD)
+    wait_for(lambda: release_in(custom, namespace, ("Progressing",))["status"].get("canaryReadyAt"), 30,
+             "the canary never became ready")
+    local_cluster.restart("trafficsim")  # every simulated pod's counters start again from zero
+    release = final_release(custom, namespace, timeout=120)
+    status = release["status"]
+    assert status["phase"] == "Promoted", status
+    for analysis in status["analyses"]:
+        assert analysis["verdict"] in ("Pass", "Inconclusive"), analysis
+        for side in ("canary", "baseline"):
+            figures = analysis[side]
+            assert figures.get("requests") is None or figures["requests"] >= 0, analysis
+            assert figures.get("errors") is None or 0 <= figures["errors"] <= figures["requests"], analysis

@@ -365,7 +365,7 @@ def run_reaction(bench: Bench, runs: int) -> bool:
     create_service(bench, NS_REACTION, ["shop"], 3, "shop")
     print(f"reaction: {runs} bad releases (20% errors) of {NS_REACTION}/shop, 3 replicas, one after another",
           flush=True)
-    return measure_rollbacks(bench, runs)
+    return measure_rollbacks(bench, runs, "reaction")
 
 
 def run_hung(bench: Bench, runs: int) -> bool:
@@ -387,17 +387,17 @@ def run_hung(bench: Bench, runs: int) -> bool:
         print(f"hung: {HUNG_RELEASES} releases in {NS_HUNG} wait on a Prometheus that never answers "
               f"({proxy.requests} requests hanging); {runs} bad releases of {NS_REACTION}/shop meanwhile",
               flush=True)
-        ok = measure_rollbacks(bench, runs)
+        ok = measure_rollbacks(bench, runs, "hung")
         print(f"(the hung provider was asked {proxy.requests} times in all: its circuit breaker keeps it from "
               "being asked every second per release)")
         return ok
 
 
-def measure_rollbacks(bench: Bench, runs: int) -> bool:
+def measure_rollbacks(bench: Bench, runs: int, part: str) -> bool:
     before = scrape(bench.operator.metrics_url)
     rows: list[tuple[str, str, str, Rollback | None]] = []
     for i in range(runs):
-        image = f"app:bad-{bench.run_id}-{i}"
+        image = f"app:bad-{bench.run_id}-{part}-{i}"  # a new template each time: none was rolled back yet
         mark = bench.watch.mark()
         change(bench.apps, NS_REACTION, image, BAD)
         release = bench.watch.final_release(NS_REACTION, "shop", image)

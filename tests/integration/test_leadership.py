@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from ballast.api.common import GROUP, VERSION
-from ballast.kube.leadership import LEADER_LABEL
+from ballast.api.vocabulary import LEADER_LABEL
 from tests.harness import wait_for
 from tests.harness.operator import OperatorProcess
 from tests.integration.kube import deployment, release_policy

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from ballast.api.common import RiskTier
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
+from ballast.api.vocabulary import ROLLED_BACK_ANNOTATION
 from ballast.policy.admission import (
-    ROLLED_BACK_ANNOTATION,
     AdmissionContext,
     BreakGlass,
     NamedOwnership,

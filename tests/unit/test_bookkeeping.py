@@ -9,14 +9,14 @@ from hypothesis import strategies as st
 
 from ballast.admission.bookkeeping import Mutation, mutation
 from ballast.api.common import RiskTier
-from ballast.kube.deployments import (
+from ballast.api.vocabulary import (
     CHANGED_BY_ANNOTATION,
     PENDING_ANNOTATION,
     PENDING_EMERGENCY_ANNOTATION,
     PENDING_TIER_ANNOTATION,
+    ROLLED_BACK_ANNOTATION,
     WEBHOOK_ONLY_ANNOTATIONS,
 )
-from ballast.policy.admission import ROLLED_BACK_ANNOTATION
 from ballast.policy.workloads import template_hash
 
 ME = json.dumps({"username": "alice"})

@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 from ballast.api.common import RiskTier, parse_duration
 from ballast.api.release import MAX_ANALYSES_KEPT, ReleasePhase, ReleaseStatus, Verdict
 from ballast.api.releasepolicy import TIER_DEFAULTS, InconclusiveAction, TierSettings
-from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
+from ballast.release.gates import (
+    Block,
+    BlockKind,
+    ErrorBudget,
+    GateInputs,
+    ReleaseRef,
+    budget_block,
+    concurrency_block,
+    waiting_block,
+)
 from ballast.release.machine import (
     ActionKind,
     Analysis,
@@ -81,13 +90,12 @@ class TestWaiting:
         assert result.status.started_at == T0
 
     def test_blocked_names_the_reason_and_waits(self):
-        result = plan(view(ReleaseStatus(), gates=Gates(blocked="2 releases progress in shop (limit 2)",
-                                                        blocked_kind="concurrency")))
+        block = Block(BlockKind.CONCURRENCY, "2 releases progress in shop (limit 2)")
+        result = plan(view(ReleaseStatus(), gates=Gates(block=block)))
         assert result.status.phase is ReleasePhase.BLOCKED and result.actions == []
         assert result.status.blocked_by == ["concurrency"]
         assert result.status.message == "2 releases progress in shop (limit 2)"
-        assert plan(view(result.status, gates=Gates(blocked="2 releases progress in shop (limit 2)"))
-                    ).transitioned is False
+        assert plan(view(result.status, gates=Gates(block=block))).transitioned is False
 
     def test_approval_gate(self):
         waiting = plan(view(ReleaseStatus(), gates=Gates(approval_required=True))).status
@@ -494,3 +502,37 @@ class TestNeverPromotesWithoutPasses:
             passed_steps = {a.step for a in status.analyses if a.verdict is Verdict.PASS}
             assert passed_steps == set(range(len(tier.steps)))
             assert status.analysis_counts.get("Fail", 0) < tier.failure_limit
+
+
+class TestWaitingBlock:
+    """Which gate holds a waiting release, in order; one awaiting approval holds no slot."""
+
+    ME = ReleaseRef("shop", "me", "payments", ReleasePhase.PENDING, T0)
+    BUSY = [ReleaseRef("shop", "other", "payments", ReleasePhase.PROGRESSING, T0 - timedelta(minutes=1))]
+    SPENT = ErrorBudget("shop", -0.2, "30d", ["fix", "reliability", "security"])
+
+    def inputs(self, **changes) -> GateInputs:
+        return replace(GateInputs(me=self.ME, releases=[], limit=1, tier="high", approval_pending=False), **changes)
+
+    def test_nothing_holds_a_free_release(self):
+        assert waiting_block(self.inputs()) is None
+
+    def test_the_canary_name_comes_first(self):
+        block = waiting_block(self.inputs(canary_name_taken="taken", releases=self.BUSY, budget=self.SPENT))
+        assert block == Block(BlockKind.CANARY_NAME, "taken")
+
+    def test_then_the_concurrency_limit_then_the_budget(self):
+        assert waiting_block(self.inputs(releases=self.BUSY, budget=self.SPENT)).kind is BlockKind.CONCURRENCY
+        assert waiting_block(self.inputs(budget=self.SPENT)).kind is BlockKind.ERROR_BUDGET
+        assert waiting_block(self.inputs(budget=self.SPENT, change_type="fix")) is None
+        assert waiting_block(self.inputs(budget=self.SPENT, emergency="INC-1")) is None
+
+    def test_awaiting_approval_waits_for_nothing_else(self):
+        assert waiting_block(self.inputs(releases=self.BUSY, approval_pending=True)) is None
+        awaiting = replace(self.ME, phase=ReleasePhase.AWAITING_APPROVAL)
+        assert waiting_block(self.inputs(me=awaiting, releases=self.BUSY)) is None
+        assert waiting_block(self.inputs(me=awaiting, canary_name_taken="taken")).kind is BlockKind.CANARY_NAME
+
+    def test_a_started_release_is_never_held(self):
+        running = replace(self.ME, phase=ReleasePhase.PROGRESSING)
+        assert waiting_block(self.inputs(me=running, releases=self.BUSY, canary_name_taken="taken")) is None

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ballast.api.releasepolicy import ReleasePolicySpec
+from ballast.api.vocabulary import ROLLED_BACK_ANNOTATION
 from ballast.kube.deployments import ROLLED_BACK_HISTORY, rolled_back_record
 from ballast.policy.admission import (
-    ROLLED_BACK_ANNOTATION,
     AdmissionContext,
     Rule,
     WorkloadRequest,

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ballast.api.common import RiskTier
-from ballast.kube.deployments import (
+from ballast.api.vocabulary import (
     CHANGED_BY_ANNOTATION,
+    EMERGENCY_ANNOTATION,
     PENDING_ANNOTATION,
     PENDING_EMERGENCY_ANNOTATION,
     PENDING_TIER_ANNOTATION,
     WEBHOOK_ONLY_ANNOTATIONS,
 )
-from ballast.policy.admission import EMERGENCY_ANNOTATION, newly_set
+from ballast.policy.admission import newly_set
 from ballast.policy.workloads import template_hash
 
 

@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ballast.api.common import ApiModel, Condition, RiskTier
+from ballast.api.vocabulary import ChangeType
 
 
 class ReleasePhase(StrEnum):
@@ -28,6 +29,15 @@ class ReleasePhase(StrEnum):
     ROLLED_BACK = "RolledBack"
     SUPERSEDED = "Superseded"
     FAILED = "Failed"
+
+
+FINAL_PHASES = frozenset({ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK, ReleasePhase.SUPERSEDED,
+                          ReleasePhase.FAILED})
+ACTIVE_PHASES = frozenset({ReleasePhase.PROGRESSING, ReleasePhase.PROMOTING, ReleasePhase.ROLLING_BACK})
+"""Phases that hold a concurrency slot."""
+WAITING_PHASES = frozenset({ReleasePhase.PENDING, ReleasePhase.BLOCKED, ReleasePhase.AWAITING_APPROVAL})
+QUEUED_PHASES = frozenset({ReleasePhase.PENDING, ReleasePhase.BLOCKED})
+"""Waiting phases that queue for a slot (a release awaiting approval does not)."""
 
 
 class Verdict(StrEnum):
@@ -76,7 +86,7 @@ class ReleaseSpec(ApiModel):
     """Container images after the change."""
     changed_by: UserInfo | None = None
     """Who applied the change."""
-    change_type: Literal["feature", "fix", "reliability", "security", "config"] = "feature"
+    change_type: ChangeType = ChangeType.FEATURE
     """Kind of change, from ``ballast.dev/change-type``."""
     emergency: str | None = None
     """Break-glass reason from ``ballast.dev/emergency``, when the change used it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -21,6 +21,7 @@ from ballast.api.common import (
     RiskTier,
 )
 from ballast.api.release import MAX_ANALYSES_KEPT
+from ballast.api.vocabulary import ALERTS_ANNOTATION, OWNER_ANNOTATION, RUNBOOK_ANNOTATION, ChangeType
 
 
 class AdmissionMode(StrEnum):
@@ -37,11 +38,11 @@ class AdmissionMode(StrEnum):
 class RequiredAnnotations(ApiModel):
     """The annotation keys that carry a workload's exit criteria; override them to fit existing conventions."""
 
-    owner: AnnotationKey = "ballast.dev/owner"
+    owner: AnnotationKey = OWNER_ANNOTATION
     """Key of the owning team's name."""
-    alerts: AnnotationKey = "ballast.dev/alerts"
+    alerts: AnnotationKey = ALERTS_ANNOTATION
     """Key of the comma-separated list of alert rule names that page for the workload."""
-    runbook: AnnotationKey = "ballast.dev/runbook"
+    runbook: AnnotationKey = RUNBOOK_ANNOTATION
     """Key of the http(s) URL of the workload's runbook."""
 
 
@@ -246,8 +247,8 @@ class ErrorBudgetGate(ApiModel):
 
     enabled: bool = True
     """Whether an exhausted error budget blocks new releases."""
-    exempt_change_types: list[Literal["feature", "fix", "reliability", "security", "config"]] = Field(
-        default_factory=lambda: ["fix", "reliability", "security"]
+    exempt_change_types: list[ChangeType] = Field(
+        default_factory=lambda: [ChangeType.FIX, ChangeType.RELIABILITY, ChangeType.SECURITY]
     )
     """Change types (annotation ``ballast.dev/change-type``) still admitted when the budget is spent."""
 

@@ -17,10 +17,10 @@ import kubernetes
 
 from ballast.api.common import GROUP, VERSION
 from ballast.api.release import ReleasePhase
+from ballast.api.vocabulary import ABORT_ANNOTATION, APPROVE_ANNOTATION, PROMOTE_ANNOTATION
 from ballast.cli.common import connect, kubeconfig_option, namespace_option
 from ballast.kube.client import DEFAULT_TIMEOUTS
 from ballast.release.machine import FINAL_PHASES
-from ballast.release.requests import ABORT_ANNOTATION, APPROVE_ANNOTATION, PROMOTE_ANNOTATION
 
 FINAL = {phase.value for phase in FINAL_PHASES}
 

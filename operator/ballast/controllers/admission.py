@@ -27,12 +27,12 @@ from ballast.admission.webhook import (
 from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
+from ballast.api.vocabulary import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, EMERGENCY_ANNOTATION
 from ballast.controllers.runtime import Options, Runtime, describe_validation_error, now
 from ballast.instruments import ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
 from ballast.kube.deployments import release_canaries
 from ballast.kube.events import post_event
 from ballast.policy.admission import (
-    EMERGENCY_ANNOTATION,
     AdmissionContext,
     BreakGlass,
     Decision,
@@ -44,7 +44,6 @@ from ballast.policy.admission import (
     judged_tier,
 )
 from ballast.policy.workloads import WorkloadSummary
-from ballast.release.requests import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION
 
 OPERATIONS = ["CREATE", "UPDATE"]
 logger = logging.getLogger(__name__)

@@ -24,20 +24,32 @@ import kopf
 import kubernetes
 from pydantic import ValidationError
 
+from ballast.api import vocabulary
 from ballast.api.common import API_VERSION, GROUP, VERSION, RiskTier
 from ballast.api.release import Release, ReleasePhase, ReleaseSpec, ReleaseStatus, UserInfo
 from ballast.api.releasepolicy import ReleasePolicySpec
+from ballast.api.vocabulary import (
+    ABORT_ANNOTATION,
+    APPROVED_BY_ANNOTATION,
+    CHANGE_TYPE_ANNOTATION,
+    DEFAULT_CHANGE_TYPE,
+    DEPLOYMENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PROMOTE_ANNOTATION,
+    SERVICE_LABEL,
+    ChangeType,
+)
 from ballast.controllers.analysis import look, unknown
 from ballast.controllers.runtime import Runtime, now
 from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, api_client, update_status
-from ballast.policy.admission import MANAGED_BY, MANAGED_BY_LABEL, created_by_operator, stricter
+from ballast.policy.admission import created_by_operator, stricter
 from ballast.policy.workloads import template_hash
-from ballast.release.gates import ReleaseRef, budget_block, concurrency_block
+from ballast.release.gates import ErrorBudget, GateInputs, ReleaseRef, waiting_block
 from ballast.release.machine import (
     FINAL_PHASES,
-    WAITING_PHASES,
     Action,
     ActionKind,
     Analysis,
@@ -48,13 +60,10 @@ from ballast.release.machine import (
     View,
     plan,
 )
-from ballast.release.requests import ABORT_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION
 from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
 
-CHANGE_TYPE_ANNOTATION = "ballast.dev/change-type"
-CHANGE_TYPES = ("feature", "fix", "reliability", "security", "config")
 
 
 # -- reading -----------------------------------------------------------------------------------------------
@@ -92,7 +101,7 @@ def _deployment_view(body: dict[str, Any] | None) -> DeploymentView | None:
         revision=template_hash(spec.get("template")),
         paused=bool(spec.get("paused")),
         replicas=replicas,
-        pending=deployments.PENDING_ANNOTATION in _annotations(body),
+        pending=vocabulary.PENDING_ANNOTATION in _annotations(body),
         rolled_out=rolled_out,
         stalled=stalled,
     )
@@ -182,29 +191,22 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
                 "approved_by": UserInfo.model_validate(json.loads(annotations[APPROVED_BY_ANNOTATION]))})
         except (ValueError, ValidationError):
             approved = False
-    blocked = blocked_kind = None
     release_uid = body["metadata"]["uid"]
-    if status.phase in WAITING_PHASES and canary is not None and not deployments.owned_by(canary, release_uid):
-        blocked, blocked_kind = deployments.name_taken_message(namespace, spec.deployment, name), "canary-name"
-    elif status.phase in (ReleasePhase.PENDING, ReleasePhase.BLOCKED) and \
-            not (tier.approval_required and not approved):
-        me = ReleaseRef(namespace, name, spec.owner, status.phase,
-                        datetime.fromisoformat(body["metadata"]["creationTimestamp"]))
-        blocked = concurrency_block(me, _refs(runtime), tier.max_concurrent, spec.tier.value)
-        blocked_kind = "concurrency" if blocked else None
-        if blocked is None and policy.error_budget.enabled and spec.service:
-            ownership = next((o for o in runtime.named_ownerships(namespace) if o.name == spec.service), None)
-            if ownership is not None and ownership.spec.slo is not None:
-                blocked = budget_block(spec.service, runtime.error_budgets.get((namespace, spec.service)),
-                                       ownership.spec.slo.window, spec.change_type, spec.emergency,
-                                       list(policy.error_budget.exempt_change_types))
-                blocked_kind = "error-budget" if blocked else None
+    block = waiting_block(GateInputs(
+        me=ReleaseRef(namespace, name, spec.owner, status.phase,
+                      datetime.fromisoformat(body["metadata"]["creationTimestamp"])),
+        releases=_refs(runtime), limit=tier.max_concurrent, tier=spec.tier.value,
+        approval_pending=tier.approval_required and not approved,
+        canary_name_taken=deployments.name_taken_message(namespace, spec.deployment, name)
+        if canary is not None and not deployments.owned_by(canary, release_uid) else None,
+        budget=_error_budget(runtime, policy, namespace, spec.service),
+        change_type=spec.change_type, emergency=spec.emergency,
+    ))
     view = View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
         from_revision=spec.from_revision, tier=tier, deployment=_deployment_view(deployment),
         canary=_canary_view(canary, release_uid),
-        gates=Gates(approval_required=tier.approval_required, approved=approved, blocked=blocked,
-                    blocked_kind=blocked_kind),
+        gates=Gates(approval_required=tier.approval_required, approved=approved, block=block),
         requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
         analysis=runtime.analyses.latest(key),
     )
@@ -241,6 +243,17 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         await asyncio.to_thread(_trim_history, runtime, namespace, spec.deployment, policy.release_history_limit)
     elif decision.requeue_after is not None:
         runtime.release_reconciler.request(key, after=decision.requeue_after)
+
+
+def _error_budget(runtime: Runtime, policy: ReleasePolicySpec, namespace: str, service: str) -> ErrorBudget | None:
+    """The service's error budget, where the policy gates on it and the service has an SLO."""
+    if not (policy.error_budget.enabled and service):
+        return None
+    ownership = next((o for o in runtime.named_ownerships(namespace) if o.name == service), None)
+    if ownership is None or ownership.spec.slo is None:
+        return None
+    return ErrorBudget(service, runtime.error_budgets.get((namespace, service)), ownership.spec.slo.window,
+                       list(policy.error_budget.exempt_change_types))
 
 
 def _look_job(runtime: Runtime, policy: ReleasePolicySpec, spec: ReleaseSpec, deployment: dict[str, Any],
@@ -298,7 +311,7 @@ def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | N
     if current is None or template_hash(current["spec"]["template"]) != template_hash(deployment["spec"]["template"]):
         return False
     rv = current["metadata"]["resourceVersion"]
-    kept = {k: v for k, v in _annotations(current).items() if k not in deployments.BOOKKEEPING_ANNOTATIONS}
+    kept = {k: v for k, v in _annotations(current).items() if k not in vocabulary.BOOKKEEPING_ANNOTATIONS}
     if action.kind is ActionKind.ENSURE_CANARY:
         try:
             deployments.ensure_canary(deployments.canary_body(current, release, action.replicas))
@@ -315,7 +328,7 @@ def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | N
             if stable is None:
                 raise RuntimeError(f"Deployment {namespace}/{spec.deployment} has no ReplicaSet to roll back to")
             fields["/spec/template"] = stable.template
-            kept[deployments.ROLLED_BACK_ANNOTATION] = deployments.rolled_back_record(
+            kept[vocabulary.ROLLED_BACK_ANNOTATION] = deployments.rolled_back_record(
                 _annotations(current), spec.to_revision, now())
         fields["/metadata/annotations"] = kept
         deployments.replace_fields(namespace, spec.deployment, rv, fields)
@@ -344,7 +357,7 @@ def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int)
 async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
     """Create the Release of a Deployment's pending change, once."""
     deployment = await asyncio.to_thread(deployments.read_raw, namespace, name)
-    if deployment is None or deployments.PENDING_ANNOTATION not in _annotations(deployment):
+    if deployment is None or vocabulary.PENDING_ANNOTATION not in _annotations(deployment):
         return
     if runtime.governing_policy(namespace) is None:
         return  # no webhook writes the marker there: whoever did, it is not a change Ballast holds
@@ -380,15 +393,15 @@ def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
     owners = [o for o in runtime.named_ownerships(namespace) if o.spec.selector.matches(labels)]
     ownership = owners[0] if len(owners) == 1 else None
     tier = ownership.spec.risk_tier if ownership else RiskTier.MEDIUM
-    if annotations.get(deployments.PENDING_TIER_ANNOTATION) in {t.value for t in RiskTier}:
+    if annotations.get(vocabulary.PENDING_TIER_ANNOTATION) in {t.value for t in RiskTier}:
         # As judged at admission: a label dropped together with the change does not lower its tier.
-        tier = stricter(tier, RiskTier(annotations[deployments.PENDING_TIER_ANNOTATION]))
+        tier = stricter(tier, RiskTier(annotations[vocabulary.PENDING_TIER_ANNOTATION]))
     keys = policy.admission.required_annotations
     try:
-        changed_by = UserInfo.model_validate(json.loads(annotations.get(deployments.CHANGED_BY_ANNOTATION, "")))
+        changed_by = UserInfo.model_validate(json.loads(annotations.get(vocabulary.CHANGED_BY_ANNOTATION, "")))
     except (ValueError, ValidationError):
         changed_by = None
-    change_type = annotations.get(CHANGE_TYPE_ANNOTATION, "feature")
+    change_type = annotations.get(CHANGE_TYPE_ANNOTATION, "")
     spec = ReleaseSpec(
         deployment=name,
         service=ownership.name if ownership else "",
@@ -400,9 +413,9 @@ def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
         from_images=deployments.images(stable.template if stable else None),
         to_images=deployments.images(deployment["spec"]["template"]),
         changed_by=changed_by,
-        change_type=change_type if change_type in CHANGE_TYPES else "feature",
+        change_type=ChangeType(change_type) if change_type in set(ChangeType) else DEFAULT_CHANGE_TYPE,
         # Break-glass as of the change itself (the webhook records it only when that request set it).
-        emergency=annotations.get(deployments.PENDING_EMERGENCY_ANNOTATION) or None,
+        emergency=annotations.get(vocabulary.PENDING_EMERGENCY_ANNOTATION) or None,
         steps=policy.tiers.for_tier(tier).steps,
     )
     return {
@@ -411,8 +424,8 @@ def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
         "metadata": {
             "name": _release_name(name, revision, attempt),
             "namespace": namespace,
-            "labels": {"ballast.dev/deployment": deployments.label_value(name),
-                       "ballast.dev/service": deployments.label_value(spec.service or name),
+            "labels": {DEPLOYMENT_LABEL: deployments.label_value(name),
+                       SERVICE_LABEL: deployments.label_value(spec.service or name),
                        MANAGED_BY_LABEL: MANAGED_BY},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
                                  "uid": metadata["uid"], "blockOwnerDeletion": False}],
@@ -439,11 +452,11 @@ def on_deployment_event(runtime: Runtime, body: kopf.Body) -> None:
     namespace, name = metadata.get("namespace"), metadata.get("name")
     annotations = metadata.get("annotations") or {}
     if deployments.is_canary(body):
-        release = annotations.get(deployments.RELEASE_ANNOTATION)
+        release = annotations.get(vocabulary.RELEASE_ANNOTATION)
         if release:
             runtime.release_reconciler.request((namespace, release))
         return
-    if deployments.PENDING_ANNOTATION in annotations:
+    if vocabulary.PENDING_ANNOTATION in annotations:
         runtime.release_reconciler.request(("deployment", namespace, name))
     for snap in runtime.releases.get(namespace, []):
         if snap["spec"].get("deployment") == name and \

@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from ballast.admission.webhook import build_server
+from ballast.api.vocabulary import PREFIX
 from ballast.controllers.analysis import AnalysisRunner, measure_error_budget
 from ballast.controllers.coalesce import Coalescer
 from ballast.controllers.ownership import reconcile_namespace
@@ -22,15 +23,14 @@ from ballast.metrics.provider import ProviderUnavailable
 
 logger = logging.getLogger(__name__)
 
-ANNOTATION_PREFIX = "ballast.dev"
 
 
 def configure_persistence(settings: kopf.OperatorSettings) -> None:
     """Keep any bookkeeping kopf does under Ballast's own annotation prefix, never kopf's defaults."""
-    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        prefix=PREFIX, key="last-handled-configuration"
     )
 
 

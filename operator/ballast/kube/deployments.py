@@ -16,26 +16,11 @@ from typing import Any
 
 import kubernetes
 
+from ballast.api.vocabulary import CANARY_TRACK, OWNERSHIP_ANNOTATIONS, PREFIX, RELEASE_ANNOTATION, TRACK_LABEL
 from ballast.kube.client import api_client
-from ballast.policy.admission import ROLLED_BACK_ANNOTATION as ROLLED_BACK_ANNOTATION  # used by the release engine
 from ballast.policy.admission import created_by_operator, rolled_back_revisions
-from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL, template_hash
+from ballast.policy.workloads import template_hash
 
-PENDING_ANNOTATION = "ballast.dev/pending-revision"
-"""Set by the mutating webhook on a paused Deployment whose template changed; removed when its release ends."""
-CHANGED_BY_ANNOTATION = "ballast.dev/changed-by"
-"""JSON of the identity that made the pending change, captured at admission."""
-PENDING_EMERGENCY_ANNOTATION = "ballast.dev/pending-emergency"
-"""The break-glass reason of the pending change, captured at admission only when that change set it."""
-PENDING_TIER_ANNOTATION = "ballast.dev/pending-tier"
-"""The tier the pending change was judged under at admission: the stricter of the workload's before and after it."""
-BOOKKEEPING_ANNOTATIONS = frozenset({PENDING_ANNOTATION, CHANGED_BY_ANNOTATION, PENDING_EMERGENCY_ANNOTATION,
-                                     PENDING_TIER_ANNOTATION})
-"""Dropped from the Deployment when its release ends."""
-WEBHOOK_ONLY_ANNOTATIONS = BOOKKEEPING_ANNOTATIONS | {ROLLED_BACK_ANNOTATION}
-"""Written only by the mutating webhook and the operator: people's writes to them are undone."""
-RELEASE_ANNOTATION = "ballast.dev/release"
-"""On a canary Deployment: the Release it belongs to."""
 ROLLED_BACK_HISTORY = 10
 """Rolled-back revisions remembered per Deployment."""
 POD_TEMPLATE_HASH = "pod-template-hash"
@@ -96,7 +81,7 @@ def canary_body(deployment: Mapping[str, Any], release: Mapping[str, Any], repli
     spec = deployment["spec"]
     labels = {**(metadata.get("labels") or {}), TRACK_LABEL: CANARY_TRACK}
     annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
-                   if not k.startswith("ballast.dev/") or k in _OWNERSHIP_KEYS}
+                   if not k.startswith(f"{PREFIX}/") or k in OWNERSHIP_ANNOTATIONS}
     annotations[RELEASE_ANNOTATION] = release["metadata"]["name"]
     template = copy.deepcopy(spec["template"])
     template.setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = CANARY_TRACK
@@ -120,7 +105,6 @@ def canary_body(deployment: Mapping[str, Any], release: Mapping[str, Any], repli
     }
 
 
-_OWNERSHIP_KEYS = frozenset({"ballast.dev/owner", "ballast.dev/alerts", "ballast.dev/runbook"})
 
 
 @dataclass(frozen=True)

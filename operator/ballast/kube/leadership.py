@@ -22,12 +22,11 @@ from typing import Any
 
 import kubernetes
 
+from ballast.api.vocabulary import LEADER_LABEL
 from ballast.kube.client import api_client
 
 logger = logging.getLogger(__name__)
 
-LEADER_LABEL = "ballast.dev/leader"
-"""Set to "true" on the leader's Pod; the webhook Service selects it."""
 
 
 @dataclass(frozen=True)

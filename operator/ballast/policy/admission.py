@@ -27,20 +27,23 @@ from typing import Any
 from ballast.api.common import RiskTier, parse_duration
 from ballast.api.releasepolicy import AdmissionMode, FreezeRefusal, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
+from ballast.api.vocabulary import (
+    APPROVE_ANNOTATION,
+    CANARY_TRACK,
+    DEFAULT_TIER,
+    EMERGENCY_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PROMOTE_ANNOTATION,
+    RETRY_ANNOTATION,
+    ROLLED_BACK_ANNOTATION,
+    TRACK_LABEL,
+)
 from ballast.policy.freeze import freezing
-from ballast.policy.workloads import CANARY_TRACK, TRACK_LABEL, annotation_problems, parse_alerts, template_hash
-from ballast.release.requests import APPROVE_ANNOTATION, PROMOTE_ANNOTATION
+from ballast.policy.workloads import annotation_problems, parse_alerts, template_hash
 
-EMERGENCY_ANNOTATION = "ballast.dev/emergency"
-RETRY_ANNOTATION = "ballast.dev/retry"
-ROLLED_BACK_ANNOTATION = "ballast.dev/rolled-back-revisions"
-DEFAULT_TIER = RiskTier.MEDIUM
-"""Tier of a workload no ServiceOwnership selects."""
 TIER_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL)
 """Risk tiers from the least to the most strict."""
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "ballast"
-"""The label value the operator puts on the Releases it creates; the webhook refuses it from anyone else."""
 
 
 class Rule(StrEnum):

@@ -15,11 +15,9 @@ from typing import Any
 
 from ballast.api.common import TEAM_PATTERN, is_http_url
 from ballast.api.releasepolicy import RequiredAnnotations
+from ballast.api.vocabulary import CANARY_TRACK, TRACK_LABEL
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
-TRACK_LABEL = "ballast.dev/track"
-"""Label (on the Deployment, its selector and its pods) that marks the release engine's canaries."""
-CANARY_TRACK = "canary"
 
 
 @dataclass(frozen=True)

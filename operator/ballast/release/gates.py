@@ -1,4 +1,5 @@
-"""Gates that make a release wait: the concurrency limit per namespace and per owning team.
+"""Gates that make a release wait rather than refuse: its canary's name, the concurrency limit per
+namespace and per owning team, and a spent error budget.
 
 Releases queue in creation order: a waiting release may start only when the releases holding slots
 plus the waiting releases created before it leave room under the limit. Releases awaiting approval
@@ -10,11 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from ballast.api.release import ReleasePhase
-from ballast.release.machine import ACTIVE_PHASES
+from ballast.api.release import ACTIVE_PHASES, QUEUED_PHASES, WAITING_PHASES, ReleasePhase
 
-QUEUED_PHASES = frozenset({ReleasePhase.PENDING, ReleasePhase.BLOCKED})
+
+class BlockKind(StrEnum):
+    """Which gate holds a release back (recorded in ``status.blockedBy`` for the scoreboard)."""
+
+    CANARY_NAME = "canary-name"
+    CONCURRENCY = "concurrency"
+    ERROR_BUDGET = "error-budget"
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: BlockKind
+    message: str
+    """A sentence naming what holds the release and how it gets free."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +38,52 @@ class ReleaseRef:
     owner: str
     phase: ReleasePhase
     created: datetime
+
+
+@dataclass(frozen=True)
+class ErrorBudget:
+    """The service's SLO error budget, as far as the gate needs it."""
+
+    service: str
+    remaining: float | None
+    """Share left over ``window``; None while unknown (no data), which never blocks."""
+    window: str
+    exempt_change_types: list[str]
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    me: ReleaseRef
+    releases: list[ReleaseRef]
+    """Every release the operator knows of, ``me`` included or not."""
+    limit: int
+    tier: str
+    approval_pending: bool
+    """The tier requires an approval that has not come yet: the release waits for it, holding no slot."""
+    canary_name_taken: str | None = None
+    """Why the canary's name is not free (a Deployment the release does not own has it), or None."""
+    budget: ErrorBudget | None = None
+    change_type: str = "feature"
+    emergency: str | None = None
+
+
+def waiting_block(inputs: GateInputs) -> Block | None:
+    """What holds a waiting release back, in this order: its canary's name taken, the concurrency limit, a
+    spent error budget; None when nothing does (or the release is past waiting)."""
+    if inputs.me.phase not in WAITING_PHASES:
+        return None
+    if inputs.canary_name_taken:
+        return Block(BlockKind.CANARY_NAME, inputs.canary_name_taken)
+    if inputs.me.phase not in QUEUED_PHASES or inputs.approval_pending:
+        return None
+    if text := concurrency_block(inputs.me, inputs.releases, inputs.limit, inputs.tier):
+        return Block(BlockKind.CONCURRENCY, text)
+    budget = inputs.budget
+    if budget is not None and (text := budget_block(budget.service, budget.remaining, budget.window,
+                                                    inputs.change_type, inputs.emergency,
+                                                    budget.exempt_change_types)):
+        return Block(BlockKind.ERROR_BUDGET, text)
+    return None
 
 
 def concurrency_block(me: ReleaseRef, releases: Iterable[ReleaseRef], limit: int, tier: str) -> str | None:

@@ -16,7 +16,9 @@ from enum import StrEnum
 
 from ballast.api.common import parse_duration
 from ballast.api.release import (
+    FINAL_PHASES,
     MAX_ANALYSES_KEPT,
+    WAITING_PHASES,
     AnalysisResult,
     ReleasePhase,
     ReleaseStatus,
@@ -24,13 +26,9 @@ from ballast.api.release import (
     Verdict,
 )
 from ballast.api.releasepolicy import InconclusiveAction, TierSettings
+from ballast.release.gates import Block
 from ballast.release.verdict import Judgement, Sample
 
-FINAL_PHASES = frozenset({ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK, ReleasePhase.SUPERSEDED,
-                          ReleasePhase.FAILED})
-ACTIVE_PHASES = frozenset({ReleasePhase.PROGRESSING, ReleasePhase.PROMOTING, ReleasePhase.ROLLING_BACK})
-"""Phases that hold a concurrency slot."""
-WAITING_PHASES = frozenset({ReleasePhase.PENDING, ReleasePhase.BLOCKED, ReleasePhase.AWAITING_APPROVAL})
 EARLY_CHECK_SECONDS = 1.0
 """How often a running step's canary is checked for a clear failure before the step's verdict is due."""
 
@@ -87,10 +85,8 @@ class Gates:
 
     approval_required: bool = False
     approved: bool = False
-    blocked: str | None = None
-    """Why the release may not start yet (concurrency limit, error budget), or None."""
-    blocked_kind: str | None = None
-    """Which gate blocks it: ``concurrency`` or ``error-budget``."""
+    block: Block | None = None
+    """What holds the release back before it may start (see :func:`ballast.release.gates.waiting_block`)."""
 
 
 @dataclass(frozen=True)
@@ -187,11 +183,11 @@ def plan(view: View) -> Plan:
 
 def _waiting(view: View) -> Plan:
     status, now, gates = view.status, view.now, view.gates
-    if gates.blocked is not None:
-        if (status.phase, status.message) == (ReleasePhase.BLOCKED, gates.blocked):
+    if gates.block is not None:
+        if (status.phase, status.message) == (ReleasePhase.BLOCKED, gates.block.message):
             return Plan(status, requeue_after=5)
-        kinds = sorted({*status.blocked_by, gates.blocked_kind}) if gates.blocked_kind else status.blocked_by
-        return Plan(_to(status, now, ReleasePhase.BLOCKED, "Blocked", gates.blocked, blocked_by=kinds),
+        kinds = sorted({*status.blocked_by, gates.block.kind.value})
+        return Plan(_to(status, now, ReleasePhase.BLOCKED, "Blocked", gates.block.message, blocked_by=kinds),
                     requeue_after=5, transitioned=True)
     if gates.approval_required and not gates.approved:
         if status.phase is ReleasePhase.AWAITING_APPROVAL:

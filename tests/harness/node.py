@@ -219,6 +219,14 @@ class LocalNode:
         conditions = (node or {}).get("status", {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
+    def schedulable(self) -> bool:
+        """Ready, and no taint left but ours: the node lifecycle controller removes `not-ready` a few
+        seconds after Ready. A pod that meets the node before that waits in kube-scheduler's
+        unschedulable queue for up to ~90 s, so start() returns only once this holds."""
+        node = self.node_object()
+        taints = {t["key"] for t in (node or {}).get("spec", {}).get("taints") or []}
+        return self.ready() and taints == {REAL_NODE_TAINT} and not node["spec"].get("unschedulable")
+
     def _pods_on_node(self) -> list[dict[str, Any]]:
         response = self._api("GET", "/api/v1/pods", params={"fieldSelector": f"spec.nodeName={self.name}"})
         return response.json()["items"] if response is not None and response.status_code == 200 else []
@@ -252,7 +260,11 @@ class LocalNode:
 
     def _start_fresh(self, timeout: float) -> NodeInfo:
         started = time.monotonic()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        for stale in self.dir.glob("*"):  # logs stay (appended to) for a post-mortem of an earlier run
+            if stale.is_dir() and stale.name != "logs":
+                shutil.rmtree(stale, ignore_errors=True)
+            elif stale.is_file():
+                stale.unlink()
         for sub in ("logs", "containerd", "cni/net.d", "cni/ipam", "kubelet", "images"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         bin_dir = node_bin_dir(self.dir / "logs" / "build-node.log")
@@ -295,6 +307,7 @@ class LocalNode:
         ])
         self._wait("kubelet", self.ready, timeout)
         self.ready_seconds = time.monotonic() - started
+        self._wait("kubelet", self.schedulable, timeout)
         self._wait("kube-proxy", lambda: get_ok(f"http://127.0.0.1:{ports['proxy_healthz']}/healthz"), timeout)
         self._wait("kube-scheduler", self._scheduler_healthy, timeout)
         return self.info

@@ -86,7 +86,14 @@ def create_ready_pod(core: kubernetes.client.CoreV1Api, namespace: str, pod: dic
         conditions = current.status.conditions or []
         return current if any(c.type == "Ready" and c.status == "True" for c in conditions) else None
 
-    ready_pod = wait_for(ready, timeout, f"pod {name} not Ready")
+    try:
+        ready_pod = wait_for(ready, timeout, f"pod {name} not Ready")
+    except TimeoutError as exc:
+        current = core.read_namespaced_pod(name, namespace)
+        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        raise AssertionError(f"{exc}: node {current.spec.node_name!r}, phase {current.status.phase}, "
+                             f"conditions {current.status.conditions}, events "
+                             f"{[(e.reason, e.message) for e in events]}") from None
     return ready_pod, time.monotonic() - started
 
 
@@ -176,14 +183,16 @@ def test_simulated_pods_stay_off_the_node(real_node: LocalNode, core, namespace)
         "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
     })
 
-    def refused() -> bool:
+    def refused_and_simulated() -> bool:
         events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=simulated").items
-        return any(e.reason == "FailedScheduling" for e in events)
+        pod = core.read_namespaced_pod("simulated", namespace)
+        simulated = pod.status.phase == "Running" and pod.status.host_ip == "127.0.0.1"  # podsim's doing
+        return simulated and any(e.reason == "FailedScheduling" for e in events)
 
-    wait_for(refused, 60, "kube-scheduler never considered the simulated pod")
+    wait_for(refused_and_simulated, 60, "kube-scheduler never refused the pod, or podsim never ran it")
     pod = core.read_namespaced_pod("simulated", namespace)
     assert not pod.spec.node_name
-    assert pod.status.phase == "Running" and pod.status.host_ip == "127.0.0.1"  # podsim's doing
+    assert any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)  # still podsim's
 
 
 def test_real_pod_becomes_ready_with_a_reachable_ip(real_node: LocalNode, core, namespace) -> None:

@@ -110,6 +110,29 @@ def problems() -> list[str]:
     return found
 
 
+def other_nodes(own_state_dir: Path) -> list[str]:
+    """Command lines of real-node processes (kubelet, kube-proxy, kube-scheduler are started with our node
+    name; containerd with a config under some `node/` dir) that belong to another cluster's state dir.
+
+    One machine fits one real node: they would share the bridge, the iptables rules and the node name.
+    Two at once (two test sessions) made a pod hang unscheduled and left iptables chains behind.
+    """
+    own = f"{own_state_dir}/"
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = [a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")[:-1]]
+            if not argv:
+                continue
+            is_node = f"--hostname-override={NODE_NAME}" in argv or (
+                Path(argv[0]).name == "containerd" and any(a.endswith("/node/containerd/config.toml") for a in argv))
+            if is_node and not any(own in a for a in argv):
+                found.append(f"pid {proc.name}: {' '.join(argv)[:200]}")
+    return found
+
+
 def node_bin_dir(log_path: Path) -> Path:
     """Directory with kubelet, kube-proxy and kube-scheduler (built once, then cached; ~9 min cold)."""
     script = REPO_ROOT / "hack" / "build-node.sh"
@@ -252,6 +275,8 @@ class LocalNode:
             self.stop()
         if found := problems():
             raise NodeUnavailable("; ".join(found))
+        if others := other_nodes(self.cluster.state_dir):
+            raise NodeUnavailable("another real node runs on this machine (one fits):\n" + "\n".join(others))
         try:
             return self._start_fresh(timeout)
         except BaseException:

@@ -15,7 +15,7 @@ skip exactly those pods. A real-pod workload opts in with the toleration and the
 `stop()` leaves nothing behind: it drains the node, stops kubelet, kills and deletes containerd's tasks
 and containers, stops containerd, runs `kube-proxy --cleanup`, then removes what is still there
 relative to what `start()` saw: mounts under the node's dir, network namespaces, KUBE-*/CNI-*
-iptables rules and chains, the bridge and host-local IPAM state.
+iptables rules and chains, kubelet's pod log dirs in /var/log/pods, the bridge and host-local IPAM state.
 
 Needs root, cgroups and the Debian packages in `REQUIRED`; `problems()` says what is missing.
 """
@@ -48,6 +48,7 @@ POD_CIDR = "10.88.0.0/16"
 BRIDGE = "ballast0"
 CNI_NETWORK = "ballast"
 NETNS_DIR = Path("/var/run/netns")  # containerd 1.6 mounts pod network namespaces here
+POD_LOGS_DIR = Path("/var/log/pods")  # kubelet 1.20 writes container logs here (not configurable)
 CNI_BIN_DIR = Path("/usr/lib/cni")
 START_TIMEOUT = 120.0
 
@@ -172,8 +173,12 @@ def mounts_under(directory: Path) -> list[str]:
     return sorted(points, key=lambda p: p.count("/"), reverse=True)
 
 
+def pod_log_dirs() -> list[str]:
+    return sorted(p.name for p in POD_LOGS_DIR.iterdir()) if POD_LOGS_DIR.is_dir() else []
+
+
 def host_snapshot() -> dict[str, Any]:
-    return {"iptables": iptables_rules(), "netns": network_namespaces()}
+    return {"iptables": iptables_rules(), "netns": network_namespaces(), "pod_logs": pod_log_dirs()}
 
 
 def owned(line: str) -> bool:
@@ -370,6 +375,8 @@ class LocalNode:
             subprocess.run(["umount", str(NETNS_DIR / netns)], capture_output=True)
             (NETNS_DIR / netns).unlink(missing_ok=True)
         restore_iptables(info.baseline.get("iptables", {}))
+        for logs in set(pod_log_dirs()) - set(info.baseline.get("pod_logs", [])):
+            shutil.rmtree(POD_LOGS_DIR / logs, ignore_errors=True)
         if Path(f"/sys/class/net/{BRIDGE}").exists():
             subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
         for sub in ("cni", "containerd", "kubelet", "images", "scheduler-certs"):

@@ -29,6 +29,7 @@ from tests.harness.node import (
     BRIDGE,
     NETNS_DIR,
     POD_CIDR,
+    POD_LOGS_DIR,
     REAL_POD_PLACEMENT,
     LocalNode,
     iptables_rules,
@@ -136,6 +137,7 @@ def test_stop_leaves_nothing_behind(local_cluster: LocalCluster, core, namespace
     state_dir = local_cluster.state_dir
     before_mounts, before_netns = set(mounts_under(state_dir)), set(NETNS_DIR.glob("*"))
     before_iptables = owned_iptables()
+    before_pod_logs = set(POD_LOGS_DIR.glob("*"))
 
     node = start_node_or_skip(local_cluster)
     try:
@@ -150,6 +152,7 @@ def test_stop_leaves_nothing_behind(local_cluster: LocalCluster, core, namespace
         assert set(mounts_under(state_dir)) - before_mounts
         assert set(NETNS_DIR.glob("*")) - before_netns
         assert owned_iptables() - before_iptables
+        assert set(POD_LOGS_DIR.glob("*")) - before_pod_logs
         assert node_processes(socket)
         assert Path(f"/sys/class/net/{BRIDGE}").exists()
     finally:
@@ -160,6 +163,7 @@ def test_stop_leaves_nothing_behind(local_cluster: LocalCluster, core, namespace
     assert set(mounts_under(state_dir)) == before_mounts
     assert set(NETNS_DIR.glob("*")) == before_netns
     assert owned_iptables() == before_iptables
+    assert set(POD_LOGS_DIR.glob("*")) == before_pod_logs
     assert not Path(f"/sys/class/net/{BRIDGE}").exists()
     assert not (node.dir / "cni").exists(), "host-local IPAM state left behind"
     assert not core.list_node(field_selector=f"metadata.name={node.name}").items

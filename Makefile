@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE ?= .local
 CLUSTER := $(PY) -m tests.harness.cluster --state-dir $(STATE)
+# NODE=1: `make cluster-up` also starts a real node (containerd, kubelet, kube-proxy, kube-scheduler).
+NODE ?=
 
 .PHONY: help install test unit integration manifests demo kind-demo kind-down cluster-up cluster-down cluster-status lint clean
 
@@ -36,10 +38,10 @@ manifests: $(VENV)/.installed ## Regenerate crds/ (and the chart's copy) from th
 lint: $(VENV)/.installed ## ruff over the code and tests
 	$(VENV)/bin/ruff check .
 
-cluster-up: $(VENV)/.installed ## Start etcd, kube-apiserver, kube-controller-manager, Prometheus, simulators
-	$(CLUSTER) up
+cluster-up: $(VENV)/.installed ## Start etcd, kube-apiserver, kube-controller-manager, Prometheus, simulators (NODE=1: and a real node)
+	$(CLUSTER) up $(if $(NODE),--node)
 
-cluster-down: ## Stop exactly the processes cluster-up started
+cluster-down: ## Stop exactly the processes cluster-up started (and clean up the real node's host state)
 	@if [ -x $(PY) ]; then $(CLUSTER) down; else echo "no local cluster (no $(VENV))"; fi
 
 cluster-status: $(VENV)/.installed ## Show which local control-plane processes are alive

@@ -10,7 +10,10 @@ the missing kubelet and users with `podsim` and `trafficsim`.
 Every port is picked free at start and every file lives in one state dir, so
 several clusters (a developer's `up` and a pytest run) coexist on one machine.
 
-    python -m tests.harness.cluster up|down|status|env [--state-dir DIR]
+    python -m tests.harness.cluster up|down|status|env [--state-dir DIR] [--node]
+
+`up --node` also starts a real node beside it (tests/harness/node.py: containerd, kubelet,
+kube-proxy, kube-scheduler; needs root); `down` stops that node first when one runs.
 
 From Python: `with LocalCluster(dir) as cluster: cluster.info.kubeconfig ...`
 """
@@ -551,8 +554,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=("up", "down", "status", "env"))
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
+    parser.add_argument("--node", action="store_true", help="up: also start a real node (needs root)")
     args = parser.parse_args(argv)
     cluster = LocalCluster(args.state_dir)
+    from tests.harness.node import LocalNode, NodeUnavailable  # node.py imports this module
+
     if args.command == "up":
         reused = cluster.healthy()
         try:
@@ -561,18 +567,33 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{'Reusing the running' if reused else 'Started a'} local cluster in {info.state_dir}")
+        if args.node:
+            node = LocalNode(cluster)
+            try:
+                node.start()
+            except NodeUnavailable as exc:
+                print(f"error: real node: {exc}", file=sys.stderr)
+                return 1
+            print(f"  Real node {node.name} is Ready; real pods need its toleration (tests/harness/node.py)")
         print(f"  export KUBECONFIG={info.kubeconfig}")
         print(f"  Prometheus: {info.prometheus_url}   (export BALLAST_PROMETHEUS_URL={info.prometheus_url})")
         print(f"  Stop it with: python -m tests.harness.cluster down --state-dir {info.state_dir}")
     elif args.command == "down":
+        LocalNode(cluster).stop()  # before the API server goes: it drains the node's pods first
         print("Stopped." if cluster.stop() else "Not running.")
     elif args.command == "status":
         if cluster.info is None:
             print("Not running.")
             return 1
         states = cluster.status()
+        node = LocalNode(cluster)
+        node_states = node.status()
         for name, alive in states.items():
             print(f"{name:<24} pid {cluster.info.pids[name]:<8} {'running' if alive else 'DEAD'}")
+        for name, alive in node_states.items():
+            assert node.info is not None
+            print(f"node: {name:<18} pid {node.info.pids[name]:<8} {'running' if alive else 'DEAD'}")
+        states = {**states, **{f"node/{name}": alive for name, alive in node_states.items()}}
         print(f"apiserver {cluster.info.apiserver_url}  prometheus {cluster.info.prometheus_url}")
         return 0 if all(states.values()) else 1
     elif cluster.info is None:

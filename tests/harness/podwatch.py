@@ -1,8 +1,8 @@
 """Pod list+watch loop shared by the pod and traffic simulators.
 
 Both simulators react to the same stream of pods with the same namespace rules,
-so the rules (skip `kube-*`, optional namespace label selector) and the
-list/watch/re-list-on-410 dance live here once.
+so the rules (skip `kube-*`, optional namespace label selector, leave real-node
+pods to the kubelet) and the list/watch/re-list-on-410 dance live here once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ from kubernetes.client.rest import ApiException
 
 Pod = dict[str, Any]
 PodHandler = Callable[[str, Pod], None]
+
+REAL_NODE_TAINT = "ballast.dev/real-node"
+"""The taint of the local real node (tests/harness/node.py). A pod that tolerates it is a real-pod
+workload: kube-scheduler may bind it to that node and its kubelet runs it, so the simulators leave it
+alone. A pod that does not tolerate it can never be bound there, so the kubelet never runs a pod the
+simulators play."""
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,12 @@ def pod_key(pod: Pod) -> tuple[str, str]:
 
 def annotation(pod: Pod, key: str) -> str | None:
     return (pod["metadata"].get("annotations") or {}).get(key)
+
+
+def runs_on_real_node(pod: Pod) -> bool:
+    """True for a real-pod workload: the pod tolerates the real node's taint (see REAL_NODE_TAINT)."""
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    return any(t.get("key") == REAL_NODE_TAINT for t in tolerations)
 
 
 def is_ready(pod: Pod) -> bool:
@@ -92,7 +104,7 @@ def watch_pods(core: client.CoreV1Api, admits: Callable[[str], bool], handler: P
     known: dict[tuple[str, str], Pod] = {}
 
     def dispatch(kind: str, pod: Pod) -> None:
-        if not admits(pod["metadata"]["namespace"]):
+        if not admits(pod["metadata"]["namespace"]) or runs_on_real_node(pod):
             return
         if kind == "DELETED":
             known.pop(pod_key(pod), None)

@@ -17,6 +17,7 @@ import pytest
 from ballast.api.common import GROUP, VERSION
 from tests.harness.cluster import ClusterInfo, LocalCluster, start_or_skip
 from tests.harness.crds import install_crds
+from tests.harness.node import LocalNode, start_node_or_skip
 from tests.harness.operator import OperatorProcess
 from tests.integration.releasing import govern
 
@@ -41,6 +42,21 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
 @pytest.fixture(scope="session")
 def cluster(local_cluster: LocalCluster) -> ClusterInfo:
     return local_cluster.info
+
+
+@pytest.fixture(scope="module")
+def real_node(local_cluster: LocalCluster) -> Iterator[LocalNode]:
+    """A real node (containerd, kubelet, kube-proxy, kube-scheduler) beside the session's cluster.
+
+    Opt-in and per module: kube-scheduler runs only while the module that asked for it does, so the
+    rest of the suite's simulated pods never meet a scheduler. Skips with the reason where the machine
+    cannot run it (not root, no cgroups, packages missing); fails instead under CI=true. Pods run on it
+    only with tests.harness.node.REAL_POD_PLACEMENT (the toleration of its taint)."""
+    node = start_node_or_skip(local_cluster)
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,236 @@
+"""The real node (tests/harness/node.py): real containers, readiness probes, pod IPs, kube-proxy.
+
+What podsim cannot prove: a kubelet starts a container from an imported image, an HTTP readiness
+probe passes, the pod gets an IP on the CNI bridge that the host reaches, and a ClusterIP Service
+spreads connections over two pods through kube-proxy's iptables rules. And the node's own contract:
+simulated pods never land on it, and stopping it leaves the host as it was.
+
+The cleanup test comes first: it starts and stops its own node before the module's `real_node`
+fixture starts the shared one (only one node can run at a time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import requests
+
+from tests.harness import wait_for
+from tests.harness.cluster import LocalCluster
+from tests.harness.images import BUSYBOX_IMAGE
+from tests.harness.node import (
+    BRIDGE,
+    NETNS_DIR,
+    POD_CIDR,
+    POD_LOGS_DIR,
+    REAL_POD_PLACEMENT,
+    LocalNode,
+    iptables_rules,
+    mounts_under,
+    owned,
+    start_node_or_skip,
+)
+from tests.harness.podwatch import REAL_NODE_TAINT
+
+HTTP_PORT = 8080
+# The pod serves its own name, so a response says which pod answered.
+HTTPD = f"mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p {HTTP_PORT} -h /tmp/www"
+
+
+def real_pod(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {
+            **REAL_POD_PLACEMENT,
+            "terminationGracePeriodSeconds": 1,  # busybox httpd as pid 1 ignores SIGTERM
+            "containers": [{
+                "name": "httpd",
+                "image": BUSYBOX_IMAGE,
+                "imagePullPolicy": "Never",  # imported, no registry
+                "command": ["/bin/sh", "-c", HTTPD],
+                "ports": [{"containerPort": HTTP_PORT}],
+                "readinessProbe": {"httpGet": {"path": "/index.html", "port": HTTP_PORT}, "periodSeconds": 1},
+            }],
+        },
+    }
+
+
+def wait_for_default_service_account(core: kubernetes.client.CoreV1Api, namespace: str) -> None:
+    """ServiceAccount admission refuses pods until the namespace's default ServiceAccount has its token."""
+
+    def has_token() -> bool:
+        accounts = core.list_namespaced_service_account(namespace, field_selector="metadata.name=default").items
+        return bool(accounts and accounts[0].secrets)
+
+    wait_for(has_token, 30, "the default ServiceAccount has no token")
+
+
+def create_ready_pod(core: kubernetes.client.CoreV1Api, namespace: str, pod: dict[str, Any],
+                     timeout: float = 90.0) -> tuple[kubernetes.client.V1Pod, float]:
+    """Create `pod` and wait until it is Ready; returns the pod and the seconds it took."""
+    wait_for_default_service_account(core, namespace)
+    started = time.monotonic()
+    core.create_namespaced_pod(namespace, pod)
+    name = pod["metadata"]["name"]
+
+    def ready() -> kubernetes.client.V1Pod | None:
+        current = core.read_namespaced_pod(name, namespace)
+        conditions = current.status.conditions or []
+        return current if any(c.type == "Ready" and c.status == "True" for c in conditions) else None
+
+    try:
+        ready_pod = wait_for(ready, timeout, f"pod {name} not Ready")
+    except TimeoutError as exc:
+        current = core.read_namespaced_pod(name, namespace)
+        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        raise AssertionError(f"{exc}: node {current.spec.node_name!r}, phase {current.status.phase}, "
+                             f"conditions {current.status.conditions}, events "
+                             f"{[(e.reason, e.message) for e in events]}") from None
+    return ready_pod, time.monotonic() - started
+
+
+def http_get(url: str) -> str | None:
+    try:
+        response = requests.get(url, timeout=2)
+    except requests.RequestException:
+        return None
+    return response.text.strip() if response.status_code == 200 else None
+
+
+def node_processes(socket: str) -> list[str]:
+    """Command lines of containerd and its shims serving `socket`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                text = " ".join(a.decode(errors="replace") for a in argv)
+                if "containerd" in argv[0].decode(errors="replace") and socket in text:
+                    found.append(text)
+    return found
+
+
+def owned_iptables() -> set[tuple[str, str, str]]:
+    """Every KUBE-*/CNI-* chain and rule, as (tool, table, line)."""
+    return {(tool, table, line) for tool, tables in iptables_rules().items()
+            for table, lines in tables.items() for line in lines if owned(line)}
+
+
+def runc_containers() -> set[str]:
+    """Containers runc still knows in containerd's k8s.io namespace."""
+    result = subprocess.run(["runc", "--root", "/run/containerd/runc/k8s.io", "list", "-q"],
+                            capture_output=True, text=True)
+    return set(result.stdout.split())
+
+
+def test_stop_leaves_nothing_behind(local_cluster: LocalCluster, core, namespace) -> None:
+    assert LocalNode(local_cluster).info is None, "a node is already running; this test needs its own"
+    state_dir = local_cluster.state_dir
+    before_mounts, before_netns = set(mounts_under(state_dir)), set(NETNS_DIR.glob("*"))
+    before_iptables = owned_iptables()
+    before_pod_logs = set(POD_LOGS_DIR.glob("*"))
+
+    node = start_node_or_skip(local_cluster)
+    try:
+        assert node.info is not None
+        socket = node.info.containerd_socket
+        create_ready_pod(core, namespace, real_pod("leftover"))
+        containers = set(subprocess.run([*node.ctr, "containers", "ls", "-q"], capture_output=True,
+                                        text=True, check=True).stdout.split())
+        # While it runs, every check below has something to find: the checks can fail.
+        assert len(containers) == 2  # the pause sandbox and httpd
+        assert containers <= runc_containers()
+        assert set(mounts_under(state_dir)) - before_mounts
+        assert set(NETNS_DIR.glob("*")) - before_netns
+        assert owned_iptables() - before_iptables
+        assert set(POD_LOGS_DIR.glob("*")) - before_pod_logs
+        assert node_processes(socket)
+        assert Path(f"/sys/class/net/{BRIDGE}").exists()
+    finally:
+        node.stop()
+
+    assert node_processes(socket) == []
+    assert containers & runc_containers() == set()
+    assert set(mounts_under(state_dir)) == before_mounts
+    assert set(NETNS_DIR.glob("*")) == before_netns
+    assert owned_iptables() == before_iptables
+    assert set(POD_LOGS_DIR.glob("*")) == before_pod_logs
+    assert not Path(f"/sys/class/net/{BRIDGE}").exists()
+    assert not (node.dir / "cni").exists(), "host-local IPAM state left behind"
+    assert not core.list_node(field_selector=f"metadata.name={node.name}").items
+
+
+def test_node_registers_ready_and_tainted(real_node: LocalNode, core) -> None:
+    node = core.read_node(real_node.name)
+    ready = [c for c in node.status.conditions if c.type == "Ready"]
+    assert ready and ready[0].status == "True"
+    assert [(t.key, t.effect) for t in node.spec.taints or []] == [(REAL_NODE_TAINT, "NoSchedule")]
+    assert node.status.node_info.kubelet_version == "v1.20.2"
+    assert node.status.node_info.container_runtime_version.startswith("containerd://")
+    print(f"node Ready {real_node.ready_seconds:.1f}s after start")
+
+
+def test_simulated_pods_stay_off_the_node(real_node: LocalNode, core, namespace) -> None:
+    """A pod without the toleration is podsim's: the scheduler refuses it the node, podsim runs it."""
+    wait_for_default_service_account(core, namespace)
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "simulated"},
+        "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+    })
+
+    def refused_and_simulated() -> bool:
+        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=simulated").items
+        pod = core.read_namespaced_pod("simulated", namespace)
+        simulated = pod.status.phase == "Running" and pod.status.host_ip == "127.0.0.1"  # podsim's doing
+        return simulated and any(e.reason == "FailedScheduling" for e in events)
+
+    wait_for(refused_and_simulated, 60, "kube-scheduler never refused the pod, or podsim never ran it")
+    pod = core.read_namespaced_pod("simulated", namespace)
+    assert not pod.spec.node_name
+    assert any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)  # still podsim's
+
+
+def test_real_pod_becomes_ready_with_a_reachable_ip(real_node: LocalNode, core, namespace) -> None:
+    pod, seconds = create_ready_pod(core, namespace, real_pod("web"))
+    assert pod.spec.node_name == real_node.name
+    (container,) = pod.status.container_statuses
+    assert container.ready and container.state.running is not None
+    assert container.container_id.startswith("containerd://")  # a real container, not podsim's status
+    assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(POD_CIDR)
+    assert http_get(f"http://{pod.status.pod_ip}:{HTTP_PORT}/") == "web"
+    print(f"pod Ready {seconds:.1f}s after create")
+
+
+def test_cluster_ip_service_balances_over_two_pods(real_node: LocalNode, core, namespace) -> None:
+    for name in ("web-a", "web-b"):
+        create_ready_pod(core, namespace, real_pod(name, {"app": "web"}))
+    service = core.create_namespaced_service(namespace, {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": HTTP_PORT}]},
+    })
+    url = f"http://{service.spec.cluster_ip}/"
+    seen: set[str] = set()
+
+    def both_answer() -> bool:
+        # kube-proxy programs its rules asynchronously: poll until each pod has answered once.
+        if answer := http_get(url):
+            seen.add(answer)
+        return seen == {"web-a", "web-b"}
+
+    wait_for(both_answer, 60, f"the ClusterIP did not reach both pods (seen {seen})", interval=0.05)
+    requests_sent = 40
+    split = Counter(http_get(url) for _ in range(requests_sent))  # a new connection each time
+    assert sum(split.values()) == requests_sent and set(split) == {"web-a", "web-b"}, split
+    # Random per connection (p = 1/2): fewer than 8 of 40 happens with probability ~1e-4.
+    assert min(split.values()) >= 8, split
+    print(f"ClusterIP split over {requests_sent} requests: {dict(split)}")
+

@@ -23,6 +23,7 @@ from string import Template
 from ballast.api.release import Verdict
 from ballast.api.releasepolicy import PrometheusQueries, TierSettings
 from ballast.instruments import ANALYSES_IN_FLIGHT, ANALYSIS_VERDICTS
+from ballast.kube.deployments import canary_name, deployment_pods_pattern
 from ballast.metrics.provider import MetricProvider, ProviderUnavailable
 from ballast.release.machine import Analysis
 from ballast.release.statistics import error_budget_remaining
@@ -71,7 +72,9 @@ def measure_error_budget(provider: MetricProvider, queries: PrometheusQueries, n
     if not deployment_names:
         return None
     try:
-        measured = sample(provider, queries, namespace, f"({'|'.join(sorted(deployment_names))})-.*", window)
+        # The service's users meet its canaries too: their errors spend the same budget.
+        pods = deployment_pods_pattern([*deployment_names, *(canary_name(name) for name in deployment_names)])
+        measured = sample(provider, queries, namespace, pods, window)
     except ProviderUnavailable:
         return None
     if measured.requests is None or measured.errors is None or implausible(measured):

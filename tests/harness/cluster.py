@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -31,8 +30,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.harness import wait_for
+from tests.harness.processes import ProcessGroup, log_tail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
@@ -92,22 +92,6 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def process_matches(pid: int, argv: list[str]) -> bool:
-    """True while `pid` runs exactly `argv` (false for zombies, dead and reused pids)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return raw.split(b"\0")[:-1] == [arg.encode() for arg in argv]
-
-
-def log_tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def get_ok(url: str, token: str = "", cafile: Path | None = None) -> requests.Response | None:
@@ -185,13 +169,13 @@ class LocalCluster:
 
     def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR) -> None:
         self.state_dir = Path(state_dir).resolve()
-        self._info_path = self.state_dir / "cluster.json"
         self._pki = self.state_dir / "pki"
         self._prometheus_dir = self.state_dir / "prometheus"
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.info: ClusterInfo | None = None
-        if self._info_path.exists():
-            self.info = ClusterInfo(**json.loads(self._info_path.read_text()))
+        self.processes: ProcessGroup[ClusterInfo] = ProcessGroup(
+            self.state_dir / "cluster.json", self.state_dir / "logs", REPO_ROOT, ControlPlaneUnavailable,
+            env={"PYTHONUNBUFFERED": "1"},
+        )
+        self.processes.load(ClusterInfo)
 
     def __enter__(self) -> LocalCluster:
         self.start()
@@ -202,17 +186,14 @@ class LocalCluster:
 
     # -- lifecycle -----------------------------------------------------------
 
+    @property
+    def info(self) -> ClusterInfo | None:
+        """Where everything of the running cluster is; None while it is not started."""
+        return self.processes.record
+
     def status(self) -> dict[str, bool]:
         """Component name -> whether its process is alive ({} when not started)."""
-        return {name: self._alive(name) for name in self.info.pids} if self.info else {}
-
-    def _alive(self, name: str) -> bool:
-        assert self.info is not None
-        if proc := self._procs.get(name):
-            # Our own child: ask it directly. Its /proc cmdline can read empty for a
-            # moment after Popen returns (vfork), which looked like a dead process.
-            return proc.poll() is None
-        return process_matches(self.info.pids[name], self.info.argv[name])
+        return self.processes.status()
 
     def healthy(self) -> bool:
         states = self.status()
@@ -235,9 +216,8 @@ class LocalCluster:
         if self.info is None:
             return False
         was_running = any(self.status().values())
-        self._terminate(list(reversed(self.info.pids)), timeout)
-        self._info_path.unlink(missing_ok=True)
-        self.info = None
+        self.processes.terminate(list(reversed(self.info.pids)), timeout)
+        self.processes.forget()
         return was_running
 
     def _start_fresh(self, timeout: float) -> ClusterInfo:
@@ -251,7 +231,7 @@ class LocalCluster:
         etcd = ensure_debian_binary("etcd", "etcd-server")
         names = ("etcd", "etcd_peer", "apiserver", "prometheus", "trafficsim")
         ports = dict(zip(names, free_ports(len(names)), strict=True))
-        self.info = info = ClusterInfo(
+        self.processes.record = info = ClusterInfo(
             state_dir=str(self.state_dir),
             bin_dir=str(bin_dir),
             token=secrets.token_hex(16),
@@ -272,7 +252,7 @@ class LocalCluster:
         tokens.chmod(0o600)
 
         etcd_url, peer_url = f"http://127.0.0.1:{ports['etcd']}", f"http://127.0.0.1:{ports['etcd_peer']}"
-        self._spawn(
+        self.processes.spawn(
             "etcd",
             [
                 etcd,
@@ -285,8 +265,8 @@ class LocalCluster:
                 f"--initial-cluster=ballast={peer_url}",
             ],
         )
-        self._wait("etcd", lambda: get_ok(f"{etcd_url}/health"), timeout)
-        self._spawn(
+        self.processes.wait("etcd", lambda: get_ok(f"{etcd_url}/health"), timeout)
+        self.processes.spawn(
             "kube-apiserver",
             [
                 str(bin_dir / "kube-apiserver"),
@@ -308,13 +288,13 @@ class LocalCluster:
             ],
         )
         self.start_prometheus(timeout)  # boots while the apiserver does
-        self._wait("kube-apiserver", lambda: self._get("/readyz"), timeout)
+        self.processes.wait("kube-apiserver", lambda: self._get("/readyz"), timeout)
         self._write_kubeconfig(Path(info.kubeconfig), "admin", info.token)
         for user, token in user_tokens.items():
             path = self.state_dir / f"kubeconfig-{user}"
             self._write_kubeconfig(path, user, token)
             info.user_kubeconfigs[user] = str(path)
-        self._spawn(
+        self.processes.spawn(
             "kube-controller-manager",
             [
                 str(bin_dir / "kube-controller-manager"),
@@ -330,76 +310,15 @@ class LocalCluster:
         )
         for simulator, extra in (("podsim", []), ("trafficsim", ["--port", str(ports["trafficsim"])])):
             module = f"tests.harness.{simulator}"
-            self._spawn(simulator, [sys.executable, "-m", module, "--kubeconfig", info.kubeconfig, *extra])
+            self.processes.spawn(simulator, [sys.executable, "-m", module, "--kubeconfig", info.kubeconfig, *extra])
         # KCM works once the default ServiceAccount exists and has its token secret
         # (pods are refused by ServiceAccount admission until then).
         default_sa = "/api/v1/namespaces/default/serviceaccounts/default"
-        self._wait(
+        self.processes.wait(
             "kube-controller-manager", lambda: (sa := self._get(default_sa)) and sa.json().get("secrets"), timeout
         )
-        self._wait("trafficsim", lambda: get_ok(f"{info.trafficsim_url}/metrics"), timeout)
+        self.processes.wait("trafficsim", lambda: get_ok(f"{info.trafficsim_url}/metrics"), timeout)
         return info
-
-    # -- processes -----------------------------------------------------------
-
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        assert self.info is not None
-        with (self.state_dir / "logs" / f"{name}.log").open("ab") as log:
-            self._procs[name] = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=True,  # survives the `up` CLI exiting and its Ctrl-C
-            )
-        self.info.pids[name] = self._procs[name].pid
-        self.info.argv[name] = argv
-        self._save()
-
-    def _wait(self, name: str, ready: Callable[[], object], timeout: float) -> None:
-        """Wait for `ready`, failing fast with the log tail if the process exits."""
-        log = self.state_dir / "logs" / f"{name}.log"
-
-        def check() -> object:
-            if not self._alive(name):
-                raise ControlPlaneUnavailable(f"{name} exited during start; end of {log}:\n{log_tail(log)}")
-            return ready()
-
-        try:
-            wait_for(check, timeout, f"{name} not ready", interval=0.1)
-        except TimeoutError as exc:
-            raise ControlPlaneUnavailable(f"{exc}; end of {log}:\n{log_tail(log)}") from None
-
-    def _terminate(self, names: list[str], timeout: float) -> None:
-        """SIGTERM, then SIGKILL after `timeout`, the named processes if still ours."""
-        assert self.info is not None
-        info = self.info
-
-        def ours() -> dict[str, int]:
-            return {n: info.pids[n] for n in names if n in info.pids and self._alive(n)}
-
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in ours().values():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            try:
-                wait_for(lambda: not ours(), timeout, "processes did not exit", interval=0.05)
-                break
-            except TimeoutError:
-                continue
-        for name in names:
-            if proc := self._procs.pop(name, None):
-                proc.wait()  # reap our own children so no zombies linger in pytest
-            info.pids.pop(name, None)
-            info.argv.pop(name, None)
-        if self._info_path.exists():
-            self._save()
-
-    def _save(self) -> None:
-        assert self.info is not None
-        self._info_path.write_text(json.dumps(asdict(self.info), indent=2) + "\n")
 
     # -- apiserver -----------------------------------------------------------
 
@@ -436,10 +355,10 @@ class LocalCluster:
     def start_prometheus(self, timeout: float = START_TIMEOUT) -> None:
         """(Re)start Prometheus on its original port, keeping its data and rules."""
         assert self.info is not None, "cluster not started"
-        if "prometheus" in self.info.pids and self._alive("prometheus"):
+        if "prometheus" in self.info.pids and self.processes.alive("prometheus"):
             return
         self._write_prometheus_config()
-        self._spawn(
+        self.processes.spawn(
             "prometheus",
             [
                 ensure_debian_binary("prometheus", "prometheus"),
@@ -451,10 +370,10 @@ class LocalCluster:
             ],
         )
         ready_url = f"{self.info.prometheus_url}/-/ready"
-        self._wait("prometheus", lambda: get_ok(ready_url), timeout)
+        self.processes.wait("prometheus", lambda: get_ok(ready_url), timeout)
 
     def stop_prometheus(self, timeout: float = 10.0) -> None:
-        self._terminate(["prometheus"], timeout)
+        self.processes.terminate(["prometheus"], timeout)
 
     def restart(self, component: str, timeout: float = START_TIMEOUT) -> None:
         """Stop a component and start it again with the same command line and data: kube-apiserver as in a
@@ -462,11 +381,11 @@ class LocalCluster:
         assert self.info is not None, "cluster not started"
         info = self.info
         argv = info.argv[component]
-        self._terminate([component], 10.0)
-        self._spawn(component, argv)
+        self.processes.terminate([component], 10.0)
+        self.processes.spawn(component, argv)
         ready = {"kube-apiserver": lambda: self._get("/readyz"),
                  "trafficsim": lambda: get_ok(f"{info.trafficsim_url}/metrics")}[component]
-        self._wait(component, ready, timeout)
+        self.processes.wait(component, ready, timeout)
 
     @contextlib.contextmanager
     def paused(self, component: str) -> Iterator[None]:
@@ -476,7 +395,7 @@ class LocalCluster:
         """
         assert self.info is not None, "cluster not started"
         pid = self.info.pids[component]
-        assert self._alive(component), f"{component} is not running"
+        assert self.processes.alive(component), f"{component} is not running"
         os.kill(pid, signal.SIGSTOP)
         try:
             yield
@@ -514,7 +433,7 @@ class LocalCluster:
         """Scrape `url_hostport` (e.g. "127.0.0.1:8080") every second as job `job`."""
         assert self.info is not None, "cluster not started"
         self.info.scrape_targets[job] = [url_hostport, metrics_path]
-        self._save()
+        self.processes.save()
         self._write_prometheus_config()
         self.reload_prometheus()
 

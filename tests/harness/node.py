@@ -30,8 +30,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,9 @@ import urllib3
 import yaml
 
 from tests.harness import images, wait_for
-from tests.harness.cluster import REPO_ROOT, LocalCluster, free_ports, get_ok, log_tail, process_matches
+from tests.harness.cluster import REPO_ROOT, LocalCluster, free_ports, get_ok
 from tests.harness.podwatch import REAL_NODE_TAINT
+from tests.harness.processes import ProcessGroup, log_tail
 
 NODE_NAME = "ballast-node"
 POD_CIDR = "10.88.0.0/16"
@@ -213,11 +213,9 @@ class LocalNode:
         self.cluster = cluster
         self.name = name
         self.dir = cluster.state_dir / "node"
-        self._info_path = self.dir / "node.json"
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.info: NodeInfo | None = None
-        if self._info_path.exists():
-            self.info = NodeInfo(**json.loads(self._info_path.read_text()))
+        self.processes: ProcessGroup[NodeInfo] = ProcessGroup(
+            self.dir / "node.json", self.dir / "logs", self.dir, NodeUnavailable, poll_interval=0.2)
+        self.processes.load(NodeInfo)
         self._session = requests.Session()
         self.ready_seconds: float | None = None
         """Seconds from start() to the Node being Ready (set by a fresh start)."""
@@ -267,8 +265,13 @@ class LocalNode:
         socket = self.info.containerd_socket if self.info else str(self.dir / "containerd" / "containerd.sock")
         return ["ctr", "--address", socket, "--namespace", "k8s.io"]
 
+    @property
+    def info(self) -> NodeInfo | None:
+        """The running node's processes and host baseline; None while it is not started."""
+        return self.processes.record
+
     def status(self) -> dict[str, bool]:
-        return {name: self._alive(name) for name in self.info.pids} if self.info else {}
+        return self.processes.status()
 
     def start(self, timeout: float = START_TIMEOUT) -> NodeInfo:
         """Start the node and wait until it is Ready; reuses a healthy one already running here."""
@@ -301,24 +304,24 @@ class LocalNode:
         names = ("kubelet", "kubelet_healthz", "proxy_healthz", "proxy_metrics", "scheduler")
         ports = dict(zip(names, free_ports(len(names)), strict=True))
         socket = self.dir / "containerd" / "containerd.sock"
-        self.info = NodeInfo(name=self.name, dir=str(self.dir), bin_dir=str(bin_dir),
-                             containerd_socket=str(socket), ports=ports, baseline=host_snapshot())
-        self._save()
+        self.processes.record = NodeInfo(name=self.name, dir=str(self.dir), bin_dir=str(bin_dir),
+                                         containerd_socket=str(socket), ports=ports, baseline=host_snapshot())
+        self.processes.save()
         kubeconfig = self.cluster.info.kubeconfig  # admin (system:masters): enough for a local test node
 
         self._write_cni_config()
-        self._spawn("containerd", ["containerd", "--config", str(self._write_containerd_config())])
-        self._wait("containerd", lambda: subprocess.run([*self.ctr, "version"], capture_output=True).returncode == 0,
-                   timeout)
+        self.processes.spawn("containerd", ["containerd", "--config", str(self._write_containerd_config())])
+        self.processes.wait(
+            "containerd", lambda: subprocess.run([*self.ctr, "version"], capture_output=True).returncode == 0, timeout)
         images.import_images(self.ctr, [images.PAUSE, images.BUSYBOX_SHELL], self.dir / "images")
 
-        self._spawn("kube-scheduler", [
+        self.processes.spawn("kube-scheduler", [
             str(bin_dir / "kube-scheduler"), f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
             "--leader-elect=false", "--port=0", "--bind-address=127.0.0.1", f"--secure-port={ports['scheduler']}",
             f"--cert-dir={self.dir / 'scheduler-certs'}",
         ])
-        self._spawn("kube-proxy", [
+        self.processes.spawn("kube-proxy", [
             str(bin_dir / "kube-proxy"), f"--kubeconfig={kubeconfig}", f"--hostname-override={self.name}",
             "--proxy-mode=iptables", f"--cluster-cidr={POD_CIDR}",
             # 0: leave the host's conntrack sysctls alone (kube-proxy then writes none).
@@ -327,7 +330,7 @@ class LocalNode:
             f"--healthz-bind-address=127.0.0.1:{ports['proxy_healthz']}",
             f"--metrics-bind-address=127.0.0.1:{ports['proxy_metrics']}",
         ])
-        self._spawn("kubelet", [
+        self.processes.spawn("kubelet", [
             str(bin_dir / "kubelet"), f"--config={self._write_kubelet_config()}", f"--kubeconfig={kubeconfig}",
             "--container-runtime=remote", f"--container-runtime-endpoint=unix://{socket}",
             f"--root-dir={self.dir / 'kubelet'}", f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
@@ -335,11 +338,11 @@ class LocalNode:
             f"--register-with-taints={REAL_NODE_TAINT}=true:NoSchedule",
             f"--node-labels={REAL_NODE_TAINT}=true",
         ])
-        self._wait("kubelet", self.ready, timeout)
+        self.processes.wait("kubelet", self.ready, timeout)
         self.ready_seconds = time.monotonic() - started
-        self._wait("kubelet", self.schedulable, timeout)
-        self._wait("kube-proxy", lambda: get_ok(f"http://127.0.0.1:{ports['proxy_healthz']}/healthz"), timeout)
-        self._wait("kube-scheduler", self._scheduler_healthy, timeout)
+        self.processes.wait("kubelet", self.schedulable, timeout)
+        self.processes.wait("kube-proxy", lambda: get_ok(f"http://127.0.0.1:{ports['proxy_healthz']}/healthz"), timeout)
+        self.processes.wait("kube-scheduler", self._scheduler_healthy, timeout)
         return self.info
 
     def _scheduler_healthy(self) -> bool:
@@ -358,12 +361,12 @@ class LocalNode:
         info = self.info
         was_running = any(self.status().values())
         self._drain(timeout)
-        self._terminate(["kube-scheduler", "kubelet"], 10.0)
-        if self._alive("containerd"):
+        self.processes.terminate(["kube-scheduler", "kubelet"], 10.0)
+        if self.processes.alive("containerd"):
             self._remove_containers()
-        self._terminate(["containerd"], 10.0)
+        self.processes.terminate(["containerd"], 10.0)
         self._kill_shims(10.0)
-        self._terminate(["kube-proxy"], 10.0)
+        self.processes.terminate(["kube-proxy"], 10.0)
         proxy = Path(info.bin_dir) / "kube-proxy"
         if proxy.exists():
             subprocess.run([str(proxy), "--cleanup"], capture_output=True)
@@ -382,14 +385,13 @@ class LocalNode:
         for sub in ("cni", "containerd", "kubelet", "images", "scheduler-certs"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
         self._forget_in_api()
-        self._info_path.unlink(missing_ok=True)
-        self.info = None
+        self.processes.forget()
         return was_running
 
     def _drain(self, timeout: float) -> None:
         """Cordon the node and delete its pods while kubelet runs, so it tears their sandboxes down
         through CNI (veth, IP, netns) instead of leaving them to the brute-force cleanup."""
-        if not self._alive("kubelet") or self.node_object() is None:
+        if not self.processes.alive("kubelet") or self.node_object() is None:
             return
         self._api("PATCH", f"/api/v1/nodes/{self.name}", json={"spec": {"unschedulable": True}},
                   content_type="application/merge-patch+json")
@@ -513,68 +515,6 @@ state = "{base / 'state'}"
         path = self.dir / "kubelet-config.yaml"
         path.write_text(yaml.safe_dump(config))
         return path
-
-    # -- processes ------------------------------------------------------------------------------------
-
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        assert self.info is not None
-        with (self.dir / "logs" / f"{name}.log").open("ab") as log:
-            self._procs[name] = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                start_new_session=True,
-            )
-        self.info.pids[name] = self._procs[name].pid
-        self.info.argv[name] = argv
-        self._save()
-
-    def _alive(self, name: str) -> bool:
-        if self.info is None or name not in self.info.pids:
-            return False
-        if proc := self._procs.get(name):
-            return proc.poll() is None
-        return process_matches(self.info.pids[name], self.info.argv[name])
-
-    def _wait(self, name: str, ready: Callable[[], object], timeout: float) -> None:
-        log = self.dir / "logs" / f"{name}.log"
-
-        def check() -> object:
-            if not self._alive(name):
-                raise NodeUnavailable(f"{name} exited during start; end of {log}:\n{log_tail(log)}")
-            return ready()
-
-        try:
-            wait_for(check, timeout, f"{name} not ready", interval=0.2)
-        except TimeoutError as exc:
-            raise NodeUnavailable(f"{exc}; end of {log}:\n{log_tail(log)}") from None
-
-    def _terminate(self, names: list[str], timeout: float) -> None:
-        """SIGTERM, then SIGKILL after `timeout`, the named processes if still ours."""
-        info = self.info
-        assert info is not None
-
-        def ours() -> dict[str, int]:
-            return {n: info.pids[n] for n in names if self._alive(n)}
-
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in ours().values():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            try:
-                wait_for(lambda: not ours(), timeout, "processes did not exit", interval=0.05)
-                break
-            except TimeoutError:
-                continue
-        for name in names:
-            if proc := self._procs.pop(name, None):
-                proc.wait()
-            info.pids.pop(name, None)
-            info.argv.pop(name, None)
-        if self._info_path.exists():
-            self._save()
-
-    def _save(self) -> None:
-        assert self.info is not None
-        self._info_path.write_text(json.dumps(asdict(self.info), indent=2) + "\n")
 
 
 @contextlib.contextmanager

@@ -22,7 +22,8 @@ from kubernetes.client.rest import ApiException
 from prometheus_api_client import PrometheusConnect
 
 from tests.harness import wait_for
-from tests.harness.cluster import LocalCluster, get_ok, process_matches, start_or_skip
+from tests.harness.cluster import LocalCluster, get_ok, start_or_skip
+from tests.harness.processes import process_matches
 
 TIMEOUT = 60.0
 

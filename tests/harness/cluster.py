@@ -77,6 +77,7 @@ class ClusterInfo:
     # by an unrelated process and must never be signalled.
     argv: dict[str, list[str]] = field(default_factory=dict)
     scrape_targets: dict[str, list[str]] = field(default_factory=dict)  # job -> [host:port, path]
+    scrape_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # job -> a whole scrape config
     # Further identities (user -> kubeconfig path): the operator gets its own, so the API server tells its
     # writes from a person's, and two people make four-eyes approvals testable.
     user_kubeconfigs: dict[str, str] = field(default_factory=dict)
@@ -437,6 +438,17 @@ class LocalCluster:
         self._write_prometheus_config()
         self.reload_prometheus()
 
+    def set_scrape_job(self, name: str, job: dict[str, Any] | None) -> None:
+        """Scrape with a whole scrape config (service discovery, relabelling) as job `name`; None removes it."""
+        assert self.info is not None, "cluster not started"
+        if job is None:
+            self.info.scrape_jobs.pop(name, None)
+        else:
+            self.info.scrape_jobs[name] = {**job, "job_name": name}
+        self.processes.save()
+        self._write_prometheus_config()
+        self.reload_prometheus()
+
     def _write_prometheus_config(self) -> None:
         assert self.info is not None
         config: dict[str, Any] = {
@@ -446,7 +458,7 @@ class LocalCluster:
             "scrape_configs": [
                 {"job_name": job, "metrics_path": path, "static_configs": [{"targets": [target]}]}
                 for job, (target, path) in self.info.scrape_targets.items()
-            ],
+            ] + list(self.info.scrape_jobs.values()),
         }
         (self._prometheus_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 

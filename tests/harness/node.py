@@ -354,7 +354,9 @@ class LocalNode:
         assert self.info is not None and self.cluster.info is not None
         url = f"http://127.0.0.1:{self.info.ports['pod_discovery']}{podsd.SD_PATH}"
         self.processes.spawn("pod-discovery", [
-            sys.executable, podsd.__file__, "--kubeconfig", kubeconfig,  # a script: the node's cwd is no package root
+            # A script (the node's cwd is no package root); -P: without its dir on sys.path, where
+            # tests/harness/operator.py would shadow the standard library's operator module.
+            sys.executable, "-P", podsd.__file__, "--kubeconfig", kubeconfig,
             "--port", str(self.info.ports["pod_discovery"]), "--node", self.name,
         ])
         self.processes.wait("pod-discovery", lambda: get_ok(url), timeout)

@@ -279,10 +279,12 @@ def test_prometheus_discovers_and_scrapes_real_pods_by_the_default_selectors(
     """Pod discovery (podsd, with the kind demo's relabelling) finds the pod and labels its series with
     `namespace` and `pod`, so Ballast's default queries select it as they would on a user's cluster."""
     pod, _ = create_ready_pod(core, namespace, demo_pod("scraped", error_ratio=1.0))
-    for _ in range(7):
-        requests.get(f"http://{pod.status.pod_ip}:{DEMO_PORT}/", timeout=5)
     prometheus = local_cluster.info.prometheus_url
     selected = f'http_requests_total{{namespace="{namespace}",pod=~"scraped",code=~"5.."}}'
+    # Traffic only once the pod is scraped, as with a real rollout: increase() needs the series' 0.
+    wait_for(lambda: scalar(prometheus, f"sum({selected})") == 0, 60, f"Prometheus never found {selected}")
+    for _ in range(7):
+        requests.get(f"http://{pod.status.pod_ip}:{DEMO_PORT}/", timeout=5)
     wait_for(lambda: scalar(prometheus, f"sum({selected})") == 7, 60,
              f"Prometheus never saw the pod's 7 errors through {selected}")
     defaults = PrometheusQueries()
@@ -290,7 +292,9 @@ def test_prometheus_discovers_and_scrapes_real_pods_by_the_default_selectors(
     rendered = {name: getattr(defaults, name) for name in ("requests", "errors")}
     for token, value in window.items():
         rendered = {name: text.replace(token, value) for name, text in rendered.items()}
-    assert scalar(prometheus, rendered["requests"]) == scalar(prometheus, rendered["errors"]) > 0
+    # One evaluation for both (increase() extrapolates by the query's instant): every request failed.
+    assert scalar(prometheus, f'({rendered["errors"]}) / ({rendered["requests"]})') == 1.0, rendered
+    assert (scalar(prometheus, rendered["errors"]) or 0) >= 7, rendered  # extrapolated up, never down
 
 
 def test_load_generator_and_prometheus_agree_on_errors(real_node, local_cluster, core, namespace, demo_image):

@@ -91,7 +91,9 @@ def demo_pod_template(labels: dict[str, str], **container: Any) -> dict[str, Any
     return {
         "metadata": {"labels": labels,
                      "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(DEMO_PORT)}},
-        "spec": {**REAL_POD_PLACEMENT, "terminationGracePeriodSeconds": 2, "containers": [demo_container(**container)]},
+        # Longer than the app's drain after SIGTERM (DRAIN_SECONDS, 3 s by default).
+        "spec": {**REAL_POD_PLACEMENT, "terminationGracePeriodSeconds": 10,
+                 "containers": [demo_container(**container)]},
     }
 
 

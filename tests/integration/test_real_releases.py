@@ -95,8 +95,11 @@ def test_good_version_is_promoted_on_real_pods(shop, apps, custom, core):
     took = time.monotonic() - shipped
     status = release["status"]
     assert status["phase"] == "Promoted", status
-    (analysis,) = status["analyses"]
-    assert analysis["verdict"] == "Pass" and analysis["canary"]["requests"] >= 20, analysis
+    verdicts = [a["verdict"] for a in status["analyses"]]
+    analysis = status["analyses"][-1]
+    # Early looks during the step may lack data (Inconclusive); the step's verdict passes on real requests.
+    assert set(verdicts) <= {"Pass", "Inconclusive"} and verdicts[-1] == "Pass", status["analyses"]
+    assert analysis["canary"]["requests"] >= 20 and analysis["canary"]["errors"] == 0, analysis
     wait_for(lambda: canary_gone(apps, namespace), 60, "the canary was never deleted")
 
     def rolled_out() -> bool:
@@ -108,7 +111,7 @@ def test_good_version_is_promoted_on_real_pods(shop, apps, custom, core):
     users = load.counts(since=shipped)
     assert errors(users) == 0, users  # a good version with real probes: no user saw a failure
     print(f"promotion on real pods: Promoted {took:.1f}s after the change; canary served "
-          f"{analysis['canary']['requests']:.0f} requests in its step; users {users}")
+          f"{analysis['canary']['requests']:.0f} requests in its step (verdicts {verdicts}); users {users}")
 
 
 def test_real_errors_under_real_traffic_roll_back(shop, apps, custom, core):

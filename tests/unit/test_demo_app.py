@@ -170,7 +170,7 @@ def test_the_pod_runs_the_app_with_its_template_env():
         "prometheus.io/scrape": "true", "prometheus.io/port": str(container["ports"][0]["containerPort"])}
     (port,) = free_ports(1)
     env = {**os.environ, **{e["name"]: e["value"] for e in container["env"]}, "ERROR_RATIO": "1.0", "PORT": str(port),
-           "LATENCY_MS": "20", "STARTUP_SECONDS": "2"}
+           "LATENCY_MS": "20", "STARTUP_SECONDS": "2", "DRAIN_SECONDS": "1"}
     launched = time.monotonic()
     process = subprocess.Popen([sys.executable, str(KIND / "demo-app" / "app.py")], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -181,8 +181,12 @@ def test_the_pod_runs_the_app_with_its_template_env():
         assert time.monotonic() - launched >= 2.0  # STARTUP_SECONDS from the env
         assert get(f"{base}/") == (500, "recommendations 1.0.0: 500\n")
         assert histogram(base)["sum"] >= 0.01  # LATENCY_MS=20 from the env: 10-30 ms
-        process.terminate()  # SIGTERM, as the kubelet sends it: handled, so a pod goes away at once
+        terminated = time.monotonic()
+        process.terminate()  # SIGTERM, as the kubelet sends it: not ready, still answering, gone after DRAIN_SECONDS
+        wait_for(lambda: get(f"{base}/readyz")[0] == 503, 5, "still ready after SIGTERM")
+        assert get(f"{base}/")[0] == 500  # still serving the connections kube-proxy sends meanwhile
         assert process.wait(5) == 0
+        assert time.monotonic() - terminated >= 1.0
     finally:
         process.kill()
     assert "error ratio 1.0, latency 20 ms, ready in 2 s" in process.stdout.read()

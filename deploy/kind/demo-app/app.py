@@ -8,6 +8,8 @@ in the harness's Debian-based image, tests/harness/images.py). A "version" is it
   LATENCY_MS     mean time to answer a request, +-50 % jitter  (default 0)
   STARTUP_SECONDS  /readyz answers 503 this long after start,  (default 5)
                    as a real service warms caches and connects before it takes traffic
+  DRAIN_SECONDS  after SIGTERM, keep answering this long with /readyz at 503, then exit  (default 3):
+                 the kubelet signals the pod while kube-proxy still routes new connections to it
   PORT           (default 8080)
 
 Endpoints: / (the traffic), /metrics (Prometheus text: http_requests_total by code and the
@@ -73,7 +75,12 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(200, "ok\n")
         elif self.path == "/readyz":
             remaining = self.server.ready_at - time.monotonic()
-            self._reply(200, "ready\n") if remaining <= 0 else self._reply(503, f"starting: {remaining:.1f}s left\n")
+            if self.server.draining.is_set():
+                self._reply(503, "draining\n")
+            elif remaining > 0:
+                self._reply(503, f"starting: {remaining:.1f}s left\n")
+            else:
+                self._reply(200, "ready\n")
         else:
             started = time.monotonic()
             if self.server.latency > 0:
@@ -106,18 +113,28 @@ class DemoServer(ThreadingHTTPServer):
         self.latency = latency
         """Mean seconds to answer a request."""
         self.ready_at = time.monotonic() + startup
+        self.draining = threading.Event()
         self.counters = Counters()
+
+    def drain(self, seconds: float) -> None:
+        """Stop being ready, keep answering for `seconds`, then stop serve_forever()."""
+        self.draining.set()
+        timer = threading.Timer(seconds, self.shutdown)
+        timer.daemon = True
+        timer.start()
 
 
 def main() -> None:
-    # As PID 1 the process would ignore SIGTERM, and every pod the demo replaces would linger 30 s.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     env = os.environ.get
     server = DemoServer(("", int(env("PORT", "8080"))), float(env("ERROR_RATIO", "0")), env("VERSION", "dev"),
                         latency=float(env("LATENCY_MS", "0")) / 1000, startup=float(env("STARTUP_SECONDS", "5")))
+    # As PID 1 the process would ignore SIGTERM, and every pod the demo replaces would linger 30 s; exiting
+    # at once would refuse the connections kube-proxy still sends (seen as unanswered requests on real pods).
+    signal.signal(signal.SIGTERM, lambda *_: server.drain(float(env("DRAIN_SECONDS", "3"))))
     print(f"recommendations {server.version} on :{server.server_port}, error ratio {server.error_ratio}, "
           f"latency {server.latency * 1000:g} ms, ready in {env('STARTUP_SECONDS', '5')} s", flush=True)
     server.serve_forever()
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ the missing kubelet and users with `podsim` and `trafficsim`.
 Every port is picked free at start and every file lives in one state dir, so
 several clusters (a developer's `up` and a pytest run) coexist on one machine.
 
-    python -m tests.harness.cluster up|down|status|env [--state-dir DIR] [--node]
+    python -m tests.harness.cluster up|down|status|env [--state-dir DIR] [--node auto|1|0]
 
-`up --node` also starts a real node beside it (tests/harness/node.py: containerd, kubelet,
-kube-proxy, kube-scheduler; needs root); `down` stops that node first when one runs.
+`up --node 1` (or `auto`: where the machine can) also starts a real node beside it
+(tests/harness/node.py: containerd, kubelet, kube-proxy, kube-scheduler; needs root); `down` stops
+that node first when one runs.
 
 From Python: `with LocalCluster(dir) as cluster: cluster.info.kubeconfig ...`
 """
@@ -485,10 +486,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=("up", "down", "status", "env"))
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
-    parser.add_argument("--node", action="store_true", help="up: also start a real node (needs root)")
+    parser.add_argument("--node", choices=("auto", "1", "0"), default="0",
+                        help="up: also start a real node: 1 always (fails where it cannot), auto where this "
+                             "machine can (root, cgroups, packages; no other real node), 0 never")
     args = parser.parse_args(argv)
     cluster = LocalCluster(args.state_dir)
-    from tests.harness.node import LocalNode, NodeUnavailable  # node.py imports this module
+    from tests.harness.node import LocalNode, NodeUnavailable, other_nodes, problems  # node.py imports this module
 
     if args.command == "up":
         reused = cluster.healthy()
@@ -498,7 +501,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{'Reusing the running' if reused else 'Started a'} local cluster in {info.state_dir}")
-        if args.node:
+        unable = [] if args.node != "auto" else problems() + (
+            ["another real node runs on this machine, and one fits (`status` in its state dir shows it)"]
+            if other_nodes(cluster.state_dir) else [])
+        if unable:
+            print(f"  No real node (pods stay simulated): {'; '.join(unable)}")
+        elif args.node != "0":
             node = LocalNode(cluster)
             try:
                 node.start()

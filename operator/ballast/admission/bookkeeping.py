@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ballast.api.common import RiskTier
+from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import (
     CHANGED_BY_ANNOTATION,
     EMERGENCY_ANNOTATION,
@@ -25,7 +26,6 @@ from ballast.api.vocabulary import (
     WEBHOOK_ONLY_ANNOTATIONS,
 )
 from ballast.policy.admission import newly_set
-from ballast.policy.workloads import template_hash
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -55,6 +56,14 @@ class RiskTier(StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
+
+
+TIER_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL)
+"""Risk tiers from the least to the most strict."""
+
+
+def stricter(a: RiskTier, b: RiskTier) -> RiskTier:
+    return max(a, b, key=TIER_ORDER.index)
 
 
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
@@ -178,7 +187,7 @@ class LabelSelector(ApiModel):
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
     """Expressions that must all hold."""
 
-    def matches(self, labels: dict[str, str] | None) -> bool:
+    def matches(self, labels: Mapping[str, str] | None) -> bool:
         """Whether an object with these labels is selected."""
         labels = labels or {}
         if any(labels.get(k) != v for k, v in self.match_labels.items()):

@@ -41,8 +41,8 @@ from ballast.policy.admission import (
     evaluate,
     judge_ownership_change,
     judge_release_request,
-    judged_tier,
 )
+from ballast.policy.ownership import judged_tier
 from ballast.policy.workloads import WorkloadSummary
 
 OPERATIONS = ["CREATE", "UPDATE"]

@@ -26,9 +26,10 @@ from ballast.kube.client import CustomObjectRef, update_status
 from ballast.metrics.breaker import GuardedProvider
 from ballast.metrics.prometheus import PrometheusProvider
 from ballast.metrics.provider import Timeouts
-from ballast.policy.admission import AdmissionContext, NamedOwnership
+from ballast.policy.admission import AdmissionContext
 from ballast.policy.conditions import Observation, merge_conditions
 from ballast.policy.governance import Governance, PolicySelector, resolve_governance
+from ballast.policy.ownership import NamedOwnership
 
 NEGATIVE_CONDITIONS = frozenset({"Overlapping"})
 """Conditions for which True is the bad state (most are bad when False)."""

@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ballast.api.common import RiskTier, parse_duration
+from ballast.api.common import TIER_ORDER, RiskTier, parse_duration, stricter
 from ballast.api.releasepolicy import AdmissionMode, FreezeRefusal, ReleasePolicySpec
+from ballast.api.revisions import template_hash
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.api.vocabulary import (
     APPROVE_ANNOTATION,
@@ -40,10 +41,8 @@ from ballast.api.vocabulary import (
     TRACK_LABEL,
 )
 from ballast.policy.freeze import freezing
-from ballast.policy.workloads import annotation_problems, parse_alerts, template_hash
-
-TIER_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL)
-"""Risk tiers from the least to the most strict."""
+from ballast.policy.ownership import NamedOwnership, responsibility, workload_tier
+from ballast.policy.workloads import annotation_problems, parse_alerts
 
 
 class Rule(StrEnum):
@@ -72,12 +71,6 @@ class WorkloadRequest:
     old: Mapping[str, Any] | None = None
     subresource: str | None = None
     username: str = ""
-
-
-@dataclass(frozen=True)
-class NamedOwnership:
-    name: str
-    spec: ServiceOwnershipSpec
 
 
 @dataclass(frozen=True)
@@ -220,31 +213,9 @@ def rolled_back_revisions(annotations: Mapping[str, str]) -> dict[str, datetime]
     return entries
 
 
-def stricter(a: RiskTier, b: RiskTier) -> RiskTier:
-    return max(a, b, key=TIER_ORDER.index)
-
-
-def workload_tier(labels: Mapping[str, str], ownerships: Sequence[NamedOwnership]) -> RiskTier:
-    """The strictest tier of the ServiceOwnerships selecting these labels (the default when none does)."""
-    tiers = [o.spec.risk_tier for o in ownerships if o.spec.selector.matches(labels)]
-    return max(tiers, key=TIER_ORDER.index) if tiers else DEFAULT_TIER
-
-
-def judged_tier(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
-                ownerships: Sequence[NamedOwnership]) -> RiskTier:
-    """The tier a change is judged under: the stricter of the workload's before and after it."""
-    return stricter(workload_tier(_metadata(old).get("labels") or {}, ownerships),
-                    workload_tier(_metadata(new).get("labels") or {}, ownerships))
-
-
 def rolled_back_at(stored: Mapping[str, Any] | None, revision: str) -> datetime | None:
     """When ``revision`` was rolled back, from the stored workload's annotation (tolerates garbage)."""
     return rolled_back_revisions(_annotations(stored)).get(revision)
-
-
-def selecting_ownerships(request: WorkloadRequest, ownerships: Sequence[NamedOwnership]) -> list[NamedOwnership]:
-    labels = _metadata(request.new).get("labels") or {}
-    return [o for o in ownerships if o.spec.selector.matches(labels)]
 
 
 def standing_findings(
@@ -263,16 +234,16 @@ def standing_findings(
             f"{subject} carries label {TRACK_LABEL}={CANARY_TRACK}, which marks the canaries Ballast's releases run "
             "and exempts them from its checks: remove the label (Ballast labels its own canaries)",
         ))
-    owners = [o for o in context.ownerships if o.spec.selector.matches(labels)]
-    if len(owners) > 1:
-        names = ", ".join(sorted(o.name for o in owners))
+    keys = context.policy.admission.required_annotations
+    responsible = responsibility(labels, annotations, context.ownerships, keys)
+    if len(responsible.selected_by) > 1:
+        names = ", ".join(sorted(o.name for o in responsible.selected_by))
         findings.append(context.finding(
             Rule.AMBIGUOUS_OWNERSHIP,
             f"{subject} is selected by several ServiceOwnerships ({names}): change their selectors or the "
             "workload's labels so exactly one selects it",
         ))
-    expected_owner = owners[0].spec.owner if len(owners) == 1 else None
-    keys = context.policy.admission.required_annotations
+    expected_owner = responsible.ownership.spec.owner if responsible.ownership else None
     for problem in annotation_problems(annotations, keys, expected_owner=expected_owner):
         rule = Rule.OWNERSHIP if problem.contradicts_ownership else Rule.REQUIRED_ANNOTATIONS
         findings.append(context.finding(rule, problem.sentence(subject)))
@@ -308,9 +279,11 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
         return Decision(allowed=True, mode=mode)
     subject = f"{request.kind} {request.namespace}/{request.name}"
     labels = _metadata(request.new).get("labels") or {}
+    responsible = responsibility(labels, _annotations(request.new), context.ownerships,
+                                 context.policy.admission.required_annotations)
     findings = standing_findings(request.kind, request.namespace, request.name, labels,
                                  _annotations(request.new), context)
-    tiers = [workload_tier(labels, context.ownerships)]
+    tiers = [responsible.tier]
     downgrade = None
     if request.operation == "UPDATE":
         old_labels = _metadata(request.old).get("labels") or {}
@@ -322,11 +295,9 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
     break_glass = frozen = None
     revision = template_hash(((request.new or {}).get("spec") or {}).get("template"))
     if template_changed(request) or downgrade is not None:
-        owners = selecting_ownerships(request, context.ownerships)
-        team = owners[0].spec.owner if len(owners) == 1 else \
-            _annotations(request.new).get(context.policy.admission.required_annotations.owner, "")
         break_glass, frozen, finding = _freeze(subject, request.kind, request.namespace, request.name, revision,
-                                               team, tiers, request.old, request.new, request.username, context)
+                                               responsible.team, tiers, request.old, request.new, request.username,
+                                               context)
         findings += [finding] if finding else []
     if template_changed(request):
         when = rolled_back_at(request.old, revision)

@@ -40,8 +40,8 @@ def ownership(name: str, app: str) -> dict[str, Any]:
 
 def runtime(*policies: dict[str, Any], ownerships: dict[str, list] | None = None,
             workloads: dict[str, list] | None = None) -> Runtime:
-    return Runtime(
-        options=Options(prometheus_url="http://127.0.0.1:9", prometheus_refresh_seconds=3600),
+    return startup.build_runtime(
+        Options(prometheus_url="http://127.0.0.1:9", prometheus_refresh_seconds=3600),
         namespaces={ns: [{"team": ns}] for ns in ("shop", "search")},
         workloads=workloads or {}, ownerships=ownerships or {},
         policies={p["metadata"]["name"]: [p] for p in policies}, releases={},

@@ -128,8 +128,7 @@ def _record(runtime: Runtime, context: AdmissionContext, body: kopf.Body, subjec
     if decision.frozen is not None and not decision.allowed:
         # Recorded in the policy's status by its reconciler, for the scoreboard.
         runtime.pending_refusals.setdefault(context.policy_name, []).append(decision.frozen)
-        if runtime.policy_reconciler is not None:
-            runtime.policy_reconciler.request("all")
+        runtime.policy_reconciler.request("all")
 
 
 def _break_glass_message(subject: str, glass: BreakGlass) -> str:

@@ -416,29 +416,3 @@ async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
         if error.status != 409:  # created by an earlier pass whose result the index has not shown yet
             raise
     runtime.release_reconciler.request((namespace, body["metadata"]["name"]))
-
-
-# -- triggers ----------------------------------------------------------------------------------------------
-
-@kopf.on.event(GROUP, VERSION, "releases")
-async def release_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.release_reconciler.request((namespace, name))
-    memo.runtime.ownership_reconciler.request(namespace)  # current/last release and statistics
-
-
-def on_deployment_event(runtime: Runtime, body: kopf.Body) -> None:
-    """Route a Deployment event to the releases it concerns (called by the Deployment event handler)."""
-    metadata = body.get("metadata") or {}
-    namespace, name = metadata.get("namespace"), metadata.get("name")
-    annotations = metadata.get("annotations") or {}
-    if deployments.is_canary(body):
-        release = annotations.get(vocabulary.RELEASE_ANNOTATION)
-        if release:
-            runtime.release_reconciler.request((namespace, release))
-        return
-    if vocabulary.PENDING_ANNOTATION in annotations:
-        runtime.release_reconciler.request(("deployment", namespace, name))
-    for snap in runtime.releases.get(namespace, []):
-        if snap["spec"].get("deployment") == name and \
-                (snap.get("status") or {}).get("phase") not in {p.value for p in FINAL_PHASES}:
-            runtime.release_reconciler.request((namespace, snap["metadata"]["name"]))

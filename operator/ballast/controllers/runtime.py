@@ -84,11 +84,20 @@ class Runtime:
     ownerships: kopf.Index
     policies: kopf.Index
     releases: kopf.Index
-    ownership_reconciler: Coalescer | None = None
-    policy_reconciler: Coalescer | None = None
-    release_reconciler: Coalescer | None = None
+    ownership_reconciler: Coalescer[str]
+    """ServiceOwnership statuses, by namespace (``controllers/ownership.py``)."""
+    policy_reconciler: Coalescer[str]
+    """Every ReleasePolicy's status and the webhook configurations, in one pass (``controllers/policies.py``)."""
+    release_reconciler: Coalescer[tuple[str, ...]]
+    """Releases by (namespace, name), and ("deployment", namespace, name) to record a change
+    (``controllers/releases.py``)."""
+    analyses: AnalysisRunner
+    """Looks at canaries, off the release passes; each finished look asks for a pass of its release."""
     webhook_endpoint: Endpoint | None = None
+    """Where the API server reaches this operator's webhooks; None when it does not apply the configurations
+    (webhooks disabled, or a chart manages them)."""
     applied_webhook_configurations: list[dict[str, Any]] | None = None
+    """What was last applied; None before the first pass."""
     error_budgets: dict[tuple[str, str], float | None] = field(default_factory=dict)
     """(namespace, ServiceOwnership) -> share of its SLO error budget left, refreshed in the background."""
     known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
@@ -98,7 +107,6 @@ class Runtime:
     indexes_ready: bool = False
     """Set once kopf has filled the indexes from full lists; before that, admission cannot judge."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
-    analyses: AnalysisRunner | None = None
     _providers: dict[str, GuardedProvider] = field(default_factory=dict)
     _executors: dict[str | None, ThreadPoolExecutor] = field(default_factory=dict)
     _parsed: dict[tuple[str, str], ParsedPolicy] = field(default_factory=dict)

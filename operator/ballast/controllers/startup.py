@@ -58,18 +58,8 @@ async def start(
     settings.networking.request_timeout = connect + read
     settings.watching.connect_timeout = connect
     options: Options = memo.get("options") or Options()
-    runtime = Runtime(
-        options=options,
-        namespaces=namespace_labels,
-        workloads=workloads_by_namespace,
-        ownerships=ownerships_by_namespace,
-        policies=policies_by_name,
-        releases=releases_by_namespace,
-    )
-    runtime.ownership_reconciler = Coalescer(lambda ns: reconcile_namespace(runtime, ns))
-    runtime.policy_reconciler = Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5)
-    runtime.release_reconciler = Coalescer(lambda key: reconcile_release(runtime, key), delay=0.05)
-    runtime.analyses = AnalysisRunner(runtime.release_reconciler.request)
+    runtime = build_runtime(options, namespace_labels, workloads_by_namespace, ownerships_by_namespace,
+                            policies_by_name, releases_by_namespace)
     if options.webhooks is not None:
         scratch = Path(tempfile.mkdtemp(prefix="ballast-webhook-"))
         settings.admission.server, runtime.webhook_endpoint = build_server(options.webhooks, scratch)
@@ -79,6 +69,22 @@ async def start(
         asyncio.create_task(_refresh_error_budgets(runtime)),
     ]
     memo.runtime = runtime
+
+
+def build_runtime(options: Options, namespaces: kopf.Index, workloads: kopf.Index, ownerships: kopf.Index,
+                  policies: kopf.Index, releases: kopf.Index) -> Runtime:
+    """The runtime over kopf's indexes, with its reconcilers (each bound to it) and the analysis runner."""
+    releases_reconciler: Coalescer[tuple[str, ...]] = Coalescer(lambda key: reconcile_release(runtime, key),
+                                                                delay=0.05)
+    runtime = Runtime(
+        options=options, namespaces=namespaces, workloads=workloads, ownerships=ownerships, policies=policies,
+        releases=releases,
+        ownership_reconciler=Coalescer(lambda namespace: reconcile_namespace(runtime, namespace)),
+        policy_reconciler=Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5),
+        release_reconciler=releases_reconciler,
+        analyses=AnalysisRunner(releases_reconciler.request),
+    )
+    return runtime
 
 
 async def _resync(runtime: Runtime) -> None:
@@ -143,7 +149,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in runtime.background:
         task.cancel()
     await asyncio.gather(*runtime.background, return_exceptions=True)
-    for reconciler in (runtime.ownership_reconciler, runtime.policy_reconciler, runtime.release_reconciler):
-        if reconciler is not None:
-            await reconciler.close()
+    await runtime.ownership_reconciler.close()
+    await runtime.policy_reconciler.close()
+    await runtime.release_reconciler.close()
     runtime.close_executors()

@@ -15,7 +15,8 @@ from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.revisions import template_hash
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.api.vocabulary import ROLLED_BACK_ANNOTATION
-from ballast.policy.admission import (
+from ballast.policy.ownership import NamedOwnership, judged_tier
+from ballast.policy.rules import (
     AdmissionContext,
     BreakGlass,
     ReleaseRequest,
@@ -27,7 +28,6 @@ from ballast.policy.admission import (
     judge_release_request,
     never_refused,
 )
-from ballast.policy.ownership import NamedOwnership, judged_tier
 from ballast.policy.workloads import WorkloadSummary
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday

@@ -13,7 +13,7 @@ from ballast.api.releasepolicy import ReleasePolicySpec
 from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import ROLLED_BACK_ANNOTATION
 from ballast.kube.deployments import ROLLED_BACK_HISTORY, rolled_back_record
-from ballast.policy.admission import (
+from ballast.policy.rules import (
     AdmissionContext,
     Rule,
     WorkloadRequest,

@@ -11,7 +11,6 @@ indexed and observed through ``on.event``.
 """
 
 from ballast.controllers import (
-    admission,
     analysis,
     indexes,
     ownership,
@@ -20,7 +19,8 @@ from ballast.controllers import (
     startup,
     triggers,
     webhook_configurations,
+    webhook_handlers,
 )
 
-__all__ = ["admission", "analysis", "indexes", "ownership", "policies", "releases", "startup", "triggers",
-           "webhook_configurations"]
+__all__ = ["analysis", "indexes", "ownership", "policies", "releases", "startup", "triggers",
+           "webhook_configurations", "webhook_handlers"]

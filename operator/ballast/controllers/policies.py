@@ -20,9 +20,9 @@ from ballast.controllers.webhook_configurations import reconcile_webhook_configu
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
 from ballast.kube.client import CustomObjectRef
 from ballast.kube.deployments import release_canaries
-from ballast.policy.admission import standing_findings
 from ballast.policy.freeze import open_windows, readable_refusals, record_refusals
 from ballast.policy.governance import Governance, policy_conditions
+from ballast.policy.rules import standing_findings
 
 logger = logging.getLogger(__name__)
 

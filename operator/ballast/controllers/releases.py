@@ -40,8 +40,8 @@ from ballast.controllers.runtime import Runtime, now
 from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, api_client, update_status
-from ballast.policy.admission import created_by_operator
 from ballast.policy.ownership import responsibility
+from ballast.policy.rules import created_by_operator
 from ballast.release.gates import ErrorBudget, GateInputs, ReleaseRef, waiting_block
 from ballast.release.machine import (
     FINAL_PHASES,

@@ -16,7 +16,6 @@ import kopf
 import kubernetes
 from pydantic import ValidationError
 
-from ballast.admission.webhook import Endpoint, WebhookOptions
 from ballast.api.common import Condition
 from ballast.api.releasepolicy import FreezeRefusal, ReleasePolicySpec, RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
@@ -26,10 +25,11 @@ from ballast.kube.client import CustomObjectRef, update_status
 from ballast.metrics.breaker import GuardedProvider
 from ballast.metrics.prometheus import PrometheusProvider
 from ballast.metrics.provider import Timeouts
-from ballast.policy.admission import AdmissionContext
 from ballast.policy.conditions import Observation, merge_conditions
 from ballast.policy.governance import Governance, PolicySelector, resolve_governance
 from ballast.policy.ownership import NamedOwnership
+from ballast.policy.rules import AdmissionContext
+from ballast.webhooks.server import Endpoint, WebhookOptions
 
 NEGATIVE_CONDITIONS = frozenset({"Overlapping"})
 """Conditions for which True is the bad state (most are bad when False)."""

@@ -10,7 +10,6 @@ from typing import Any
 
 import kopf
 
-from ballast.admission.webhook import build_server
 from ballast.api.vocabulary import PREFIX
 from ballast.controllers.analysis import AnalysisRunner, measure_error_budget
 from ballast.controllers.coalesce import Coalescer
@@ -20,6 +19,7 @@ from ballast.controllers.releases import reconcile_release
 from ballast.controllers.runtime import Options, Runtime
 from ballast.kube.client import connection_info, request_timeouts
 from ballast.metrics.provider import ProviderUnavailable
+from ballast.webhooks.server import build_server
 
 logger = logging.getLogger(__name__)
 

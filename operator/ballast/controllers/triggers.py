@@ -6,7 +6,7 @@ wake, each with the keys to reconcile. Besides these events:
 
 - the clock wakes the policy pass, as freeze windows open and close (``startup._resync``);
 - a changed error budget wakes its namespace's ownerships (``startup._refresh_error_budgets``);
-- a change a freeze refused wakes the policy pass, to list it (``controllers/admission.py``);
+- a change a freeze refused wakes the policy pass, to list it (``controllers/webhook_handlers.py``);
 - a release that ends wakes its namespace's ownerships, and a finished look at a canary, its release.
 """
 

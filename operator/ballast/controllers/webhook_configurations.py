@@ -1,8 +1,9 @@
 """The Validating- and MutatingWebhookConfiguration, kept in step with the policies.
 
-What they should say is a pure function of the policies (:func:`ballast.admission.webhook.desired_configurations`);
-this reconciler applies it when it changed. The policy pass calls it first, so the configurations follow the
-same events as the policies' statuses, and a policy's webhook exists before its status says it governs.
+What they should say is a pure function of the policies
+(:func:`ballast.webhooks.configurations.desired_configurations`); this reconciler applies it when it
+changed. The policy pass calls it first, so the configurations follow the same events as the policies'
+statuses, and a policy's webhook exists before its status says it governs.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any
 
 import kubernetes
 
-from ballast.admission.webhook import CONFIGURATION_NAME, desired_configurations
 from ballast.controllers.runtime import ParsedPolicy, Runtime
 from ballast.kube.client import api_client
 from ballast.policy.governance import SYSTEM_NAMESPACES
+from ballast.webhooks.configurations import CONFIGURATION_NAME, desired_configurations
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import kubernetes
 from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import CANARY_TRACK, OWNERSHIP_ANNOTATIONS, PREFIX, RELEASE_ANNOTATION, TRACK_LABEL
 from ballast.kube.client import api_client
-from ballast.policy.admission import created_by_operator, rolled_back_revisions
+from ballast.policy.rules import created_by_operator, rolled_back_revisions
 
 ROLLED_BACK_HISTORY = 10
 """Rolled-back revisions remembered per Deployment."""

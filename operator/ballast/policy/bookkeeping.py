@@ -25,7 +25,7 @@ from ballast.api.vocabulary import (
     PENDING_TIER_ANNOTATION,
     WEBHOOK_ONLY_ANNOTATIONS,
 )
-from ballast.policy.admission import newly_set
+from ballast.policy.rules import newly_set
 
 
 @dataclass(frozen=True)

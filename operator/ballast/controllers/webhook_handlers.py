@@ -1,4 +1,5 @@
-"""Admission handlers: thin adapters from kopf's webhook arguments to the pure rules.
+"""The webhooks' handlers: thin adapters from kopf's admission arguments to the pure rules
+(``policy/rules.py``, ``policy/bookkeeping.py``).
 
 The hot path reads only in-memory indexes and caches, and logs nothing at INFO: the API server is
 waiting, and every millisecond here is a millisecond on every deploy.
@@ -16,14 +17,6 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from ballast.admission.bookkeeping import mutation
-from ballast.admission.webhook import (
-    APPROVALS_WEBHOOK,
-    OBJECTS_WEBHOOK,
-    PAUSE_WEBHOOK,
-    RELEASES_WEBHOOK,
-    WORKLOADS_WEBHOOK,
-)
 from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
@@ -32,7 +25,9 @@ from ballast.controllers.runtime import Options, Runtime, describe_validation_er
 from ballast.instruments import ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
 from ballast.kube.deployments import release_canaries
 from ballast.kube.events import post_event
-from ballast.policy.admission import (
+from ballast.policy.bookkeeping import mutation
+from ballast.policy.ownership import judged_tier
+from ballast.policy.rules import (
     AdmissionContext,
     BreakGlass,
     Decision,
@@ -42,8 +37,14 @@ from ballast.policy.admission import (
     judge_ownership_change,
     judge_release_request,
 )
-from ballast.policy.ownership import judged_tier
 from ballast.policy.workloads import WorkloadSummary
+from ballast.webhooks.configurations import (
+    APPROVALS_WEBHOOK,
+    OBJECTS_WEBHOOK,
+    PAUSE_WEBHOOK,
+    RELEASES_WEBHOOK,
+    WORKLOADS_WEBHOOK,
+)
 
 OPERATIONS = ["CREATE", "UPDATE"]
 logger = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ async def pause_changed_template(
     subresource: str | None, userinfo: dict[str, Any], memo: kopf.Memo, **_: Any,
 ) -> None:
     """Hold a governed Deployment whose pod template changed, so the release engine can canary it, and
-    keep the bookkeeping annotations only the webhook and the operator write (see ``bookkeeping``)."""
+    keep the bookkeeping annotations only the webhook and the operator write (see ``policy/bookkeeping.py``)."""
     runtime: Runtime | None = memo.get("runtime")
     if runtime is None or not runtime.indexes_ready:
         raise kopf.AdmissionError(

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ballast.api.common import RiskTier, stricter
+from ballast.api.release import created_by_operator
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.revisions import template_hash
 from ballast.api.serviceownership import ServiceOwnershipSpec
@@ -22,7 +23,6 @@ from ballast.policy.rules import (
     ReleaseRequest,
     Rule,
     WorkloadRequest,
-    created_by_operator,
     evaluate,
     judge_ownership_change,
     judge_release_request,

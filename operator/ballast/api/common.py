@@ -14,7 +14,7 @@ import string
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -35,11 +35,11 @@ class ApiModel(BaseModel):
         extra="ignore",
     )
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         """Return the JSON-compatible, camelCase form the API server stores."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-    def to_wire_clearing(self) -> dict:
+    def to_wire_clearing(self) -> dict[str, Any]:
         """``to_wire`` plus an explicit null for every empty top-level field, so that a merge patch of a
         whole status also clears what is no longer set (e.g. the previous step's canaryReadyAt)."""
         wire = self.to_wire()
@@ -47,6 +47,17 @@ class ApiModel(BaseModel):
             if getattr(self, name) is None:
                 wire[field.alias or name] = None
         return wire
+
+
+class ApiResource(ApiModel):
+    """Base of the three kinds: what their CustomResourceDefinitions say besides the schema."""
+
+    kind: ClassVar[str]
+    plural: ClassVar[str]
+    singular: ClassVar[str]
+    short_names: ClassVar[list[str]]
+    scope: ClassVar[str]
+    printer_columns: ClassVar[list[dict[str, Any]]]
 
 
 class RiskTier(StrEnum):

@@ -16,10 +16,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import kubernetes
@@ -27,9 +27,17 @@ from pydantic import ValidationError
 
 from ballast.api import vocabulary
 from ballast.api.common import GROUP, VERSION
-from ballast.api.release import Release, ReleasePhase, ReleaseSpec, ReleaseStatus, UserInfo
+from ballast.api.release import (
+    FINAL_PHASES,
+    Release,
+    ReleasePhase,
+    ReleaseSpec,
+    ReleaseStatus,
+    UserInfo,
+    created_by_operator,
+)
 from ballast.api.releasepolicy import ReleasePolicySpec
-from ballast.api.revisions import template_hash
+from ballast.api.revisions import rolled_back_record, template_hash
 from ballast.api.vocabulary import (
     ABORT_ANNOTATION,
     APPROVED_BY_ANNOTATION,
@@ -41,10 +49,8 @@ from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, api_client, update_status
 from ballast.policy.ownership import responsibility
-from ballast.policy.rules import created_by_operator
 from ballast.release.gates import ErrorBudget, GateInputs, ReleaseRef, waiting_block
 from ballast.release.machine import (
-    FINAL_PHASES,
     Action,
     ActionKind,
     Analysis,
@@ -322,9 +328,9 @@ def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status
                            ReleasePhase.BLOCKED)
     message = f"{status.phase.value}: {status.message}"
     kind = "Warning" if bad else "Normal"
-    kopf.event(release, type=kind, reason=status.reason or status.phase.value, message=message)
+    kopf.event(cast(kopf.Body, release), type=kind, reason=status.reason or status.phase.value, message=message)
     if deployment is not None:
-        kopf.event(deployment, type=kind, reason=status.reason or status.phase.value,
+        kopf.event(cast(kopf.Body, deployment), type=kind, reason=status.reason or status.phase.value,
                    message=f"Release {release['metadata']['name']} {message}")
 
 
@@ -361,7 +367,7 @@ def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | N
             if stable is None:
                 raise RuntimeError(f"Deployment {namespace}/{spec.deployment} has no ReplicaSet to roll back to")
             fields["/spec/template"] = stable.template
-            kept[vocabulary.ROLLED_BACK_ANNOTATION] = deployments.rolled_back_record(
+            kept[vocabulary.ROLLED_BACK_ANNOTATION] = rolled_back_record(
                 _annotations(current), spec.to_revision, now())
         fields["/metadata/annotations"] = kept
         deployments.replace_fields(namespace, spec.deployment, rv, fields)
@@ -395,7 +401,7 @@ async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
     if runtime.governing_policy(namespace) is None:
         return  # no webhook writes the marker there: whoever did, it is not a change Ballast holds
     revision = template_hash(deployment["spec"]["template"])
-    known = runtime.releases.get(namespace, [])
+    known: Iterable[dict[str, Any]] = runtime.releases.get(namespace, [])
     # Only the operator's own Releases of this very Deployment count: one anybody else made is never adopted.
     mine = [s for s in known if s["spec"].get("deployment") == name and created_by_operator(s, deployment)]
     same = [s for s in mine if s["spec"].get("toRevision") == revision]

@@ -10,7 +10,7 @@ from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import kubernetes
@@ -288,7 +288,7 @@ def post_condition_events(snap: Mapping[str, Any], changed: list[Condition]) -> 
     for condition in changed:
         bad = (condition.status == "True") == (condition.type in NEGATIVE_CONDITIONS)
         kopf.event(
-            dict(snap),
+            cast(kopf.Body, snap),
             type="Warning" if bad else "Normal",
             reason=condition.reason,
             message=f"{condition.type} is {condition.status}: {condition.message}",

@@ -39,7 +39,8 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     return connection_info()
 
 
-@kopf.on.startup()
+# kopf passes the indexes as keyword arguments, which its ActivityFn protocol does not list.
+@kopf.on.startup()  # type: ignore[arg-type]
 async def start(
     settings: kopf.OperatorSettings,
     memo: kopf.Memo,
@@ -98,10 +99,10 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
     """Keep the alert rules of every Prometheus a policy verifies against in memory, for admission."""
     while True:
         urls = {
-            runtime.prometheus_url(p.effective)
-            for p in runtime.parsed_policies()
+            url for p in runtime.parsed_policies()
             if p.effective is not None and p.effective.admission.verify_alerts_exist
-        } - {None}
+            and (url := runtime.prometheus_url(p.effective)) is not None
+        }
         for url in urls:
             try:
                 names = await asyncio.get_running_loop().run_in_executor(

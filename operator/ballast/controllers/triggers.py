@@ -19,11 +19,11 @@ from typing import Any
 import kopf
 
 from ballast.api.common import GROUP, VERSION
+from ballast.api.release import FINAL_PHASES
 from ballast.api.vocabulary import PENDING_ANNOTATION, RELEASE_ANNOTATION
 from ballast.controllers.coalesce import Coalescer
 from ballast.controllers.runtime import Runtime
 from ballast.kube.deployments import is_canary
-from ballast.release.machine import FINAL_PHASES
 
 EVERY_POLICY = "all"
 """The policy pass's only key: policies govern each other's namespaces (overlaps), so they are reconciled together."""

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 from pydantic import ValidationError
@@ -46,7 +46,9 @@ from ballast.webhooks.configurations import (
     WORKLOADS_WEBHOOK,
 )
 
-OPERATIONS = ["CREATE", "UPDATE"]
+OPERATIONS: list[Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]] = ["CREATE", "UPDATE"]
+# The handlers below take ``old``, ``new`` and ``operation``, which kopf passes to every admission handler
+# but its WebhookFn protocol does not list: mypy cannot match them, hence the ignores on the decorators.
 logger = logging.getLogger(__name__)
 
 
@@ -60,7 +62,7 @@ def _decision_label(decision: Decision) -> str:
 
 @kopf.on.validate("apps", "v1", "deployments", id=WORKLOADS_WEBHOOK, operations=OPERATIONS)
 @kopf.on.validate("apps", "v1", "statefulsets", id=WORKLOADS_WEBHOOK, operations=OPERATIONS)
-@kopf.on.validate("apps", "v1", "daemonsets", id=WORKLOADS_WEBHOOK, operations=OPERATIONS)
+@kopf.on.validate("apps", "v1", "daemonsets", id=WORKLOADS_WEBHOOK, operations=OPERATIONS)  # type: ignore[arg-type]
 async def validate_workload(
     resource: kopf.Resource,
     body: kopf.Body,
@@ -75,7 +77,7 @@ async def validate_workload(
     **_: Any,
 ) -> None:
     started = time.perf_counter()
-    kind = resource.kind
+    kind = resource.kind or resource.plural
     runtime: Runtime | None = memo.get("runtime")
     if runtime is None or not runtime.indexes_ready:
         ADMISSION_REQUESTS.labels(kind=kind, decision="refused", rule="operator-starting").inc()
@@ -141,7 +143,7 @@ def _break_glass_message(subject: str, glass: BreakGlass) -> str:
 
 
 @kopf.on.validate(GROUP, VERSION, "releasepolicies", id=OBJECTS_WEBHOOK, operations=OPERATIONS)
-@kopf.on.validate(GROUP, VERSION, "serviceownerships", id=OBJECTS_WEBHOOK, operations=OPERATIONS)
+@kopf.on.validate(GROUP, VERSION, "serviceownerships", id=OBJECTS_WEBHOOK, operations=OPERATIONS)  # type: ignore[arg-type]
 async def validate_ballast_object(
     resource: kopf.Resource, body: kopf.Body, old: kopf.Body | None, subresource: str | None,
     userinfo: dict[str, Any], dryrun: bool, warnings: list[str], memo: kopf.Memo, **_: Any,
@@ -180,7 +182,7 @@ async def validate_ballast_object(
         raise kopf.AdmissionError(decision.refusal, code=403)
 
 
-@kopf.on.mutate("apps", "v1", "deployments", id=PAUSE_WEBHOOK, operations=OPERATIONS)
+@kopf.on.mutate("apps", "v1", "deployments", id=PAUSE_WEBHOOK, operations=OPERATIONS)  # type: ignore[arg-type]
 async def pause_changed_template(
     body: kopf.Body, old: kopf.Body | None, new: kopf.Body | None, patch: kopf.Patch, operation: str,
     subresource: str | None, userinfo: dict[str, Any], memo: kopf.Memo, **_: Any,
@@ -208,7 +210,7 @@ async def pause_changed_template(
         patch.setdefault("metadata", {}).setdefault("annotations", {}).update(change.annotations)
 
 
-@kopf.on.mutate(GROUP, VERSION, "releases", id=APPROVALS_WEBHOOK, operations=["UPDATE"])
+@kopf.on.mutate(GROUP, VERSION, "releases", id=APPROVALS_WEBHOOK, operations=["UPDATE"])  # type: ignore[arg-type]
 async def stamp_approver(
     old: kopf.Body | None, new: kopf.Body | None, patch: kopf.Patch, subresource: str | None,
     userinfo: dict[str, Any], memo: kopf.Memo, **_: Any,
@@ -226,7 +228,7 @@ async def stamp_approver(
         del patch["metadata"]
 
 
-@kopf.on.validate(GROUP, VERSION, "releases", id=RELEASES_WEBHOOK, operations=OPERATIONS, subresource="*")
+@kopf.on.validate(GROUP, VERSION, "releases", id=RELEASES_WEBHOOK, operations=OPERATIONS, subresource="*")  # type: ignore[arg-type]
 def validate_release_request(
     operation: str, old: kopf.Body | None, new: kopf.Body | None, subresource: str | None, userinfo: dict[str, Any],
     memo: kopf.Memo, **_: Any,

@@ -10,18 +10,15 @@ import copy
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import kubernetes
 
+from ballast.api.release import created_by_operator
 from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import CANARY_TRACK, OWNERSHIP_ANNOTATIONS, PREFIX, RELEASE_ANNOTATION, TRACK_LABEL
 from ballast.kube.client import api_client
-from ballast.policy.rules import created_by_operator, rolled_back_revisions
 
-ROLLED_BACK_HISTORY = 10
-"""Rolled-back revisions remembered per Deployment."""
 POD_TEMPLATE_HASH = "pod-template-hash"
 
 
@@ -163,13 +160,6 @@ def deployment_pods_pattern(deployment_names: list[str]) -> str:
         else:
             shapes.append(f"{prefix[:MAX_GENERATED_PREFIX].replace('.', '[.]')}[a-z0-9-]*")
     return "(" + "|".join(shapes) + ")"
-
-
-def rolled_back_record(annotations: Mapping[str, str], revision: str, when: datetime) -> str:
-    """The rolled-back annotation with ``revision`` added, keeping the most recent readable entries."""
-    record = {**rolled_back_revisions(annotations), revision: when}
-    newest = sorted(record.items(), key=lambda item: item[1])[-ROLLED_BACK_HISTORY:]
-    return json.dumps({r: at.isoformat() for r, at in newest}, sort_keys=True)
 
 
 # -- API calls (blocking) --------------------------------------------------------------------------------

@@ -5,39 +5,34 @@ workload is judged identically online, in the audit and in a service team's CI p
 snapshots (the request, the governing policy, the namespace's ServiceOwnerships, the known alert
 rules, the clock); nothing here performs I/O.
 
-Contract with the release engine: when it rolls a revision back it records the pod template's hash
-and the time in the workload annotation :data:`ROLLED_BACK_ANNOTATION` as a JSON object
-``{"<template hash>": "<RFC 3339 time>"}``. Admission reads it from the stored (old) object, so a
-user cannot drop it in the same request that re-applies the revision (and the mutating webhook keeps
-people from dropping it in an earlier one).
+Revisions the release engine rolled back are read from the stored (old) object's record (see
+:mod:`ballast.api.revisions`), so a user cannot drop it in the same request that re-applies the revision
+(and the mutating webhook keeps people from dropping it in an earlier one).
 
 Releases are the operator's record: :func:`judge_release_request` refuses people creating them or
-rewriting what they say, and :func:`created_by_operator` is how the release engine tells its own.
+rewriting what they say, and :func:`ballast.api.release.created_by_operator` is how the release engine
+tells its own.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from ballast.api.common import TIER_ORDER, RiskTier, parse_duration, stricter
 from ballast.api.releasepolicy import AdmissionMode, FreezeRefusal, ReleasePolicySpec
-from ballast.api.revisions import template_hash
+from ballast.api.revisions import rolled_back_revisions, template_hash
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.api.vocabulary import (
     APPROVE_ANNOTATION,
     CANARY_TRACK,
     DEFAULT_TIER,
     EMERGENCY_ANNOTATION,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     PROMOTE_ANNOTATION,
     RETRY_ANNOTATION,
-    ROLLED_BACK_ANNOTATION,
     TRACK_LABEL,
 )
 from ballast.policy.freeze import freezing
@@ -181,36 +176,6 @@ def newly_set(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, key:
     if not value or (_annotations(old).get(key) or "").strip() == value:
         return None
     return value
-
-
-MAX_ROLLED_BACK_RECORD = 16 * 1024
-"""Characters of the rolled-back annotation read at most: Ballast's own record stays under 1 KiB."""
-
-
-def rolled_back_revisions(annotations: Mapping[str, str]) -> dict[str, datetime]:
-    """The readable entries of the rolled-back annotation: template hash -> when it was rolled back.
-
-    Ballast writes the record, but a broken one (not JSON, not an object, nested too deep, too long, a
-    value that is not a time) must not fail every later change of the workload with an internal error:
-    what cannot be read is ignored, as if that revision had not been rolled back (its release still has to
-    pass the canary analysis). A time without an offset is read as UTC, like every Kubernetes timestamp.
-    """
-    raw = annotations.get(ROLLED_BACK_ANNOTATION)
-    if not raw or len(raw) > MAX_ROLLED_BACK_RECORD:
-        return {}
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    entries: dict[str, datetime] = {}
-    for revision, text in record.items() if isinstance(record, dict) else ():
-        try:
-            when = datetime.fromisoformat(text) if isinstance(text, str) else None
-        except ValueError:
-            continue
-        if when is not None:
-            entries[revision] = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return entries
 
 
 def rolled_back_at(stored: Mapping[str, Any] | None, revision: str) -> datetime | None:
@@ -447,16 +412,3 @@ def judge_release_request(request: ReleaseRequest, policy: ReleasePolicySpec) ->
         return (f"{subject} is {tier.value} tier, whose policy does not allow skipping steps: let the analysis "
                 "finish, or `kubectl ballast abort` it.")
     return None
-
-
-def created_by_operator(release: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> bool:
-    """Whether the release engine may act on ``release``: the operator created it (its label, which the
-    webhook refuses from anyone else), and it is owned by ``deployment`` (by UID), when that is known."""
-    metadata = _metadata(release)
-    if (metadata.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
-        return False
-    if deployment is None:
-        return True
-    uid = _metadata(deployment).get("uid")
-    return any(ref.get("kind") == "Deployment" and ref.get("uid") == uid
-               for ref in metadata.get("ownerReferences") or [])

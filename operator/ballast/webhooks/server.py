@@ -55,7 +55,9 @@ class Endpoint:
 def with_request_namespace(review: Any) -> Any:
     """The review with its objects' namespace set to the request's, for a namespaced request."""
     request = review.get("request") if isinstance(review, dict) else None
-    namespace = request.get("namespace") if isinstance(request, dict) else None
+    if not isinstance(request, dict):
+        return review
+    namespace = request.get("namespace")
     if not isinstance(namespace, str) or not namespace:
         return review
     for key in ("object", "oldObject"):

@@ -109,6 +109,8 @@ def test_a_status_write_that_loses_the_race_plans_again_and_acts_on_nothing(kube
     again, _ = one_pass()  # the next pass reads the fresh resourceVersion and goes ahead
     assert [w["phase"] for w in kube.written] == ["Progressing"]
     assert [c["spec"]["replicas"] for c in kube.canaries] == [1]
+    assert {(c["type"], c["status"]) for c in kube.written[0]["conditions"]} == {("Progressing", "True"),
+                                                                                 ("Degraded", "False")}
     assert again.keys == [KEY] and again.delays[0] is not None  # only the step's timed re-check
 
 

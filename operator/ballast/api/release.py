@@ -156,7 +156,8 @@ class ReleaseStatus(ApiModel):
     blocked_by: list[Literal["concurrency", "error-budget", "canary-name"]] = Field(default_factory=list)
     """Every gate that held the release back at some point (for the scoreboard)."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Standard conditions."""
+    """``Progressing`` (traffic is moving), ``Degraded`` (the change is being or was undone, or failed) and,
+    once the release is over, ``Succeeded``; derived from the phase, with its reason and message."""
     step_started_at: datetime | None = None
     """When the current step began (its canary was asked for)."""
     canary_ready_at: datetime | None = None

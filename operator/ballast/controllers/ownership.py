@@ -6,6 +6,7 @@ import logging
 
 from pydantic import ValidationError
 
+from ballast.api.conditions import Observation
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.releases import release_records
 from ballast.controllers.runtime import (
@@ -17,7 +18,6 @@ from ballast.controllers.runtime import (
 )
 from ballast.instruments import export_service_metrics
 from ballast.kube.client import CustomObjectRef
-from ballast.policy.conditions import Observation
 from ballast.policy.ownership import assess_ownership
 from ballast.release.statistics import summarize
 

@@ -49,6 +49,7 @@ from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, api_client, update_status
 from ballast.policy.ownership import responsibility
+from ballast.release.conditions import with_conditions
 from ballast.release.gates import ErrorBudget, GateInputs, ReleaseRef, waiting_block
 from ballast.release.machine import (
     Action,
@@ -154,7 +155,7 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
     gathered = await _gather(runtime, (key[0], key[1]))
     if gathered is None:
         return
-    decision = plan(gathered.view)
+    decision = _plan(gathered)
     decided = time.perf_counter()
     _analyse(runtime, gathered, decision)
     if await _write(runtime, gathered, decision):
@@ -231,6 +232,13 @@ def _view(runtime: Runtime, key: tuple[str, str], body: dict[str, Any], spec: Re
         requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
         analysis=runtime.analyses.latest(key),
     )
+
+
+def _plan(gathered: _Pass) -> Plan:
+    """The machine's plan, its status carrying the conditions that follow from it."""
+    decision = plan(gathered.view)
+    decision.status = with_conditions(decision.status, gathered.view.now, gathered.body["metadata"].get("generation"))
+    return decision
 
 
 def _analyse(runtime: Runtime, gathered: _Pass, decision: Plan) -> None:

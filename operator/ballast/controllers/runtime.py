@@ -17,6 +17,7 @@ import kubernetes
 from pydantic import ValidationError
 
 from ballast.api.common import Condition
+from ballast.api.conditions import Observation, merge_conditions
 from ballast.api.releasepolicy import FreezeRefusal, ReleasePolicySpec, RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.analysis import AnalysisRunner
@@ -25,7 +26,6 @@ from ballast.kube.client import CustomObjectRef, update_status
 from ballast.metrics.breaker import GuardedProvider
 from ballast.metrics.prometheus import PrometheusProvider
 from ballast.metrics.provider import Timeouts
-from ballast.policy.conditions import Observation, merge_conditions
 from ballast.policy.governance import Governance, PolicySelector, resolve_governance
 from ballast.policy.ownership import NamedOwnership
 from ballast.policy.rules import AdmissionContext

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ballast.api.common import TIER_ORDER, RiskTier, stricter
+from ballast.api.conditions import Observation
 from ballast.api.releasepolicy import RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.api.vocabulary import DEFAULT_TIER
-from ballast.policy.conditions import Observation
 from ballast.policy.workloads import WorkloadSummary, annotation_problems
 
 

@@ -84,3 +84,13 @@ def test_ballast_objects():
     trigger(state, "namespaces", body("blog", namespace=None))
     assert woken(state) == {"ownerships": ["shop", "shop", "shop", "search", "blog"], "policies": ["all", "all"],
                             "releases": [("shop", "web-1")]}
+
+
+def test_the_table_is_the_only_place_events_are_watched():
+    import kopf
+
+    import ballast.controllers  # noqa: F401  (registers every handler)
+
+    watching = kopf.get_default_registry()._watching
+    assert {selector.any_name for selector in watching.get_all_selectors()} == set(TRIGGERS)
+    assert {handler.fn.__module__ for handler in watching.get_all_handlers()} == {"ballast.controllers.triggers"}

@@ -35,8 +35,10 @@ manifests: $(VENV)/.installed ## Regenerate crds/ (and the chart's copy) from th
 	$(PY) -m ballast.api.crds crds
 	cp crds/*.yaml charts/ballast/crds/
 
-lint: $(VENV)/.installed ## ruff over the code and tests
+lint: $(VENV)/.installed ## ruff (with complexity <= 12), mypy (strict on api/, policy/, release/), import layers
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 cluster-up: $(VENV)/.installed ## Start etcd, kube-apiserver, kube-controller-manager, Prometheus, simulators (NODE=1: and a real node)
 	$(CLUSTER) up $(if $(NODE),--node)

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from ballast.api.releasepolicy import ReleasePolicy, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnership
-from ballast.policy.admission import AdmissionContext, NamedOwnership, WorkloadRequest, evaluate
+from ballast.policy.ownership import NamedOwnership
+from ballast.policy.rules import AdmissionContext, WorkloadRequest, evaluate
 from ballast.policy.workloads import WORKLOAD_KINDS
 
 

@@ -16,11 +16,10 @@ import click
 import kubernetes
 
 from ballast.api.common import GROUP, VERSION
-from ballast.api.release import ReleasePhase
+from ballast.api.release import FINAL_PHASES, ReleasePhase
 from ballast.api.vocabulary import ABORT_ANNOTATION, APPROVE_ANNOTATION, PROMOTE_ANNOTATION
 from ballast.cli.common import connect, kubeconfig_option, namespace_option
 from ballast.kube.client import DEFAULT_TIMEOUTS
-from ballast.release.machine import FINAL_PHASES
 
 FINAL = {phase.value for phase in FINAL_PHASES}
 

@@ -40,7 +40,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ballast.admission.certs import write_self_signed
+from ballast.webhooks.certs import write_self_signed
 from tests.harness import wait_for
 from tests.harness.processes import ProcessGroup, log_tail
 

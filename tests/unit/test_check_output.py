@@ -254,3 +254,15 @@ def test_warnings_fail_only_when_asked_end_to_end(tmp_path):
     assert warned.returncode == 0, warned.stderr
     assert json.loads(warned.stdout)["workloads"][0]["outcome"] == "warned"
     assert plugin(*args, "--fail-on-warnings", stdin=stdin).returncode == 1
+
+
+def test_a_directory_is_read_like_kubectl_apply_reads_it(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(workload("checkout", GOOD_ANNOTATIONS)))
+    (tmp_path / "b.yml").write_text(yaml.safe_dump(workload("bare")))
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    result = plugin("-f", str(tmp_path), "-o", "json", stdin="")
+    assert result.returncode == 1, result.stderr
+    assert [(w["name"], Path(w["source"]["file"]).name) for w in json.loads(result.stdout)["workloads"]] == \
+        [("checkout", "a.yaml"), ("bare", "b.yml")]
+    missing = plugin("-f", str(tmp_path / "nope.yaml"), stdin="")
+    assert missing.returncode == 2 and "nope.yaml does not exist" in missing.stderr

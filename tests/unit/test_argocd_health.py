@@ -1,12 +1,15 @@
 """deploy/argocd/health.lua, run in a Lua 5.1 as Argo CD runs it (tests/harness/argocd.py).
 
-Over hand-made Deployments for every branch, and the argocd-cm snippet against the script.
+Over hand-made Deployments for every branch, over Deployments stored from a real release on the local API
+server (tests/unit/data/argocd/, read by tests/integration/test_pipelines.py's release at each stage), and
+the argocd-cm snippet against the script.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import lupa
 import pytest
@@ -15,6 +18,7 @@ import yaml
 from tests.harness.argocd import HEALTH_SCRIPT, health
 
 SNIPPET = HEALTH_SCRIPT.parent / "argocd-cm.yaml"
+STORED = Path(__file__).parent / "data" / "argocd"
 
 
 def deployment(paused=False, annotations=None, generation=2, observed=2, replicas=3, updated=3, current=3,
@@ -73,12 +77,12 @@ def test_otherwise_argo_cds_own_deployment_logic(changes, status, message):
 ])
 def test_a_rollback_is_degraded_until_a_later_rollout_starts(at):
     # The rollback's own rollout starts moments after it (or before it, when it undid a native rollout).
-    for since in (at, at + timedelta(seconds=1), at + timedelta(seconds=10), at - timedelta(minutes=5)):
+    for since in (at, at + timedelta(seconds=1), at + timedelta(seconds=3), at - timedelta(minutes=5)):
         answer = health(rolled_back(at, since))
         assert answer["status"] == "Degraded", (at, since)
         assert answer["message"].startswith(f"Ballast rolled back pod template 5e6f7a8b9c0d1e2f at {at.isoformat()}")
     # A rollout that started later belongs to a later release: the record is history, Argo CD's logic applies.
-    assert health(rolled_back(at, at + timedelta(seconds=11))) == {"status": "Healthy"}
+    assert health(rolled_back(at, at + timedelta(seconds=4))) == {"status": "Healthy"}
     assert health(rolled_back(at, at + timedelta(days=40), updated=1))["status"] == "Progressing"
 
 
@@ -105,3 +109,10 @@ def test_the_argocd_cm_snippet_carries_exactly_the_script_and_opens_the_librarie
     with pytest.raises(lupa.lua51.LuaError, match="string"):
         health(rolled_back(datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)),
                open_libs=False)
+
+
+@pytest.mark.parametrize(("stored", "status"), [("held", "Progressing"), ("rolled-back", "Degraded"),
+                                                ("promoted", "Healthy"), ("promoted-after-rollback", "Healthy")])
+def test_deployments_stored_from_a_real_release(stored, status):
+    obj = json.loads((STORED / f"{stored}.json").read_text())
+    assert health(obj)["status"] == status

@@ -121,3 +121,27 @@ def test_wait_on_a_change_ballast_does_not_hold_says_so(namespace, apps, cluster
     assert f"Deployment {namespace}/plain has no change Ballast holds" in waited.stderr
     missing = plugin(cluster, "wait", "release/nothing", "-n", namespace, "--timeout", "10")
     assert missing.returncode == 1 and f"Release {namespace}/nothing does not exist" in missing.stderr
+
+
+def test_wait_tells_a_superseded_release_from_an_aborted_one(governed, apps, custom, cluster):
+    namespace = governed
+    change(apps, namespace, "app:2.0", GOOD)
+    running = release_in(custom, namespace, ("Progressing",))["metadata"]["name"]
+    # By name: `wait deployment/shop` started now could read the Deployment after the next change.
+    first = start_plugin(cluster, "wait", f"release/{running}", "-n", namespace, "--timeout", "240")
+    change(apps, namespace, "app:2.1", GOOD)  # a newer apply while the first release runs
+    superseded = finished(first)
+    assert superseded.returncode == 5, (superseded.stdout, superseded.stderr)
+    assert "was superseded by a newer change" in superseded.stdout.splitlines()[-1]
+
+    second = start_plugin(cluster, "wait", "deployment/shop", "-n", namespace, "--timeout", "240")
+    newer = wait_for(lambda: next((r["metadata"]["name"] for r in releases(custom, namespace)
+                                   if r["spec"]["toImages"] == ["app:2.1"]
+                                   and (r.get("status") or {}).get("phase") == "Progressing"), None),
+                     90, "the newer release never progressed")
+    aborted = plugin(cluster, "abort", newer, "-n", namespace, "--reason", "pipeline test")
+    assert aborted.returncode == 0, aborted.stderr
+    ended = finished(second)
+    assert ended.returncode == 4, (ended.stdout, ended.stderr)
+    assert ended.stdout.splitlines()[0] == f"Deployment {namespace}/shop: following Release {newer}."
+    assert ended.stdout.splitlines()[-1].startswith(f"Release {namespace}/{newer} was aborted and rolled back.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ballast.cli.main import cli
@@ -107,3 +108,15 @@ def test_running_out_of_time_tells_a_held_release_from_a_slow_one(phase, code):
 def test_a_bad_target_is_a_usage_error():
     result = CliRunner().invoke(cli, ["wait", "shop"])
     assert result.exit_code == 2 and "give deployment/NAME or release/NAME" in result.output
+
+
+def test_an_unreachable_api_server_is_a_sentence_not_a_traceback(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],  # nothing listens on port 1
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "shop"}}]}))
+    result = CliRunner().invoke(cli, ["wait", "deployment/web", "--kubeconfig", str(kubeconfig), "--timeout", "5"])
+    assert result.exit_code == Exit.CANNOT_FOLLOW
+    assert "Could not follow deployment/web in namespace shop: the API server did not answer" in result.output

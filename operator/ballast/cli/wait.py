@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 import kubernetes
+import urllib3
 
 from ballast.api.common import GROUP, VERSION
 from ballast.api.release import FINAL_PHASES, ReleasePhase
@@ -212,6 +213,9 @@ def wait(target: str, timeout: int, kubeconfig: str | None, namespace: str | Non
     except kubernetes.client.ApiException as error:
         raise Ended(f"The API server refused to show {target} in namespace {namespace}: {error.status} "
                     f"{error.reason}. Check the kubeconfig's permissions.", Exit.CANNOT_FOLLOW) from None
+    except urllib3.exceptions.HTTPError as error:
+        raise Ended(f"Could not follow {target} in namespace {namespace}: the API server did not answer ({error}). "
+                    "Check the kubeconfig's server and the network.", Exit.CANNOT_FOLLOW) from None
     code, sentence = outcome(namespace, release, status)
     click.echo(sentence)
     raise SystemExit(int(code))

@@ -10,7 +10,7 @@ import subprocess
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
-from tests.harness.argocd import health
+from tests.harness.argocd import HEALTH_SCRIPT, health
 from tests.harness.kubectl import kubectl, kubectl_binary
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment
 from tests.integration.pipelines import finished, plugin, start_plugin
@@ -145,3 +145,14 @@ def test_wait_tells_a_superseded_release_from_an_aborted_one(governed, apps, cus
     assert ended.returncode == 4, (ended.stdout, ended.stderr)
     assert ended.stdout.splitlines()[0] == f"Deployment {namespace}/shop: following Release {newer}."
     assert ended.stdout.splitlines()[-1].startswith(f"Release {namespace}/{newer} was aborted and rolled back.")
+
+
+def test_the_documented_argocd_cm_patch_installs_the_health_check(namespace, core, cluster):
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "argocd-cm"}, "data": {"url": "https://cd"}})
+    patched = kubectl(cluster.kubeconfig, "-n", namespace, "patch", "configmap", "argocd-cm", "--patch-file",
+                      str(HEALTH_SCRIPT.parent / "argocd-cm.yaml"), check=False)
+    assert patched.returncode == 0, patched.stderr
+    data = core.read_namespaced_config_map("argocd-cm", namespace).data
+    assert data["resource.customizations.health.apps_Deployment"] == HEALTH_SCRIPT.read_text()
+    assert data["resource.customizations.useOpenLibs.apps_Deployment"] == "true"
+    assert data["url"] == "https://cd"  # merged into Argo CD's settings, not replacing them

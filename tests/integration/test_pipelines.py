@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
@@ -113,7 +114,7 @@ def test_wait_tells_a_release_held_for_approval_past_its_timeout(governed, apps,
     assert release_in(custom, namespace, ("AwaitingApproval",))  # nothing moved it on
 
 
-def test_wait_on_a_change_ballast_does_not_hold_says_so(namespace, apps, cluster):
+def test_wait_on_a_change_ballast_does_not_hold_says_so(namespace, apps, cluster, crds):
     body = deployment("plain", {"app": "plain"}, annotations=OWNERSHIP_ANNOTATIONS)
     wait_for(lambda: created(apps, namespace, body), 30, "the Deployment was never created")
     waited = plugin(cluster, "wait", "deployment/plain", "-n", namespace, "--timeout", "10")
@@ -156,3 +157,16 @@ def test_the_documented_argocd_cm_patch_installs_the_health_check(namespace, cor
     assert data["resource.customizations.health.apps_Deployment"] == HEALTH_SCRIPT.read_text()
     assert data["resource.customizations.useOpenLibs.apps_Deployment"] == "true"
     assert data["url"] == "https://cd"  # merged into Argo CD's settings, not replacing them
+
+
+def test_wait_watches_for_the_record_of_a_pending_change_until_its_deadline(namespace, apps, cluster, crds):
+    # Outside any policy nobody writes Releases, so a pending mark set by hand is a change never recorded.
+    body = deployment("orphan", {"app": "orphan"},
+                      annotations={**OWNERSHIP_ANNOTATIONS, "ballast.dev/pending-revision": "0123456789abcdef"})
+    wait_for(lambda: created(apps, namespace, body), 30, "the Deployment was never created")
+    started = time.monotonic()
+    waited = plugin(cluster, "wait", "deployment/orphan", "-n", namespace, "--timeout", "4")
+    took = time.monotonic() - started
+    assert waited.returncode == 7, (waited.stdout, waited.stderr)
+    assert f"Deployment {namespace}/orphan has a change pending, but no Release recorded it in time" in waited.stderr
+    assert 4 <= took < 30, took  # it watched until its deadline, then gave up

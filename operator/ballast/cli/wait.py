@@ -145,7 +145,14 @@ def _await_release(client: kubernetes.client.ApiClient, namespace: str, name: st
     custom = kubernetes.client.CustomObjectsApi(client)
     selector = f"{DEPLOYMENT_LABEL}={label_value(name)}"
     while True:
-        listing = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "releases", label_selector=selector)
+        try:
+            listing = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "releases",
+                                                           label_selector=selector)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                raise Ended("This cluster has no Release resource: Ballast's CRDs are not installed "
+                            "(`kubectl apply -f crds/`, or the Helm chart).", Exit.CANNOT_FOLLOW) from None
+            raise
         if found := release_of(deployment, listing["items"]):
             return found
         if PENDING_ANNOTATION not in (deployment["metadata"].get("annotations") or {}):
@@ -211,8 +218,9 @@ def wait(target: str, timeout: int, kubeconfig: str | None, namespace: str | Non
                     f"{progress(error.status)}. `kubectl ballast describe {release}` shows where it stands.",
                     unfinished(error.status)) from None
     except kubernetes.client.ApiException as error:
+        hint = " Check the kubeconfig's credentials and permissions." if error.status in (401, 403) else ""
         raise Ended(f"The API server refused to show {target} in namespace {namespace}: {error.status} "
-                    f"{error.reason}. Check the kubeconfig's permissions.", Exit.CANNOT_FOLLOW) from None
+                    f"{error.reason}.{hint}", Exit.CANNOT_FOLLOW) from None
     except urllib3.exceptions.HTTPError as error:
         raise Ended(f"Could not follow {target} in namespace {namespace}: the API server did not answer ({error}). "
                     "Check the kubeconfig's server and the network.", Exit.CANNOT_FOLLOW) from None

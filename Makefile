@@ -36,8 +36,10 @@ manifests: $(VENV)/.installed ## Regenerate crds/ (and the chart's copy) from th
 	$(PY) -m ballast.api.crds crds
 	cp crds/*.yaml charts/ballast/crds/
 
-lint: $(VENV)/.installed ## ruff over the code and tests
+lint: $(VENV)/.installed ## ruff (with complexity <= 12), mypy (strict on api/, policy/, release/), import layers
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 cluster-up: $(VENV)/.installed ## Start etcd, kube-apiserver, kube-controller-manager, Prometheus, simulators, and a real node where possible (NODE=auto|1|0)
 	$(CLUSTER) up --node $(NODE)

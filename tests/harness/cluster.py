@@ -41,12 +41,16 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ballast.webhooks.certs import write_self_signed
 from tests.harness import wait_for
 from tests.harness.processes import ProcessGroup, log_tail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
 START_TIMEOUT = 60.0
+SERVICE_CIDR = "10.0.0.0/24"
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+"""The `kubernetes` Service's ClusterIP: the first address of SERVICE_CIDR."""
 EXTRA_USERS = ("ballast-operator", "alice", "bob")
 """Users besides admin, each with a kubeconfig in the state dir (all cluster-admins here)."""
 
@@ -73,6 +77,9 @@ class ClusterInfo:
     prometheus_url: str
     trafficsim_url: str
     ports: dict[str, int]
+    # Where pods reach the API server (the `kubernetes` Service's endpoint); "" on a machine without
+    # a default route, where the API server stays on loopback and pods cannot call it.
+    host_address: str = ""
     pids: dict[str, int] = field(default_factory=dict)
     # The exact command line of each pid: a pid whose cmdline differs was reused
     # by an unrelated process and must never be signalled.
@@ -141,6 +148,21 @@ def kube_bin_dir(log_path: Path) -> Path:
     if result.returncode != 0 or not lines:
         raise ControlPlaneUnavailable(f"{script} failed (exit {result.returncode}):\n{log_tail(log_path)}")
     return Path(lines[-1])
+
+
+def host_address() -> str:
+    """This machine's IPv4 address on its default route, or "" without one.
+
+    Pods on the real node reach the host there (through the node's bridge), so the API server listens
+    on it too and the `kubernetes` Service points at it. Connecting a UDP socket sends nothing.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))  # TEST-NET-2: any off-link address picks the default route
+        except OSError:
+            return ""
+        address = probe.getsockname()[0]
+    return "" if address.startswith("127.") else address
 
 
 def write_service_account_keys(private: Path, public: Path) -> None:
@@ -242,6 +264,7 @@ class LocalCluster:
             prometheus_url=f"http://127.0.0.1:{ports['prometheus']}",
             trafficsim_url=f"http://127.0.0.1:{ports['trafficsim']}",
             ports=ports,
+            host_address=host_address(),
             scrape_targets={"trafficsim": [f"127.0.0.1:{ports['trafficsim']}", "/metrics"]},
         )
         sa_key, sa_pub = self._pki / "sa.key", self._pki / "sa.pub"
@@ -273,20 +296,15 @@ class LocalCluster:
             [
                 str(bin_dir / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *self._apiserver_network_flags(),
                 f"--secure-port={ports['apiserver']}",
                 "--insecure-port=0",
-                f"--cert-dir={self._pki / 'apiserver'}",
                 f"--token-auth-file={tokens}",
                 "--authorization-mode=RBAC",
                 f"--service-account-key-file={sa_pub}",
                 f"--service-account-signing-key-file={sa_key}",
                 "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                # The `kubernetes` Service cannot point at a loopback address (validation
-                # refuses it, every 10 s in the log) and nothing here runs in a pod.
-                "--endpoint-reconciler-type=none",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
             ],
         )
         self.start_prometheus(timeout)  # boots while the apiserver does
@@ -326,8 +344,31 @@ class LocalCluster:
 
     @property
     def _ca_file(self) -> Path:
-        # kube-apiserver's self-signed serving cert; the file also holds its CA.
+        # The API server's self-signed serving certificate, which is its own CA.
         return self._pki / "apiserver" / "apiserver.crt"
+
+    def _apiserver_network_flags(self) -> list[str]:
+        """Listen on loopback, and on the host's address when it has one, so pods on the real node reach
+        the API server through the `kubernetes` Service (kube-proxy sends its ClusterIP to the host).
+
+        The serving certificate names every address clients use: 127.0.0.1 (kubeconfigs), the host
+        address (the Service's endpoint) and the Service's ClusterIP and DNS names (in-cluster clients).
+        """
+        assert self.info is not None
+        host = self.info.host_address
+        names = ["127.0.0.1", "localhost", KUBERNETES_SERVICE_IP, "kubernetes", "kubernetes.default",
+                 "kubernetes.default.svc", *([host] if host else [])]
+        serving = write_self_signed(self._pki / "apiserver", names)
+        serving.certfile.rename(self._ca_file)
+        key = serving.keyfile.rename(self._pki / "apiserver" / "apiserver.key")
+        tls = [f"--tls-cert-file={self._ca_file}", f"--tls-private-key-file={key}"]
+        if not host:
+            # The `kubernetes` Service cannot point at a loopback address (validation refuses it, every
+            # 10 s in the log); without a host address no pod could reach the API server anyway.
+            return [*tls, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                    "--endpoint-reconciler-type=none"]
+        # 0.0.0.0: one listener for loopback and the host address (the port is random and token-guarded).
+        return [*tls, "--bind-address=0.0.0.0", f"--advertise-address={host}"]
 
     def _get(self, path: str) -> requests.Response | None:
         assert self.info is not None

@@ -7,7 +7,7 @@ import json
 import kubernetes
 
 from ballast.api.common import GROUP, VERSION
-from ballast.kube.deployments import label_value
+from ballast.api.vocabulary import label_value
 from tests.harness import wait_for
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy, service_ownership
 

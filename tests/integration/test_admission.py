@@ -14,7 +14,7 @@ import requests
 import yaml
 
 from ballast.api.common import GROUP, VERSION
-from ballast.policy.workloads import template_hash
+from ballast.api.revisions import template_hash
 from tests.harness import wait_for
 from tests.harness.kubectl import kubectl
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, ballast, deployment, release_policy, service_ownership

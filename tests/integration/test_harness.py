@@ -22,7 +22,7 @@ from kubernetes.client.rest import ApiException
 from prometheus_api_client import PrometheusConnect
 
 from tests.harness import wait_for
-from tests.harness.cluster import LocalCluster, get_ok, start_or_skip
+from tests.harness.cluster import KUBERNETES_SERVICE_IP, LocalCluster, get_ok, start_or_skip
 from tests.harness.processes import process_matches
 
 TIMEOUT = 60.0
@@ -73,6 +73,27 @@ def deployment(name: str, replicas: int, annotations: dict[str, str] | None = No
             },
         },
     }
+
+
+def test_pods_can_reach_the_api_server_at_the_kubernetes_service(harness_cluster: LocalCluster,
+                                                                  harness_api: client.ApiClient) -> None:
+    """The `kubernetes` Service points at the host's address, where the API server answers with a
+    certificate that names it: what a pod's in-cluster client needs (through kube-proxy on the node)."""
+    info = harness_cluster.info
+    assert info is not None
+    if not info.host_address:
+        pytest.skip("this machine has no default route, so no address pods could reach the API server at")
+    core = client.CoreV1Api(harness_api)
+    endpoints = wait_for(lambda: core.read_namespaced_endpoints("kubernetes", "default").subsets, TIMEOUT,
+                         "the kubernetes Service never got an endpoint")
+    [subset] = endpoints
+    assert [address.ip for address in subset.addresses] == [info.host_address]
+    assert [port.port for port in subset.ports] == [info.ports["apiserver"]]
+    service = core.read_namespaced_service("kubernetes", "default")
+    assert service.spec.cluster_ip == KUBERNETES_SERVICE_IP
+    ca = Path(info.state_dir) / "pki" / "apiserver" / "apiserver.crt"
+    for host in ("127.0.0.1", info.host_address):  # verified against the certificate's names
+        assert get_ok(f"https://{host}:{info.ports['apiserver']}/readyz", token=info.token, cafile=ca)
 
 
 def test_custom_resources_work(harness_api: client.ApiClient, make_namespace: Callable[[], str]) -> None:

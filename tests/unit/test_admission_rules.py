@@ -10,26 +10,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ballast.api.common import RiskTier
+from ballast.api.common import RiskTier, stricter
+from ballast.api.release import created_by_operator
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
+from ballast.api.revisions import template_hash
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.api.vocabulary import ROLLED_BACK_ANNOTATION
-from ballast.policy.admission import (
+from ballast.policy.ownership import NamedOwnership, judged_tier
+from ballast.policy.rules import (
     AdmissionContext,
     BreakGlass,
-    NamedOwnership,
     ReleaseRequest,
     Rule,
     WorkloadRequest,
-    created_by_operator,
     evaluate,
     judge_ownership_change,
     judge_release_request,
-    judged_tier,
     never_refused,
-    stricter,
 )
-from ballast.policy.workloads import WorkloadSummary, template_hash
+from ballast.policy.workloads import WorkloadSummary
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
 ANNOTATIONS = {

@@ -7,8 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ballast.admission.bookkeeping import Mutation, mutation
 from ballast.api.common import RiskTier
+from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import (
     CHANGED_BY_ANNOTATION,
     PENDING_ANNOTATION,
@@ -17,7 +17,7 @@ from ballast.api.vocabulary import (
     ROLLED_BACK_ANNOTATION,
     WEBHOOK_ONLY_ANNOTATIONS,
 )
-from ballast.policy.workloads import template_hash
+from ballast.policy.bookkeeping import Mutation, mutation
 
 ME = json.dumps({"username": "alice"})
 LOW = RiskTier.LOW

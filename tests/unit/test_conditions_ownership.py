@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ballast.api.common import Condition, ConditionStatus
+from ballast.api.conditions import Observation, merge_conditions
 from ballast.api.releasepolicy import RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
-from ballast.policy.conditions import Observation, merge_conditions
 from ballast.policy.ownership import assess_ownership
 from ballast.policy.workloads import WorkloadSummary, annotation_problems, parse_alerts
 

@@ -7,17 +7,17 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ballast.controllers.releases import _deployment_view
+from ballast.api.revisions import template_hash
+from ballast.api.vocabulary import label_value
 from ballast.kube.deployments import (
     MAX_GENERATED_PREFIX,
     deployment_pods_pattern,
-    label_value,
     owned_by,
     pod_names_pattern,
     pods_of_replica_set,
     stable_revision,
 )
-from ballast.policy.workloads import template_hash
+from ballast.release.machine import DeploymentView
 
 DNS_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?", fullmatch=True)
 HASH = st.from_regex(r"[a-z0-9]{6,10}", fullmatch=True)
@@ -113,7 +113,7 @@ def test_a_rollout_past_its_progress_deadline_is_stalled():
             "status": {"observedGeneration": 4, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3,
                        "conditions": [{"type": "Progressing", "status": "False",
                                        "reason": "ProgressDeadlineExceeded"}]}}
-    view = _deployment_view(body)
+    view = DeploymentView.from_body(body)
     assert view.stalled and not view.rolled_out
     body["status"]["observedGeneration"] = 3  # a condition about an older generation says nothing yet
-    assert not _deployment_view(body).stalled
+    assert not DeploymentView.from_body(body).stalled

@@ -16,10 +16,9 @@ from typing import Any
 import kopf
 import pytest
 
-from ballast.controllers import admission as admission_handlers
-from ballast.controllers import startup
+from ballast.controllers import startup, webhook_handlers
 from ballast.controllers.runtime import Options, Runtime
-from ballast.policy.admission import WorkloadRequest, evaluate
+from ballast.policy.rules import WorkloadRequest, evaluate
 from ballast.policy.workloads import WorkloadSummary
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -40,8 +39,8 @@ def ownership(name: str, app: str) -> dict[str, Any]:
 
 def runtime(*policies: dict[str, Any], ownerships: dict[str, list] | None = None,
             workloads: dict[str, list] | None = None) -> Runtime:
-    return Runtime(
-        options=Options(prometheus_url="http://127.0.0.1:9", prometheus_refresh_seconds=3600),
+    return startup.build_runtime(
+        Options(prometheus_url="http://127.0.0.1:9", prometheus_refresh_seconds=3600),
         namespaces={ns: [{"team": ns}] for ns in ("shop", "search")},
         workloads=workloads or {}, ownerships=ownerships or {},
         policies={p["metadata"]["name"]: [p] for p in policies}, releases={},
@@ -79,7 +78,7 @@ class Memo(dict):
 
 def call_validate_workload(state: Runtime, namespace: str, warnings: list[str]) -> None:
     request = change(namespace, OWNED)
-    asyncio.run(admission_handlers.validate_workload(
+    asyncio.run(webhook_handlers.validate_workload(
         resource=kopf.Resource("apps", "v1", "deployments", kind="Deployment"), body=request.new, old=request.old,
         new=request.new, operation="UPDATE", subresource=None, userinfo={"username": "bob"}, dryrun=False,
         warnings=warnings, memo=Memo(runtime=state)))
@@ -89,7 +88,7 @@ def call_validate_workload(state: Runtime, namespace: str, warnings: list[str]) 
 def test_an_unexpected_error_in_the_rules_follows_the_policys_mode(mode, monkeypatch):
     def broken_rule(*_: Any) -> None:
         raise RuntimeError("a bug in a rule")
-    monkeypatch.setattr(admission_handlers, "evaluate", broken_rule)
+    monkeypatch.setattr(webhook_handlers, "evaluate", broken_rule)
     state = runtime(policy("default", "shop", admission={"mode": mode}))
     state.indexes_ready = True
     warnings: list[str] = []

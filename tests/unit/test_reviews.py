@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ballast.admission.reviews import review_problem
+from ballast.webhooks.reviews import review_problem
 
 GOOD = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {"uid": "u", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},

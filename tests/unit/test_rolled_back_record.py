@@ -10,17 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ballast.api.releasepolicy import ReleasePolicySpec
+from ballast.api.revisions import ROLLED_BACK_HISTORY, rolled_back_record, rolled_back_revisions, template_hash
 from ballast.api.vocabulary import ROLLED_BACK_ANNOTATION
-from ballast.kube.deployments import ROLLED_BACK_HISTORY, rolled_back_record
-from ballast.policy.admission import (
+from ballast.policy.rules import (
     AdmissionContext,
     Rule,
     WorkloadRequest,
     evaluate,
     rolled_back_at,
-    rolled_back_revisions,
 )
-from ballast.policy.workloads import template_hash
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 OWNED = {"ballast.dev/owner": "payments", "ballast.dev/alerts": "CheckoutDown",

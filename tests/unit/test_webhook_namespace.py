@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ballast.admission.webhook import with_request_namespace
+from ballast.webhooks.server import with_request_namespace
 
 
 def test_objects_take_the_requests_namespace():

@@ -11,9 +11,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -34,11 +35,11 @@ class ApiModel(BaseModel):
         extra="ignore",
     )
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         """Return the JSON-compatible, camelCase form the API server stores."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-    def to_wire_clearing(self) -> dict:
+    def to_wire_clearing(self) -> dict[str, Any]:
         """``to_wire`` plus an explicit null for every empty top-level field, so that a merge patch of a
         whole status also clears what is no longer set (e.g. the previous step's canaryReadyAt)."""
         wire = self.to_wire()
@@ -48,6 +49,17 @@ class ApiModel(BaseModel):
         return wire
 
 
+class ApiResource(ApiModel):
+    """Base of the three kinds: what their CustomResourceDefinitions say besides the schema."""
+
+    kind: ClassVar[str]
+    plural: ClassVar[str]
+    singular: ClassVar[str]
+    short_names: ClassVar[list[str]]
+    scope: ClassVar[str]
+    printer_columns: ClassVar[list[dict[str, Any]]]
+
+
 class RiskTier(StrEnum):
     """How much damage a bad change to a service can do; decides how carefully it is released."""
 
@@ -55,6 +67,14 @@ class RiskTier(StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
+
+
+TIER_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL)
+"""Risk tiers from the least to the most strict."""
+
+
+def stricter(a: RiskTier, b: RiskTier) -> RiskTier:
+    return max(a, b, key=TIER_ORDER.index)
 
 
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
@@ -178,7 +198,7 @@ class LabelSelector(ApiModel):
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
     """Expressions that must all hold."""
 
-    def matches(self, labels: dict[str, str] | None) -> bool:
+    def matches(self, labels: Mapping[str, str] | None) -> bool:
         """Whether an object with these labels is selected."""
         labels = labels or {}
         if any(labels.get(k) != v for k, v in self.match_labels.items()):

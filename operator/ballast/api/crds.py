@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-from ballast.api.common import GROUP, VERSION, ApiModel
+from ballast.api.common import GROUP, VERSION, ApiModel, ApiResource
 from ballast.api.release import Release
 from ballast.api.releasepolicy import ReleasePolicy
 from ballast.api.serviceownership import ServiceOwnership
 
-KINDS: tuple[type[ApiModel], ...] = (ReleasePolicy, ServiceOwnership, Release)
+KINDS: tuple[type[ApiResource], ...] = (ReleasePolicy, ServiceOwnership, Release)
 
 _DROPPED_KEYWORDS = {"title", "default", "examples", "$defs"}
 
@@ -47,28 +47,30 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def _translated(key: str, value: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    """One keyword of a pydantic JSON-schema node as structural OpenAPI v3 keywords (none when dropped)."""
+    if key in _DROPPED_KEYWORDS:
+        return {}
+    if key == "properties":
+        return {key: {name: structural(sub, defs) for name, sub in value.items()}}
+    if key == "items":
+        return {key: structural(value, defs)}
+    if key == "additionalProperties":
+        return {key: structural(value, defs)} if isinstance(value, dict) else {}
+    if key == "exclusiveMinimum":
+        return {"minimum": value, "exclusiveMinimum": True}
+    if key == "exclusiveMaximum":
+        return {"maximum": value, "exclusiveMaximum": True}
+    if key == "const":
+        return {"enum": [value]}
+    return {key: value}
+
+
 def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Translate one pydantic JSON-schema node into a structural OpenAPI v3 schema node."""
-    node = _resolve(node, defs)
     out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in _DROPPED_KEYWORDS:
-            continue
-        if key == "properties":
-            out[key] = {name: structural(sub, defs) for name, sub in value.items()}
-        elif key == "items":
-            out[key] = structural(value, defs)
-        elif key == "additionalProperties":
-            if isinstance(value, dict):
-                out[key] = structural(value, defs)
-        elif key == "exclusiveMinimum":
-            out["minimum"], out["exclusiveMinimum"] = value, True
-        elif key == "exclusiveMaximum":
-            out["maximum"], out["exclusiveMaximum"] = value, True
-        elif key == "const":
-            out["enum"] = [value]
-        else:
-            out[key] = value
+    for key, value in _resolve(node, defs).items():
+        out.update(_translated(key, value, defs))
     if "type" not in out:
         if "enum" in out:
             out["type"] = "string"
@@ -95,7 +97,7 @@ def openapi_schema(kind: type[ApiModel]) -> dict[str, Any]:
     return body
 
 
-def custom_resource_definition(kind: type[ApiModel]) -> dict[str, Any]:
+def custom_resource_definition(kind: type[ApiResource]) -> dict[str, Any]:
     """The complete CustomResourceDefinition object of a kind."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

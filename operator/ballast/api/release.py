@@ -6,14 +6,15 @@ and why: every analysis with its numbers, who changed and who approved, and ever
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ballast.api.common import ApiModel, Condition, RiskTier
-from ballast.api.vocabulary import ChangeType
+from ballast.api.common import ApiModel, ApiResource, Condition, RiskTier
+from ballast.api.vocabulary import MANAGED_BY, MANAGED_BY_LABEL, ChangeType
 
 
 class ReleasePhase(StrEnum):
@@ -155,7 +156,8 @@ class ReleaseStatus(ApiModel):
     blocked_by: list[Literal["concurrency", "error-budget", "canary-name"]] = Field(default_factory=list)
     """Every gate that held the release back at some point (for the scoreboard)."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Standard conditions."""
+    """``Progressing`` (traffic is moving), ``Degraded`` (the change is being or was undone, or failed) and,
+    once the release is over, ``Succeeded``; derived from the phase, with its reason and message."""
     step_started_at: datetime | None = None
     """When the current step began (its canary was asked for)."""
     canary_ready_at: datetime | None = None
@@ -170,7 +172,7 @@ class ReleaseStatus(ApiModel):
     """When it reached a final phase."""
 
 
-class Release(ApiModel):
+class Release(ApiResource):
     """A record of one attempted change to a Deployment's pod template and how it was released."""
 
     kind: ClassVar[str] = "Release"
@@ -178,7 +180,7 @@ class Release(ApiModel):
     singular: ClassVar[str] = "release"
     short_names: ClassVar[list[str]] = ["rel"]
     scope: ClassVar[str] = "Namespaced"
-    printer_columns: ClassVar[list[dict]] = [
+    printer_columns: ClassVar[list[dict[str, Any]]] = [
         {"name": "Service", "type": "string", "jsonPath": ".spec.service"},
         {"name": "Tier", "type": "string", "jsonPath": ".spec.tier"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -191,3 +193,16 @@ class Release(ApiModel):
     """The change and the rules it runs under."""
     status: ReleaseStatus | None = None
     """Progress and outcome."""
+
+
+def created_by_operator(release: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> bool:
+    """Whether the release engine may act on ``release``: the operator created it (its label, which the
+    webhook refuses from anyone else), and it is owned by ``deployment`` (by UID), when that is known."""
+    metadata = release.get("metadata") or {}
+    if (metadata.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return False
+    if deployment is None:
+        return True
+    uid = (deployment.get("metadata") or {}).get("uid")
+    return any(ref.get("kind") == "Deployment" and ref.get("uid") == uid
+               for ref in metadata.get("ownerReferences") or [])

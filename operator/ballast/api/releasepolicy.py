@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -14,6 +14,7 @@ from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_val
 from ballast.api.common import (
     AnnotationKey,
     ApiModel,
+    ApiResource,
     Condition,
     Duration,
     LabelSelector,
@@ -364,7 +365,7 @@ class ReleasePolicyStatus(ApiModel):
     """Changes the policy's freeze windows refused over the last 35 days (at most 500), newest last."""
 
 
-class ReleasePolicy(ApiModel):
+class ReleasePolicy(ApiResource):
     """Release guardrails for the namespaces a platform team governs: admission rules, canary settings
     per risk tier, freeze windows and error-budget gating."""
 
@@ -373,7 +374,7 @@ class ReleasePolicy(ApiModel):
     singular: ClassVar[str] = "releasepolicy"
     short_names: ClassVar[list[str]] = ["rp", "rpol"]
     scope: ClassVar[str] = "Cluster"
-    printer_columns: ClassVar[list[dict]] = [
+    printer_columns: ClassVar[list[dict[str, Any]]] = [
         {"name": "Mode", "type": "string", "jsonPath": ".spec.admission.mode"},
         {"name": "Namespaces", "type": "integer", "jsonPath": ".status.governedNamespaceCount"},
         {"name": "Frozen", "type": "string", "jsonPath": ".status.frozenTiers"},

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ballast.api.common import ApiModel, Condition, Duration, HttpUrl, LabelSelector, RiskTier, TeamName
+from ballast.api.common import ApiModel, ApiResource, Condition, Duration, HttpUrl, LabelSelector, RiskTier, TeamName
 
 
 class Contact(ApiModel):
@@ -93,7 +93,7 @@ class ServiceOwnershipStatus(ApiModel):
     """Fraction of the SLO's error budget left over its window (may go negative when overspent)."""
 
 
-class ServiceOwnership(ApiModel):
+class ServiceOwnership(ApiResource):
     """Declares who owns a service (a set of Deployments), its risk tier, runbook, alerts and SLO."""
 
     kind: ClassVar[str] = "ServiceOwnership"
@@ -101,7 +101,7 @@ class ServiceOwnership(ApiModel):
     singular: ClassVar[str] = "serviceownership"
     short_names: ClassVar[list[str]] = ["so", "svcown"]
     scope: ClassVar[str] = "Namespaced"
-    printer_columns: ClassVar[list[dict]] = [
+    printer_columns: ClassVar[list[dict[str, Any]]] = [
         {"name": "Owner", "type": "string", "jsonPath": ".spec.owner"},
         {"name": "Tier", "type": "string", "jsonPath": ".spec.riskTier"},
         {"name": "Workloads", "type": "integer", "jsonPath": ".status.workloadCount"},

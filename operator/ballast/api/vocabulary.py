@@ -8,6 +8,7 @@ touch). Modules import them from here, so a key is spelt once.
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 
 from ballast.api.common import GROUP, RiskTier
@@ -88,3 +89,13 @@ PROMOTE_ANNOTATION = "ballast.dev/promote"
 
 LEADER_LABEL = "ballast.dev/leader"
 """Set to "true" on the leader's Pod; the webhook Service selects it."""
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value: itself when it fits 63 characters, else a cut with a hash that keeps it unique.
+
+    Deployment and ServiceOwnership names may be 253 characters long; label values may not.
+    """
+    if len(text) <= 63:
+        return text
+    return f"{text[:52].rstrip('-._')}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"

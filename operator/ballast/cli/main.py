@@ -8,6 +8,7 @@ from ballast.cli.check import check
 from ballast.cli.operator import operator_group
 from ballast.cli.releases import abort, approve, promote
 from ballast.cli.sre import describe, history, score, status
+from ballast.cli.wait import wait
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +19,7 @@ def cli() -> None:
 
 cli.add_command(operator_group)
 cli.add_command(check)
-for command in (approve, abort, promote, status, history, describe, score):
+for command in (approve, abort, promote, status, history, describe, score, wait):
     cli.add_command(command)
 
 

@@ -112,10 +112,10 @@ def run(
     from prometheus_client import start_http_server
 
     from ballast import controllers  # noqa: F401  (registers the handlers)
-    from ballast.admission.webhook import WebhookOptions
     from ballast.controllers.runtime import Options
     from ballast.kube.client import configure, whoami
     from ballast.metrics.provider import Timeouts
+    from ballast.webhooks.server import WebhookOptions
 
     configure(kubeconfig, timeouts=(min(5.0, kube_timeout_seconds), kube_timeout_seconds))
     kopf.configure(

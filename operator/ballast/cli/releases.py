@@ -16,11 +16,10 @@ import click
 import kubernetes
 
 from ballast.api.common import GROUP, VERSION
-from ballast.api.release import ReleasePhase
+from ballast.api.release import FINAL_PHASES, ReleasePhase
 from ballast.api.vocabulary import ABORT_ANNOTATION, APPROVE_ANNOTATION, PROMOTE_ANNOTATION
 from ballast.cli.common import connect, kubeconfig_option, namespace_option
 from ballast.kube.client import DEFAULT_TIMEOUTS
-from ballast.release.machine import FINAL_PHASES
 
 FINAL = {phase.value for phase in FINAL_PHASES}
 
@@ -57,12 +56,21 @@ def progress(status: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+class Unfinished(click.ClickException):
+    """The release was still running when the time to follow it ran out; ``status`` is where it stood."""
+
+    def __init__(self, message: str, status: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def follow(kubeconfig: str | None, namespace: str, release: str, timeout: int,
-           echo: Callable[[str], None] = click.echo) -> str:
-    """Watch RELEASE, echo a line whenever its progress changes, and return its final phase."""
+           echo: Callable[[str], None] = click.echo) -> dict[str, Any]:
+    """Watch RELEASE, echo a line whenever its progress changes, and return its final status."""
     client, _ = connect(kubeconfig, namespace)
     api = kubernetes.client.CustomObjectsApi(client)
     last, deadline = "", time.monotonic() + timeout
+    status: dict[str, Any] = {}
     while (left := deadline - time.monotonic()) > 0:
         stream = kubernetes.watch.Watch().stream(
             api.list_namespaced_custom_object, GROUP, VERSION, namespace, "releases",
@@ -77,15 +85,15 @@ def follow(kubeconfig: str | None, namespace: str, release: str, timeout: int,
                 echo(f"{datetime.now():%H:%M:%S}  {line}")
                 last = line
             if status.get("phase") in FINAL:
-                return status["phase"]
-    raise click.ClickException(f"Release {namespace}/{release} did not finish within {timeout}s; it is still "
-                               f"{last or 'unknown'}. `kubectl ballast describe {release}` shows where it stands.")
+                return status
+    raise Unfinished(f"Release {namespace}/{release} did not finish within {timeout}s; it is still "
+                     f"{last or 'unknown'}. `kubectl ballast describe {release}` shows where it stands.", status)
 
 
 def _settle(kubeconfig: str | None, namespace: str, release: str, timeout: int | None, wanted: ReleasePhase) -> None:
     if timeout is None:
         return
-    phase = follow(kubeconfig, namespace, release, timeout)
+    phase = follow(kubeconfig, namespace, release, timeout)["phase"]
     if phase != wanted.value:
         raise click.ClickException(f"Release {namespace}/{release} ended {phase}, not {wanted.value}: "
                                    f"`kubectl ballast describe {release}` shows why.")

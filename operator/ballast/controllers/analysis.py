@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
 from string import Template
@@ -30,6 +30,9 @@ from ballast.release.statistics import error_budget_remaining
 from ballast.release.verdict import Z_95, Z_EARLY, Judgement, Sample, implausible, judge
 
 logger = logging.getLogger(__name__)
+
+ReleaseKey = tuple[str, ...]
+"""(namespace, name) of a Release."""
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -85,18 +88,18 @@ def measure_error_budget(provider: MetricProvider, queries: PrometheusQueries, n
 class AnalysisRunner:
     """At most one look per release in flight, on its provider's executor; results kept until forgotten."""
 
-    def __init__(self, on_done: Callable[[Hashable], None]) -> None:
+    def __init__(self, on_done: Callable[[ReleaseKey], None]) -> None:
         self._on_done = on_done
-        self._in_flight: set[Hashable] = set()
-        self._latest: dict[Hashable, Analysis] = {}
+        self._in_flight: set[ReleaseKey] = set()
+        self._latest: dict[ReleaseKey, Analysis] = {}
 
-    def latest(self, key: Hashable) -> Analysis | None:
+    def latest(self, key: ReleaseKey) -> Analysis | None:
         return self._latest.get(key)
 
-    def in_flight(self, key: Hashable) -> bool:
+    def in_flight(self, key: ReleaseKey) -> bool:
         return key in self._in_flight
 
-    def start(self, key: Hashable, window: tuple[datetime, datetime], tier: str, early: bool,
+    def start(self, key: ReleaseKey, window: tuple[datetime, datetime], tier: str, early: bool,
               job: Callable[[], Analysis], executor: Executor) -> bool:
         """Run ``job`` unless a look of this release is still running; True when it was started."""
         if key in self._in_flight:
@@ -107,7 +110,7 @@ class AnalysisRunner:
         future.add_done_callback(lambda done: self._finished(key, window, tier, early, done))
         return True
 
-    def _finished(self, key: Hashable, window: tuple[datetime, datetime], tier: str, early: bool,
+    def _finished(self, key: ReleaseKey, window: tuple[datetime, datetime], tier: str, early: bool,
                   done: asyncio.Future[Analysis]) -> None:
         self._in_flight.discard(key)
         ANALYSES_IN_FLIGHT.dec()
@@ -125,5 +128,5 @@ class AnalysisRunner:
         self._latest[key] = analysis
         self._on_done(key)
 
-    def forget(self, key: Hashable) -> None:
+    def forget(self, key: ReleaseKey) -> None:
         self._latest.pop(key, None)

@@ -11,23 +11,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
+K = TypeVar("K", bound=Hashable)
 
-class Coalescer:
+
+class Coalescer(Generic[K]):
     """Runs ``reconcile(key)`` shortly after ``request(key)``, once for any number of requests meanwhile."""
 
-    def __init__(self, reconcile: Callable[[Hashable], Awaitable[None]], delay: float = 0.2) -> None:
+    def __init__(self, reconcile: Callable[[K], Awaitable[None]], delay: float = 0.2) -> None:
         self._reconcile = reconcile
         self._delay = delay
-        self._pending: set[Hashable] = set()
-        self._locks: dict[Hashable, asyncio.Lock] = {}
-        self._users: dict[Hashable, int] = {}
+        self._pending: set[K] = set()
+        self._locks: dict[K, asyncio.Lock] = {}
+        self._users: dict[K, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._timers: dict[K, asyncio.TimerHandle] = {}
 
-    def request(self, key: Hashable, after: float | None = None) -> None:
+    def request(self, key: K, after: float | None = None) -> None:
         """Reconcile ``key`` soon, or after ``after`` seconds (the earliest of several such requests wins)."""
         if after is not None and after > self._delay:
             loop = asyncio.get_running_loop()
@@ -46,11 +49,11 @@ class Coalescer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _fire(self, key: Hashable) -> None:
+    def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
         self.request(key)
 
-    async def _run(self, key: Hashable) -> None:
+    async def _run(self, key: K) -> None:
         try:
             await asyncio.sleep(self._delay)
             async with self._locks.setdefault(key, asyncio.Lock()):

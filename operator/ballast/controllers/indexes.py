@@ -37,14 +37,14 @@ def namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict
 @kopf.index("apps", "v1", "statefulsets")
 @kopf.index("apps", "v1", "daemonsets")
 def workloads_by_namespace(
-    body: kopf.Body, namespace: str, resource: kopf.Resource, **_: Any
-) -> dict[str, WorkloadSummary]:
+    body: kopf.Body, namespace: str | None, resource: kopf.Resource, **_: Any
+) -> dict[str | None, WorkloadSummary]:
     # One index for the three kinds (kopf keys entries by uid, so kinds never collide).
     return {namespace: WorkloadSummary.from_body(body, kind=resource.kind)}
 
 
 @kopf.index(GROUP, VERSION, "serviceownerships")
-def ownerships_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, dict[str, Any]]:
+def ownerships_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str | None, dict[str, Any]]:
     return {namespace: snapshot(body)}
 
 
@@ -54,7 +54,7 @@ def policies_by_name(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str
 
 
 @kopf.index(GROUP, VERSION, "releases")
-def releases_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, dict[str, Any]]:
+def releases_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str | None, dict[str, Any]]:
     snap = snapshot(body)
     for key in ("creationTimestamp", "labels", "ownerReferences"):  # who made it, for created_by_operator
         snap["metadata"][key] = copy.deepcopy(body.get("metadata", {}).get(key))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import kopf
 from pydantic import ValidationError
 
-from ballast.api.common import GROUP, VERSION
+from ballast.api.conditions import Observation
 from ballast.api.serviceownership import ServiceOwnershipSpec
-from ballast.controllers.releases import on_deployment_event, release_records
+from ballast.controllers.releases import release_records
 from ballast.controllers.runtime import (
     Runtime,
     describe_validation_error,
@@ -20,7 +18,6 @@ from ballast.controllers.runtime import (
 )
 from ballast.instruments import export_service_metrics
 from ballast.kube.client import CustomObjectRef
-from ballast.policy.conditions import Observation
 from ballast.policy.ownership import assess_ownership
 from ballast.release.statistics import summarize
 
@@ -66,15 +63,3 @@ async def reconcile_namespace(runtime: Runtime, namespace: str) -> None:
             continue
         if written:
             post_condition_events(snap, changed)
-
-
-@kopf.on.event("apps", "v1", "deployments")
-async def deployment_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.ownership_reconciler.request(namespace)
-    memo.runtime.policy_reconciler.request("all")  # the policy audit covers Deployments too
-    on_deployment_event(memo.runtime, body)
-
-
-@kopf.on.event(GROUP, VERSION, "serviceownerships")
-async def ownership_changed(namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.ownership_reconciler.request(namespace)

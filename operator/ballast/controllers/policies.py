@@ -1,18 +1,12 @@
-"""ReleasePolicy status (governance, overlaps, validity, open freezes, audit) and the webhook configuration."""
+"""ReleasePolicy status: governance, overlaps, validity, open freezes, audit (after the webhook configurations)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import datetime
 from typing import Any
 
-import kopf
-import kubernetes
-
-from ballast.admission.webhook import CONFIGURATION_NAME, desired_configurations
-from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
 from ballast.controllers.runtime import (
     ParsedPolicy,
@@ -22,12 +16,13 @@ from ballast.controllers.runtime import (
     updated_conditions,
     write_status,
 )
+from ballast.controllers.webhook_configurations import reconcile_webhook_configuration
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
-from ballast.kube.client import CustomObjectRef, api_client
+from ballast.kube.client import CustomObjectRef
 from ballast.kube.deployments import release_canaries
-from ballast.policy.admission import standing_findings
 from ballast.policy.freeze import open_windows, readable_refusals, record_refusals
-from ballast.policy.governance import SYSTEM_NAMESPACES, Governance, policy_conditions
+from ballast.policy.governance import Governance, policy_conditions
+from ballast.policy.rules import standing_findings
 
 logger = logging.getLogger(__name__)
 
@@ -141,69 +136,3 @@ def export_freezes(policy: ParsedPolicy, open_now: list[ActiveFreeze]) -> None:
         for tier in window.tiers:
             FREEZE_ACTIVE.labels(policy=policy.name, window=window.name, tier=tier.value).set(
                 1 if (window.name, tier.value) in open_pairs else 0)
-
-
-async def reconcile_webhook_configuration(runtime: Runtime, parsed: list[ParsedPolicy]) -> None:
-    """Create or replace the webhook configurations when what they should say has changed."""
-    if runtime.webhook_endpoint is None:
-        return  # Webhooks disabled, or a chart manages the configuration.
-    desired = desired_configurations(
-        [(p.name, p.effective) for p in parsed if p.effective is not None],
-        runtime.webhook_endpoint,
-        always_exempt=sorted({*runtime.always_exempt(), *SYSTEM_NAMESPACES}),
-    )
-    if list(desired) == runtime.applied_webhook_configurations:
-        return
-    api = kubernetes.client.AdmissionregistrationV1Api(api_client())
-    kinds = {
-        "ValidatingWebhookConfiguration": (api.read_validating_webhook_configuration,
-                                           api.create_validating_webhook_configuration,
-                                           api.replace_validating_webhook_configuration),
-        "MutatingWebhookConfiguration": (api.read_mutating_webhook_configuration,
-                                         api.create_mutating_webhook_configuration,
-                                         api.replace_mutating_webhook_configuration),
-    }
-
-    def apply(body: dict[str, Any]) -> None:
-        read, create, replace = kinds[body["kind"]]
-        try:
-            current = read(CONFIGURATION_NAME)
-        except kubernetes.client.ApiException as error:
-            if error.status != 404:
-                raise
-            create(body)
-            return
-        metadata = {**body["metadata"], "resourceVersion": current.metadata.resource_version}
-        replace(CONFIGURATION_NAME, {**body, "metadata": metadata})
-
-    for body in desired:
-        await asyncio.to_thread(apply, body)
-    runtime.applied_webhook_configurations = list(desired)
-    logger.info("Webhook configurations %s now cover %d policies.", CONFIGURATION_NAME, len(parsed))
-
-
-@kopf.on.event(GROUP, VERSION, "releasepolicies")
-async def policy_changed(memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    runtime.invalidate()
-    runtime.policy_reconciler.request("all")
-    # Required annotation keys may have changed for every governed namespace.
-    for namespace in list(runtime.ownerships.keys()):
-        runtime.ownership_reconciler.request(namespace)
-
-
-@kopf.on.event("namespaces")
-async def namespace_changed(name: str, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    runtime.invalidate()
-    # kopf runs handlers only after every index is filled: from now on admission can judge.
-    runtime.indexes_ready = True
-    runtime.policy_reconciler.request("all")
-    runtime.ownership_reconciler.request(name)
-
-
-@kopf.on.event("apps", "v1", "statefulsets")
-@kopf.on.event("apps", "v1", "daemonsets")
-async def workload_changed(memo: kopf.Memo, **_: Any) -> None:
-    # The audit in the policy status covers every workload kind.
-    memo.runtime.policy_reconciler.request("all")

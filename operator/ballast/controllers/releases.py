@@ -16,54 +16,57 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import kubernetes
 from pydantic import ValidationError
 
 from ballast.api import vocabulary
-from ballast.api.common import API_VERSION, GROUP, VERSION, RiskTier
-from ballast.api.release import Release, ReleasePhase, ReleaseSpec, ReleaseStatus, UserInfo
+from ballast.api.common import GROUP, VERSION
+from ballast.api.release import (
+    FINAL_PHASES,
+    Release,
+    ReleasePhase,
+    ReleaseSpec,
+    ReleaseStatus,
+    UserInfo,
+    created_by_operator,
+)
 from ballast.api.releasepolicy import ReleasePolicySpec
+from ballast.api.revisions import rolled_back_record, template_hash
 from ballast.api.vocabulary import (
     ABORT_ANNOTATION,
     APPROVED_BY_ANNOTATION,
-    CHANGE_TYPE_ANNOTATION,
-    DEFAULT_CHANGE_TYPE,
-    DEPLOYMENT_LABEL,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     PROMOTE_ANNOTATION,
-    SERVICE_LABEL,
-    ChangeType,
 )
 from ballast.controllers.analysis import look, unknown
 from ballast.controllers.runtime import Runtime, now
 from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, api_client, update_status
-from ballast.policy.admission import created_by_operator, stricter
-from ballast.policy.workloads import template_hash
+from ballast.policy.ownership import responsibility
+from ballast.release.conditions import with_conditions
 from ballast.release.gates import ErrorBudget, GateInputs, ReleaseRef, waiting_block
 from ballast.release.machine import (
-    FINAL_PHASES,
     Action,
     ActionKind,
     Analysis,
     CanaryView,
     DeploymentView,
     Gates,
+    Plan,
     Requests,
     View,
     plan,
 )
+from ballast.release.record import Change, free_release_name, release_body
 from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
-
 
 
 # -- reading -----------------------------------------------------------------------------------------------
@@ -80,31 +83,6 @@ def _read_release(namespace: str, name: str) -> dict[str, Any] | None:
 
 def _annotations(body: dict[str, Any] | None) -> dict[str, str]:
     return ((body or {}).get("metadata") or {}).get("annotations") or {}
-
-
-def _deployment_view(body: dict[str, Any] | None) -> DeploymentView | None:
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return None
-    spec, status = body["spec"], body.get("status") or {}
-    replicas = spec.get("replicas", 1)
-    observed = status.get("observedGeneration", 0) >= body["metadata"].get("generation", 0)
-    rolled_out = (
-        observed
-        and status.get("updatedReplicas", 0) == replicas
-        and status.get("availableReplicas", 0) == replicas
-        and status.get("replicas", 0) == replicas
-    )
-    stalled = observed and any(
-        c.get("type") == "Progressing" and c.get("status") == "False" and c.get("reason") == "ProgressDeadlineExceeded"
-        for c in status.get("conditions") or [])
-    return DeploymentView(
-        revision=template_hash(spec.get("template")),
-        paused=bool(spec.get("paused")),
-        replicas=replicas,
-        pending=vocabulary.PENDING_ANNOTATION in _annotations(body),
-        rolled_out=rolled_out,
-        stalled=stalled,
-    )
 
 
 def _canary_view(body: dict[str, Any] | None, release_uid: str) -> CanaryView | None:
@@ -156,41 +134,85 @@ def release_records(runtime: Runtime, namespace: str, service: str) -> list[Rele
 
 # -- the release pass --------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Pass:
+    """What one pass over a release gathered, and the view of it the machine plans from."""
+
+    key: tuple[str, str]
+    body: dict[str, Any]
+    spec: ReleaseSpec
+    policy: ReleasePolicySpec
+    deployment: dict[str, Any] | None
+    canary: dict[str, Any] | None
+    view: View
+
+
 async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
+    """One pass: gather, plan, analyse, write, act."""
     if key[0] == "deployment":
         await ensure_release(runtime, key[1], key[2])
         return
+    gathered = await _gather(runtime, (key[0], key[1]))
+    if gathered is None:
+        return
+    decision = _plan(gathered)
+    decided = time.perf_counter()
+    _analyse(runtime, gathered, decision)
+    if await _write(runtime, gathered, decision):
+        await _carry_out(runtime, gathered, decision, decided)
+
+
+async def _gather(runtime: Runtime, key: tuple[str, str]) -> _Pass | None:
+    """The release, its Deployment and canary as the API server holds them now; None when there is
+    nothing to do (gone, malformed, finished, or not the operator's)."""
     namespace, name = key
     body = await asyncio.to_thread(_read_release, namespace, name)
     if body is None:
-        return
+        return None
     try:
         release = Release.model_validate(body)
     except ValidationError:
         logger.warning("Release %s/%s is malformed and is left alone.", namespace, name)
-        return
+        return None
     status = release.status or ReleaseStatus()
     if status.phase in FINAL_PHASES:
         runtime.analyses.forget(key)
-        return
+        return None
     spec = release.spec
     deployment = await asyncio.to_thread(deployments.read_raw, namespace, spec.deployment)
     if not created_by_operator(body, deployment):
         # Debug only: every event of the Deployment brings it here again. The webhook refuses such Releases.
         logger.debug("Release %s/%s was not created by Ballast for Deployment %s and is left alone.",
                      namespace, name, spec.deployment)
-        return
+        return None
     canary = await asyncio.to_thread(deployments.read_raw, namespace, deployments.canary_name(spec.deployment))
     _, policy = _policy(runtime, namespace)
+    view = _view(runtime, key, body, spec, status, policy, deployment, canary)
+    return _Pass(key, body, spec, policy, deployment, canary, view)
+
+
+def _approval(status: ReleaseStatus, annotations: dict[str, str]) -> tuple[ReleaseStatus, bool]:
+    """Whether the release is approved, and the status with the approver the webhook stamped recorded.
+
+    A stamp that cannot be read is no approval.
+    """
+    if APPROVED_BY_ANNOTATION not in annotations:
+        return status, False
+    if status.approved_by is not None:
+        return status, True
+    try:
+        approver = UserInfo.model_validate(json.loads(annotations[APPROVED_BY_ANNOTATION]))
+    except (ValueError, ValidationError):
+        return status, False
+    return status.model_copy(update={"approved_by": approver}), True
+
+
+def _view(runtime: Runtime, key: tuple[str, str], body: dict[str, Any], spec: ReleaseSpec, status: ReleaseStatus,
+          policy: ReleasePolicySpec, deployment: dict[str, Any] | None, canary: dict[str, Any] | None) -> View:
+    namespace, name = key
     tier = policy.tiers.for_tier(spec.tier)
     annotations = _annotations(body)
-    approved = APPROVED_BY_ANNOTATION in annotations
-    if approved and status.approved_by is None:
-        try:
-            status = status.model_copy(update={
-                "approved_by": UserInfo.model_validate(json.loads(annotations[APPROVED_BY_ANNOTATION]))})
-        except (ValueError, ValidationError):
-            approved = False
+    status, approved = _approval(status, annotations)
     release_uid = body["metadata"]["uid"]
     block = waiting_block(GateInputs(
         me=ReleaseRef(namespace, name, spec.owner, status.phase,
@@ -202,47 +224,72 @@ async def reconcile_release(runtime: Runtime, key: tuple[str, ...]) -> None:
         budget=_error_budget(runtime, policy, namespace, spec.service),
         change_type=spec.change_type, emergency=spec.emergency,
     ))
-    view = View(
+    return View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
-        from_revision=spec.from_revision, tier=tier, deployment=_deployment_view(deployment),
+        from_revision=spec.from_revision, tier=tier, deployment=DeploymentView.from_body(deployment),
         canary=_canary_view(canary, release_uid),
         gates=Gates(approval_required=tier.approval_required, approved=approved, block=block),
         requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
         analysis=runtime.analyses.latest(key),
     )
-    decision = plan(view)
-    decided = time.perf_counter()
-    if decision.analyze_window is not None and deployment is not None:
-        runtime.analyses.start(key, decision.analyze_window, spec.tier.value, decision.early,
-                               _look_job(runtime, policy, spec, deployment, canary if view.canary else None,
-                                         decision.analyze_window, decision.early),
-                               runtime.executor_for(runtime.prometheus_url(policy)))
 
-    if decision.status != status:
-        try:
-            await asyncio.to_thread(
-                update_status, CustomObjectRef("releases", name, namespace), body.get("status"),
-                {**decision.status.to_wire_clearing(), "observedGeneration": body["metadata"].get("generation")},
-                body["metadata"]["resourceVersion"])
-        except kubernetes.client.ApiException as error:
-            if error.status == 409:
-                runtime.release_reconciler.request(key)  # someone wrote meanwhile: plan again on fresh data
-                return
-            raise
+
+def _plan(gathered: _Pass) -> Plan:
+    """The machine's plan, its status carrying the conditions that follow from it."""
+    decision = plan(gathered.view)
+    decision.status = with_conditions(decision.status, gathered.view.now, gathered.body["metadata"].get("generation"))
+    return decision
+
+
+def _analyse(runtime: Runtime, gathered: _Pass, decision: Plan) -> None:
+    """Start a look at the canary when the plan asks for one; its result brings the next pass."""
+    if decision.analyze_window is None or gathered.deployment is None:
+        return
+    spec, policy = gathered.spec, gathered.policy
+    runtime.analyses.start(gathered.key, decision.analyze_window, spec.tier.value, decision.early,
+                           _look_job(runtime, policy, spec, gathered.deployment,
+                                     gathered.canary if gathered.view.canary else None,
+                                     decision.analyze_window, decision.early),
+                           runtime.executor_for(runtime.prometheus_url(policy)))
+
+
+async def _write(runtime: Runtime, gathered: _Pass, decision: Plan) -> bool:
+    """Write the planned status before acting on it; False when someone wrote meanwhile (planned again)."""
+    if decision.status == gathered.view.status:
+        return True
+    body = gathered.body
+    namespace, name = gathered.key
+    try:
+        await asyncio.to_thread(
+            update_status, CustomObjectRef("releases", name, namespace), body.get("status"),
+            {**decision.status.to_wire_clearing(), "observedGeneration": body["metadata"].get("generation")},
+            body["metadata"]["resourceVersion"])
+    except kubernetes.client.ApiException as error:
+        if error.status == 409:
+            runtime.release_reconciler.request(gathered.key)  # someone wrote meanwhile: plan again on fresh data
+            return False
+        raise
+    return True
+
+
+async def _carry_out(runtime: Runtime, gathered: _Pass, decision: Plan, decided: float) -> None:
+    """Announce a transition, take the plan's actions, and schedule what comes next."""
+    body, spec, deployment = gathered.body, gathered.spec, gathered.deployment
     if decision.transitioned:
         _announce(body, deployment, decision.status, spec)
     for action in decision.actions:
         if not await asyncio.to_thread(_act, action, body, deployment, spec):
-            runtime.release_reconciler.request(key)  # the Deployment changed since the plan: plan again
+            runtime.release_reconciler.request(gathered.key)  # the Deployment changed since the plan: plan again
             return
     if decision.transitioned and decision.status.phase is ReleasePhase.ROLLING_BACK:
         ROLLBACK_ACTUATION.observe(time.perf_counter() - decided)
     if decision.status.phase in FINAL_PHASES:
-        runtime.analyses.forget(key)
-        runtime.ownership_reconciler.request(namespace)
-        await asyncio.to_thread(_trim_history, runtime, namespace, spec.deployment, policy.release_history_limit)
+        runtime.analyses.forget(gathered.key)
+        runtime.ownership_reconciler.request(gathered.key[0])
+        await asyncio.to_thread(_trim_history, runtime, gathered.key[0], spec.deployment,
+                                gathered.policy.release_history_limit)
     elif decision.requeue_after is not None:
-        runtime.release_reconciler.request(key, after=decision.requeue_after)
+        runtime.release_reconciler.request(gathered.key, after=decision.requeue_after)
 
 
 def _error_budget(runtime: Runtime, policy: ReleasePolicySpec, namespace: str, service: str) -> ErrorBudget | None:
@@ -289,9 +336,9 @@ def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status
                            ReleasePhase.BLOCKED)
     message = f"{status.phase.value}: {status.message}"
     kind = "Warning" if bad else "Normal"
-    kopf.event(release, type=kind, reason=status.reason or status.phase.value, message=message)
+    kopf.event(cast(kopf.Body, release), type=kind, reason=status.reason or status.phase.value, message=message)
     if deployment is not None:
-        kopf.event(deployment, type=kind, reason=status.reason or status.phase.value,
+        kopf.event(cast(kopf.Body, deployment), type=kind, reason=status.reason or status.phase.value,
                    message=f"Release {release['metadata']['name']} {message}")
 
 
@@ -328,7 +375,7 @@ def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | N
             if stable is None:
                 raise RuntimeError(f"Deployment {namespace}/{spec.deployment} has no ReplicaSet to roll back to")
             fields["/spec/template"] = stable.template
-            kept[vocabulary.ROLLED_BACK_ANNOTATION] = deployments.rolled_back_record(
+            kept[vocabulary.ROLLED_BACK_ANNOTATION] = rolled_back_record(
                 _annotations(current), spec.to_revision, now())
         fields["/metadata/annotations"] = kept
         deployments.replace_fields(namespace, spec.deployment, rv, fields)
@@ -362,18 +409,20 @@ async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
     if runtime.governing_policy(namespace) is None:
         return  # no webhook writes the marker there: whoever did, it is not a change Ballast holds
     revision = template_hash(deployment["spec"]["template"])
-    known = runtime.releases.get(namespace, [])
+    known: Iterable[dict[str, Any]] = runtime.releases.get(namespace, [])
     # Only the operator's own Releases of this very Deployment count: one anybody else made is never adopted.
     mine = [s for s in known if s["spec"].get("deployment") == name and created_by_operator(s, deployment)]
     same = [s for s in mine if s["spec"].get("toRevision") == revision]
     if any((s.get("status") or {}).get("phase") not in {p.value for p in FINAL_PHASES} for s in same):
         return
     stable = await asyncio.to_thread(deployments.read_stable_revision, deployment)
+    policy_name, policy = _policy(runtime, namespace)
+    responsible = responsibility(deployment["metadata"].get("labels") or {}, _annotations(deployment),
+                                 runtime.named_ownerships(namespace), policy.admission.required_annotations)
+    change = Change(deployment, stable.template if stable else None, policy_name, policy,
+                    service=responsible.service, team=responsible.team, tier=responsible.tier)
     taken = {s["metadata"]["name"] for s in known}
-    attempt = len(same) + 1
-    while _release_name(name, revision, attempt) in taken:  # a name squatted by a Release not ours
-        attempt += 1
-    body = _new_release(runtime, deployment, revision, stable, attempt)
+    body = release_body(change, free_release_name(name, revision, len(same) + 1, taken))
     try:
         await asyncio.to_thread(kubernetes.client.CustomObjectsApi(api_client()).create_namespaced_custom_object,
                                 GROUP, VERSION, namespace, "releases", body)
@@ -381,84 +430,3 @@ async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
         if error.status != 409:  # created by an earlier pass whose result the index has not shown yet
             raise
     runtime.release_reconciler.request((namespace, body["metadata"]["name"]))
-
-
-def _new_release(runtime: Runtime, deployment: dict[str, Any], revision: str,
-                 stable: deployments.StableRevision | None, attempt: int) -> dict[str, Any]:
-    metadata = deployment["metadata"]
-    namespace, name = metadata["namespace"], metadata["name"]
-    annotations = _annotations(deployment)
-    policy_name, policy = _policy(runtime, namespace)
-    labels = metadata.get("labels") or {}
-    owners = [o for o in runtime.named_ownerships(namespace) if o.spec.selector.matches(labels)]
-    ownership = owners[0] if len(owners) == 1 else None
-    tier = ownership.spec.risk_tier if ownership else RiskTier.MEDIUM
-    if annotations.get(vocabulary.PENDING_TIER_ANNOTATION) in {t.value for t in RiskTier}:
-        # As judged at admission: a label dropped together with the change does not lower its tier.
-        tier = stricter(tier, RiskTier(annotations[vocabulary.PENDING_TIER_ANNOTATION]))
-    keys = policy.admission.required_annotations
-    try:
-        changed_by = UserInfo.model_validate(json.loads(annotations.get(vocabulary.CHANGED_BY_ANNOTATION, "")))
-    except (ValueError, ValidationError):
-        changed_by = None
-    change_type = annotations.get(CHANGE_TYPE_ANNOTATION, "")
-    spec = ReleaseSpec(
-        deployment=name,
-        service=ownership.name if ownership else "",
-        owner=ownership.spec.owner if ownership else annotations.get(keys.owner, ""),
-        tier=tier,
-        policy=policy_name,
-        from_revision=template_hash(stable.template) if stable else "",
-        to_revision=revision,
-        from_images=deployments.images(stable.template if stable else None),
-        to_images=deployments.images(deployment["spec"]["template"]),
-        changed_by=changed_by,
-        change_type=ChangeType(change_type) if change_type in set(ChangeType) else DEFAULT_CHANGE_TYPE,
-        # Break-glass as of the change itself (the webhook records it only when that request set it).
-        emergency=annotations.get(vocabulary.PENDING_EMERGENCY_ANNOTATION) or None,
-        steps=policy.tiers.for_tier(tier).steps,
-    )
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Release",
-        "metadata": {
-            "name": _release_name(name, revision, attempt),
-            "namespace": namespace,
-            "labels": {DEPLOYMENT_LABEL: deployments.label_value(name),
-                       SERVICE_LABEL: deployments.label_value(spec.service or name),
-                       MANAGED_BY_LABEL: MANAGED_BY},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
-                                 "uid": metadata["uid"], "blockOwnerDeletion": False}],
-        },
-        "spec": spec.to_wire(),
-    }
-
-
-def _release_name(deployment: str, revision: str, attempt: int) -> str:
-    return f"{deployment}-{revision[:10]}" + (f"-{attempt}" if attempt > 1 else "")
-
-
-# -- triggers ----------------------------------------------------------------------------------------------
-
-@kopf.on.event(GROUP, VERSION, "releases")
-async def release_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.release_reconciler.request((namespace, name))
-    memo.runtime.ownership_reconciler.request(namespace)  # current/last release and statistics
-
-
-def on_deployment_event(runtime: Runtime, body: kopf.Body) -> None:
-    """Route a Deployment event to the releases it concerns (called by the Deployment event handler)."""
-    metadata = body.get("metadata") or {}
-    namespace, name = metadata.get("namespace"), metadata.get("name")
-    annotations = metadata.get("annotations") or {}
-    if deployments.is_canary(body):
-        release = annotations.get(vocabulary.RELEASE_ANNOTATION)
-        if release:
-            runtime.release_reconciler.request((namespace, release))
-        return
-    if vocabulary.PENDING_ANNOTATION in annotations:
-        runtime.release_reconciler.request(("deployment", namespace, name))
-    for snap in runtime.releases.get(namespace, []):
-        if snap["spec"].get("deployment") == name and \
-                (snap.get("status") or {}).get("phase") not in {p.value for p in FINAL_PHASES}:
-            runtime.release_reconciler.request((namespace, snap["metadata"]["name"]))

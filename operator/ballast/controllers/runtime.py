@@ -10,14 +10,14 @@ from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import kubernetes
 from pydantic import ValidationError
 
-from ballast.admission.webhook import Endpoint, WebhookOptions
 from ballast.api.common import Condition
+from ballast.api.conditions import Observation, merge_conditions
 from ballast.api.releasepolicy import FreezeRefusal, ReleasePolicySpec, RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.analysis import AnalysisRunner
@@ -26,9 +26,10 @@ from ballast.kube.client import CustomObjectRef, update_status
 from ballast.metrics.breaker import GuardedProvider
 from ballast.metrics.prometheus import PrometheusProvider
 from ballast.metrics.provider import Timeouts
-from ballast.policy.admission import AdmissionContext, NamedOwnership
-from ballast.policy.conditions import Observation, merge_conditions
 from ballast.policy.governance import Governance, PolicySelector, resolve_governance
+from ballast.policy.ownership import NamedOwnership
+from ballast.policy.rules import AdmissionContext
+from ballast.webhooks.server import Endpoint, WebhookOptions
 
 NEGATIVE_CONDITIONS = frozenset({"Overlapping"})
 """Conditions for which True is the bad state (most are bad when False)."""
@@ -83,11 +84,20 @@ class Runtime:
     ownerships: kopf.Index
     policies: kopf.Index
     releases: kopf.Index
-    ownership_reconciler: Coalescer | None = None
-    policy_reconciler: Coalescer | None = None
-    release_reconciler: Coalescer | None = None
+    ownership_reconciler: Coalescer[str]
+    """ServiceOwnership statuses, by namespace (``controllers/ownership.py``)."""
+    policy_reconciler: Coalescer[str]
+    """Every ReleasePolicy's status and the webhook configurations, in one pass (``controllers/policies.py``)."""
+    release_reconciler: Coalescer[tuple[str, ...]]
+    """Releases by (namespace, name), and ("deployment", namespace, name) to record a change
+    (``controllers/releases.py``)."""
+    analyses: AnalysisRunner
+    """Looks at canaries, off the release passes; each finished look asks for a pass of its release."""
     webhook_endpoint: Endpoint | None = None
+    """Where the API server reaches this operator's webhooks; None when it does not apply the configurations
+    (webhooks disabled, or a chart manages them)."""
     applied_webhook_configurations: list[dict[str, Any]] | None = None
+    """What was last applied; None before the first pass."""
     error_budgets: dict[tuple[str, str], float | None] = field(default_factory=dict)
     """(namespace, ServiceOwnership) -> share of its SLO error budget left, refreshed in the background."""
     known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
@@ -97,7 +107,6 @@ class Runtime:
     indexes_ready: bool = False
     """Set once kopf has filled the indexes from full lists; before that, admission cannot judge."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
-    analyses: AnalysisRunner | None = None
     _providers: dict[str, GuardedProvider] = field(default_factory=dict)
     _executors: dict[str | None, ThreadPoolExecutor] = field(default_factory=dict)
     _parsed: dict[tuple[str, str], ParsedPolicy] = field(default_factory=dict)
@@ -279,7 +288,7 @@ def post_condition_events(snap: Mapping[str, Any], changed: list[Condition]) -> 
     for condition in changed:
         bad = (condition.status == "True") == (condition.type in NEGATIVE_CONDITIONS)
         kopf.event(
-            dict(snap),
+            cast(kopf.Body, snap),
             type="Warning" if bad else "Normal",
             reason=condition.reason,
             message=f"{condition.type} is {condition.status}: {condition.message}",

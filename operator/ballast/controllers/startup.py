@@ -10,7 +10,6 @@ from typing import Any
 
 import kopf
 
-from ballast.admission.webhook import build_server
 from ballast.api.vocabulary import PREFIX
 from ballast.controllers.analysis import AnalysisRunner, measure_error_budget
 from ballast.controllers.coalesce import Coalescer
@@ -20,6 +19,7 @@ from ballast.controllers.releases import reconcile_release
 from ballast.controllers.runtime import Options, Runtime
 from ballast.kube.client import connection_info, request_timeouts
 from ballast.metrics.provider import ProviderUnavailable
+from ballast.webhooks.server import build_server
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     return connection_info()
 
 
-@kopf.on.startup()
+# kopf passes the indexes as keyword arguments, which its ActivityFn protocol does not list.
+@kopf.on.startup()  # type: ignore[arg-type]
 async def start(
     settings: kopf.OperatorSettings,
     memo: kopf.Memo,
@@ -58,18 +59,8 @@ async def start(
     settings.networking.request_timeout = connect + read
     settings.watching.connect_timeout = connect
     options: Options = memo.get("options") or Options()
-    runtime = Runtime(
-        options=options,
-        namespaces=namespace_labels,
-        workloads=workloads_by_namespace,
-        ownerships=ownerships_by_namespace,
-        policies=policies_by_name,
-        releases=releases_by_namespace,
-    )
-    runtime.ownership_reconciler = Coalescer(lambda ns: reconcile_namespace(runtime, ns))
-    runtime.policy_reconciler = Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5)
-    runtime.release_reconciler = Coalescer(lambda key: reconcile_release(runtime, key), delay=0.05)
-    runtime.analyses = AnalysisRunner(runtime.release_reconciler.request)
+    runtime = build_runtime(options, namespace_labels, workloads_by_namespace, ownerships_by_namespace,
+                            policies_by_name, releases_by_namespace)
     if options.webhooks is not None:
         scratch = Path(tempfile.mkdtemp(prefix="ballast-webhook-"))
         settings.admission.server, runtime.webhook_endpoint = build_server(options.webhooks, scratch)
@@ -79,6 +70,22 @@ async def start(
         asyncio.create_task(_refresh_error_budgets(runtime)),
     ]
     memo.runtime = runtime
+
+
+def build_runtime(options: Options, namespaces: kopf.Index, workloads: kopf.Index, ownerships: kopf.Index,
+                  policies: kopf.Index, releases: kopf.Index) -> Runtime:
+    """The runtime over kopf's indexes, with its reconcilers (each bound to it) and the analysis runner."""
+    releases_reconciler: Coalescer[tuple[str, ...]] = Coalescer(lambda key: reconcile_release(runtime, key),
+                                                                delay=0.05)
+    runtime = Runtime(
+        options=options, namespaces=namespaces, workloads=workloads, ownerships=ownerships, policies=policies,
+        releases=releases,
+        ownership_reconciler=Coalescer(lambda namespace: reconcile_namespace(runtime, namespace)),
+        policy_reconciler=Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5),
+        release_reconciler=releases_reconciler,
+        analyses=AnalysisRunner(releases_reconciler.request),
+    )
+    return runtime
 
 
 async def _resync(runtime: Runtime) -> None:
@@ -92,10 +99,10 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
     """Keep the alert rules of every Prometheus a policy verifies against in memory, for admission."""
     while True:
         urls = {
-            runtime.prometheus_url(p.effective)
-            for p in runtime.parsed_policies()
+            url for p in runtime.parsed_policies()
             if p.effective is not None and p.effective.admission.verify_alerts_exist
-        } - {None}
+            and (url := runtime.prometheus_url(p.effective)) is not None
+        }
         for url in urls:
             try:
                 names = await asyncio.get_running_loop().run_in_executor(
@@ -143,7 +150,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in runtime.background:
         task.cancel()
     await asyncio.gather(*runtime.background, return_exceptions=True)
-    for reconciler in (runtime.ownership_reconciler, runtime.policy_reconciler, runtime.release_reconciler):
-        if reconciler is not None:
-            await reconciler.close()
+    await runtime.ownership_reconciler.close()
+    await runtime.policy_reconciler.close()
+    await runtime.release_reconciler.close()
     runtime.close_executors()

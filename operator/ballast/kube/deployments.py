@@ -7,22 +7,18 @@ same here as in the admission webhook. Every write carries the resourceVersion i
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import kubernetes
 
+from ballast.api.release import created_by_operator
+from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import CANARY_TRACK, OWNERSHIP_ANNOTATIONS, PREFIX, RELEASE_ANNOTATION, TRACK_LABEL
 from ballast.kube.client import api_client
-from ballast.policy.admission import created_by_operator, rolled_back_revisions
-from ballast.policy.workloads import template_hash
 
-ROLLED_BACK_HISTORY = 10
-"""Rolled-back revisions remembered per Deployment."""
 POD_TEMPLATE_HASH = "pod-template-hash"
 
 
@@ -40,16 +36,6 @@ def canary_name(deployment: str) -> str:
 
 def is_canary(body: Mapping[str, Any]) -> bool:
     return ((body.get("metadata") or {}).get("labels") or {}).get(TRACK_LABEL) == CANARY_TRACK
-
-
-def label_value(text: str) -> str:
-    """``text`` as a label value: itself when it fits 63 characters, else a cut with a hash that keeps it unique.
-
-    Deployment and ServiceOwnership names may be 253 characters long; label values may not.
-    """
-    if len(text) <= 63:
-        return text
-    return f"{text[:52].rstrip('-._')}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def owned_by(body: Mapping[str, Any] | None, owner_uid: str) -> bool:
@@ -174,18 +160,6 @@ def deployment_pods_pattern(deployment_names: list[str]) -> str:
         else:
             shapes.append(f"{prefix[:MAX_GENERATED_PREFIX].replace('.', '[.]')}[a-z0-9-]*")
     return "(" + "|".join(shapes) + ")"
-
-
-def rolled_back_record(annotations: Mapping[str, str], revision: str, when: datetime) -> str:
-    """The rolled-back annotation with ``revision`` added, keeping the most recent readable entries."""
-    record = {**rolled_back_revisions(annotations), revision: when}
-    newest = sorted(record.items(), key=lambda item: item[1])[-ROLLED_BACK_HISTORY:]
-    return json.dumps({r: at.isoformat() for r, at in newest}, sort_keys=True)
-
-
-def images(template: Mapping[str, Any] | None) -> list[str]:
-    containers = ((template or {}).get("spec") or {}).get("containers") or []
-    return [c.get("image", "") for c in containers]
 
 
 # -- API calls (blocking) --------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ class PrometheusProvider:
         self.url = url.rstrip("/")
         self.timeouts = timeouts = timeouts or Timeouts()
         self._client = PrometheusConnect(url=self.url, disable_ssl=False, retry=Retry(total=0, redirect=0),
-                                         timeout=timeouts.as_requests())  # type: ignore[arg-type]
+                                         timeout=timeouts.as_requests())
 
     def query(self, promql: str) -> float | None:
         try:

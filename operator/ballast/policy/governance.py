@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ballast.api.common import LabelSelector
-from ballast.policy.conditions import Observation
+from ballast.api.conditions import Observation
 
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 """Namespaces no policy ever governs: breaking the cluster's own components is never a guardrail."""

@@ -6,8 +6,6 @@ is judged the same way wherever it is judged.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -122,21 +120,3 @@ def annotation_problems(
         problems.append(AnnotationProblem(keys.runbook, f"has annotation {keys.runbook}={_quoted(runbook)}, not a URL",
                                           "use an http(s) URL of the service's runbook"))
     return problems
-
-
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
-def template_hash(template: Mapping[str, Any] | None) -> str:
-    """A stable short hash of a pod template: the identity of a revision across Ballast.
-
-    Nulls are dropped first: the API server writes ``creationTimestamp: null`` into templates and some
-    clients omit it, and the same template must hash the same whichever way it was read.
-    """
-    canonical = json.dumps(_without_nulls(template or {}), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

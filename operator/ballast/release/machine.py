@@ -10,9 +10,11 @@ repeated (verdicts are recorded before they are acted on) and nothing is skipped
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from ballast.api.common import parse_duration
 from ballast.api.release import (
@@ -26,6 +28,8 @@ from ballast.api.release import (
     Verdict,
 )
 from ballast.api.releasepolicy import InconclusiveAction, TierSettings
+from ballast.api.revisions import template_hash
+from ballast.api.vocabulary import PENDING_ANNOTATION
 from ballast.release.gates import Block
 from ballast.release.verdict import Judgement, Sample
 
@@ -71,6 +75,37 @@ class DeploymentView:
     """The controller has observed the current generation and every replica is updated and available."""
     stalled: bool = False
     """The controller gave up on the current rollout (``Progressing`` is False: ProgressDeadlineExceeded)."""
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any] | None) -> DeploymentView | None:
+        """The Deployment as the API server holds it; None when it is gone or being deleted.
+
+        Only what the controller has observed counts: a status about an older generation says nothing
+        about the current template, neither that it rolled out nor that it stalled.
+        """
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        spec, status = body["spec"], body.get("status") or {}
+        replicas = spec.get("replicas", 1)
+        observed = status.get("observedGeneration", 0) >= body["metadata"].get("generation", 0)
+        rolled_out = (
+            observed
+            and status.get("updatedReplicas", 0) == replicas
+            and status.get("availableReplicas", 0) == replicas
+            and status.get("replicas", 0) == replicas
+        )
+        stalled = observed and any(
+            c.get("type") == "Progressing" and c.get("status") == "False"
+            and c.get("reason") == "ProgressDeadlineExceeded"
+            for c in status.get("conditions") or [])
+        return cls(
+            revision=template_hash(spec.get("template")),
+            paused=bool(spec.get("paused")),
+            replicas=replicas,
+            pending=PENDING_ANNOTATION in (body["metadata"].get("annotations") or {}),
+            rolled_out=rolled_out,
+            stalled=stalled,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ballast.api.release import ReleasePhase
+from ballast.api.release import FINAL_PHASES, ReleasePhase
 from ballast.api.serviceownership import ReleaseReference, ReleaseStatistics
-from ballast.release.machine import FINAL_PHASES
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ballast.api.common import RiskTier
+from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import (
     CHANGED_BY_ANNOTATION,
     EMERGENCY_ANNOTATION,
@@ -24,8 +25,7 @@ from ballast.api.vocabulary import (
     PENDING_TIER_ANNOTATION,
     WEBHOOK_ONLY_ANNOTATIONS,
 )
-from ballast.policy.admission import newly_set
-from ballast.policy.workloads import template_hash
+from ballast.policy.rules import newly_set
 
 
 @dataclass(frozen=True)

@@ -5,45 +5,39 @@ workload is judged identically online, in the audit and in a service team's CI p
 snapshots (the request, the governing policy, the namespace's ServiceOwnerships, the known alert
 rules, the clock); nothing here performs I/O.
 
-Contract with the release engine: when it rolls a revision back it records the pod template's hash
-and the time in the workload annotation :data:`ROLLED_BACK_ANNOTATION` as a JSON object
-``{"<template hash>": "<RFC 3339 time>"}``. Admission reads it from the stored (old) object, so a
-user cannot drop it in the same request that re-applies the revision (and the mutating webhook keeps
-people from dropping it in an earlier one).
+Revisions the release engine rolled back are read from the stored (old) object's record (see
+:mod:`ballast.api.revisions`), so a user cannot drop it in the same request that re-applies the revision
+(and the mutating webhook keeps people from dropping it in an earlier one).
 
 Releases are the operator's record: :func:`judge_release_request` refuses people creating them or
-rewriting what they say, and :func:`created_by_operator` is how the release engine tells its own.
+rewriting what they say, and :func:`ballast.api.release.created_by_operator` is how the release engine
+tells its own.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ballast.api.common import RiskTier, parse_duration
+from ballast.api.common import TIER_ORDER, RiskTier, parse_duration, stricter
 from ballast.api.releasepolicy import AdmissionMode, FreezeRefusal, ReleasePolicySpec
+from ballast.api.revisions import rolled_back_revisions, template_hash
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.api.vocabulary import (
     APPROVE_ANNOTATION,
     CANARY_TRACK,
     DEFAULT_TIER,
     EMERGENCY_ANNOTATION,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     PROMOTE_ANNOTATION,
     RETRY_ANNOTATION,
-    ROLLED_BACK_ANNOTATION,
     TRACK_LABEL,
 )
 from ballast.policy.freeze import freezing
-from ballast.policy.workloads import annotation_problems, parse_alerts, template_hash
-
-TIER_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL)
-"""Risk tiers from the least to the most strict."""
+from ballast.policy.ownership import NamedOwnership, responsibility, workload_tier
+from ballast.policy.workloads import annotation_problems, parse_alerts
 
 
 class Rule(StrEnum):
@@ -72,12 +66,6 @@ class WorkloadRequest:
     old: Mapping[str, Any] | None = None
     subresource: str | None = None
     username: str = ""
-
-
-@dataclass(frozen=True)
-class NamedOwnership:
-    name: str
-    spec: ServiceOwnershipSpec
 
 
 @dataclass(frozen=True)
@@ -190,61 +178,9 @@ def newly_set(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, key:
     return value
 
 
-MAX_ROLLED_BACK_RECORD = 16 * 1024
-"""Characters of the rolled-back annotation read at most: Ballast's own record stays under 1 KiB."""
-
-
-def rolled_back_revisions(annotations: Mapping[str, str]) -> dict[str, datetime]:
-    """The readable entries of the rolled-back annotation: template hash -> when it was rolled back.
-
-    Ballast writes the record, but a broken one (not JSON, not an object, nested too deep, too long, a
-    value that is not a time) must not fail every later change of the workload with an internal error:
-    what cannot be read is ignored, as if that revision had not been rolled back (its release still has to
-    pass the canary analysis). A time without an offset is read as UTC, like every Kubernetes timestamp.
-    """
-    raw = annotations.get(ROLLED_BACK_ANNOTATION)
-    if not raw or len(raw) > MAX_ROLLED_BACK_RECORD:
-        return {}
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    entries: dict[str, datetime] = {}
-    for revision, text in record.items() if isinstance(record, dict) else ():
-        try:
-            when = datetime.fromisoformat(text) if isinstance(text, str) else None
-        except ValueError:
-            continue
-        if when is not None:
-            entries[revision] = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return entries
-
-
-def stricter(a: RiskTier, b: RiskTier) -> RiskTier:
-    return max(a, b, key=TIER_ORDER.index)
-
-
-def workload_tier(labels: Mapping[str, str], ownerships: Sequence[NamedOwnership]) -> RiskTier:
-    """The strictest tier of the ServiceOwnerships selecting these labels (the default when none does)."""
-    tiers = [o.spec.risk_tier for o in ownerships if o.spec.selector.matches(labels)]
-    return max(tiers, key=TIER_ORDER.index) if tiers else DEFAULT_TIER
-
-
-def judged_tier(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
-                ownerships: Sequence[NamedOwnership]) -> RiskTier:
-    """The tier a change is judged under: the stricter of the workload's before and after it."""
-    return stricter(workload_tier(_metadata(old).get("labels") or {}, ownerships),
-                    workload_tier(_metadata(new).get("labels") or {}, ownerships))
-
-
 def rolled_back_at(stored: Mapping[str, Any] | None, revision: str) -> datetime | None:
     """When ``revision`` was rolled back, from the stored workload's annotation (tolerates garbage)."""
     return rolled_back_revisions(_annotations(stored)).get(revision)
-
-
-def selecting_ownerships(request: WorkloadRequest, ownerships: Sequence[NamedOwnership]) -> list[NamedOwnership]:
-    labels = _metadata(request.new).get("labels") or {}
-    return [o for o in ownerships if o.spec.selector.matches(labels)]
 
 
 def standing_findings(
@@ -263,16 +199,16 @@ def standing_findings(
             f"{subject} carries label {TRACK_LABEL}={CANARY_TRACK}, which marks the canaries Ballast's releases run "
             "and exempts them from its checks: remove the label (Ballast labels its own canaries)",
         ))
-    owners = [o for o in context.ownerships if o.spec.selector.matches(labels)]
-    if len(owners) > 1:
-        names = ", ".join(sorted(o.name for o in owners))
+    keys = context.policy.admission.required_annotations
+    responsible = responsibility(labels, annotations, context.ownerships, keys)
+    if len(responsible.selected_by) > 1:
+        names = ", ".join(sorted(o.name for o in responsible.selected_by))
         findings.append(context.finding(
             Rule.AMBIGUOUS_OWNERSHIP,
             f"{subject} is selected by several ServiceOwnerships ({names}): change their selectors or the "
             "workload's labels so exactly one selects it",
         ))
-    expected_owner = owners[0].spec.owner if len(owners) == 1 else None
-    keys = context.policy.admission.required_annotations
+    expected_owner = responsible.ownership.spec.owner if responsible.ownership else None
     for problem in annotation_problems(annotations, keys, expected_owner=expected_owner):
         rule = Rule.OWNERSHIP if problem.contradicts_ownership else Rule.REQUIRED_ANNOTATIONS
         findings.append(context.finding(rule, problem.sentence(subject)))
@@ -308,9 +244,11 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
         return Decision(allowed=True, mode=mode)
     subject = f"{request.kind} {request.namespace}/{request.name}"
     labels = _metadata(request.new).get("labels") or {}
+    responsible = responsibility(labels, _annotations(request.new), context.ownerships,
+                                 context.policy.admission.required_annotations)
     findings = standing_findings(request.kind, request.namespace, request.name, labels,
                                  _annotations(request.new), context)
-    tiers = [workload_tier(labels, context.ownerships)]
+    tiers = [responsible.tier]
     downgrade = None
     if request.operation == "UPDATE":
         old_labels = _metadata(request.old).get("labels") or {}
@@ -322,11 +260,9 @@ def evaluate(request: WorkloadRequest, context: AdmissionContext) -> Decision:
     break_glass = frozen = None
     revision = template_hash(((request.new or {}).get("spec") or {}).get("template"))
     if template_changed(request) or downgrade is not None:
-        owners = selecting_ownerships(request, context.ownerships)
-        team = owners[0].spec.owner if len(owners) == 1 else \
-            _annotations(request.new).get(context.policy.admission.required_annotations.owner, "")
         break_glass, frozen, finding = _freeze(subject, request.kind, request.namespace, request.name, revision,
-                                               team, tiers, request.old, request.new, request.username, context)
+                                               responsible.team, tiers, request.old, request.new, request.username,
+                                               context)
         findings += [finding] if finding else []
     if template_changed(request):
         when = rolled_back_at(request.old, revision)
@@ -476,16 +412,3 @@ def judge_release_request(request: ReleaseRequest, policy: ReleasePolicySpec) ->
         return (f"{subject} is {tier.value} tier, whose policy does not allow skipping steps: let the analysis "
                 "finish, or `kubectl ballast abort` it.")
     return None
-
-
-def created_by_operator(release: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> bool:
-    """Whether the release engine may act on ``release``: the operator created it (its label, which the
-    webhook refuses from anyone else), and it is owned by ``deployment`` (by UID), when that is known."""
-    metadata = _metadata(release)
-    if (metadata.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
-        return False
-    if deployment is None:
-        return True
-    uid = _metadata(deployment).get("uid")
-    return any(ref.get("kind") == "Deployment" and ref.get("uid") == uid
-               for ref in metadata.get("ownerReferences") or [])

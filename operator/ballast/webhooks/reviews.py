@@ -28,6 +28,11 @@ def review_problem(data: Any) -> str | None:
     request = data.get("request")
     if not isinstance(request, Mapping):
         return "The AdmissionReview has no request object."
+    return _request_problem(request) or _optional_field_problem(request)
+
+
+def _request_problem(request: Mapping[str, Any]) -> str | None:
+    """What is wrong with the fields every request has."""
     if not isinstance(request.get("uid"), str) or not request["uid"]:
         return "The AdmissionReview's request.uid is not a non-empty string."
     for field, keys in (("kind", ("group", "version", "kind")), ("resource", ("group", "version", "resource"))):
@@ -37,6 +42,11 @@ def review_problem(data: Any) -> str | None:
     operation = request.get("operation")
     if not isinstance(operation, str) or operation not in OPERATIONS:
         return "The AdmissionReview's request.operation is not CREATE, UPDATE, DELETE or CONNECT."
+    return None
+
+
+def _optional_field_problem(request: Mapping[str, Any]) -> str | None:
+    """What is wrong with the fields a request may leave out."""
     for field in ("object", "oldObject", "userInfo", "options"):
         if request.get(field) is not None and not isinstance(request[field], Mapping):
             return f"The AdmissionReview's request.{field} is not an object."

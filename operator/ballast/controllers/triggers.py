@@ -1,0 +1,118 @@
+"""Which reconcilers each watched event wakes: the operator's triggers, in one table.
+
+Every reconciler is level-based (it reads the indexes and the API server, never the event), so an event
+only says where to look again. :data:`TRIGGERS` maps each watched resource to the reconcilers its events
+wake, each with the keys to reconcile. Besides these events:
+
+- the clock wakes the policy pass, as freeze windows open and close (``startup._resync``);
+- a changed error budget wakes its namespace's ownerships (``startup._refresh_error_budgets``);
+- a change a freeze refused wakes the policy pass, to list it (``controllers/webhook_handlers.py``);
+- a release that ends wakes its namespace's ownerships, and a finished look at a canary, its release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from operator import attrgetter
+from typing import Any
+
+import kopf
+
+from ballast.api.common import GROUP, VERSION
+from ballast.api.release import FINAL_PHASES
+from ballast.api.vocabulary import PENDING_ANNOTATION, RELEASE_ANNOTATION
+from ballast.controllers.coalesce import Coalescer
+from ballast.controllers.runtime import Runtime
+from ballast.kube.deployments import is_canary
+
+EVERY_POLICY = "all"
+"""The policy pass's only key: policies govern each other's namespaces (overlaps), so they are reconciled together."""
+
+Keys = Callable[[Runtime, kopf.Body], Iterable[Hashable]]
+
+
+def _metadata(body: kopf.Body) -> dict[str, Any]:
+    return dict(body.get("metadata") or {})
+
+
+def its_namespace(_: Runtime, body: kopf.Body) -> list[str]:
+    return [_metadata(body).get("namespace") or ""]
+
+
+def the_namespace_itself(_: Runtime, body: kopf.Body) -> list[str]:
+    return [_metadata(body).get("name") or ""]
+
+
+def every_policy(_: Runtime, __: kopf.Body) -> list[str]:
+    return [EVERY_POLICY]
+
+
+def namespaces_with_ownerships(runtime: Runtime, _: kopf.Body) -> list[str]:
+    """A policy's required annotation keys may have changed for every governed namespace."""
+    return list(runtime.ownerships.keys())
+
+
+def the_release(_: Runtime, body: kopf.Body) -> list[tuple[str, ...]]:
+    metadata = _metadata(body)
+    return [(metadata.get("namespace") or "", metadata.get("name") or "")]
+
+
+def releases_of_deployment(runtime: Runtime, body: kopf.Body) -> list[tuple[str, ...]]:
+    """A canary's release; for any other Deployment, the recording of its pending change and its unfinished
+    releases."""
+    metadata = _metadata(body)
+    namespace, name = metadata.get("namespace") or "", metadata.get("name") or ""
+    annotations = metadata.get("annotations") or {}
+    if is_canary(body):
+        release = annotations.get(RELEASE_ANNOTATION)
+        return [(namespace, release)] if release else []
+    keys: list[tuple[str, ...]] = [("deployment", namespace, name)] if PENDING_ANNOTATION in annotations else []
+    final = {p.value for p in FINAL_PHASES}
+    return keys + [(namespace, snap["metadata"]["name"]) for snap in runtime.releases.get(namespace, [])
+                   if snap["spec"].get("deployment") == name and (snap.get("status") or {}).get("phase") not in final]
+
+
+OWNERSHIPS: Callable[[Runtime], Coalescer[Any]] = attrgetter("ownership_reconciler")
+POLICIES: Callable[[Runtime], Coalescer[Any]] = attrgetter("policy_reconciler")
+RELEASES: Callable[[Runtime], Coalescer[Any]] = attrgetter("release_reconciler")
+
+TRIGGERS: dict[str, list[tuple[Callable[[Runtime], Coalescer[Any]], Keys]]] = {
+    # The policy pass audits every workload kind; releases follow their Deployment and canary.
+    "deployments": [(OWNERSHIPS, its_namespace), (POLICIES, every_policy), (RELEASES, releases_of_deployment)],
+    "statefulsets": [(POLICIES, every_policy)],
+    "daemonsets": [(POLICIES, every_policy)],
+    "serviceownerships": [(OWNERSHIPS, its_namespace)],
+    # Ownerships show their current and last release and the statistics.
+    "releases": [(RELEASES, the_release), (OWNERSHIPS, its_namespace)],
+    "releasepolicies": [(POLICIES, every_policy), (OWNERSHIPS, namespaces_with_ownerships)],
+    "namespaces": [(POLICIES, every_policy), (OWNERSHIPS, the_namespace_itself)],
+}
+
+
+def trigger(runtime: Runtime, plural: str, body: kopf.Body) -> None:
+    """Ask every reconciler an event of ``plural`` concerns for a pass over the keys it concerns."""
+    for reconciler, keys in TRIGGERS[plural]:
+        coalescer = reconciler(runtime)
+        for key in keys(runtime, body):
+            coalescer.request(key)
+
+
+@kopf.on.event("apps", "v1", "deployments")
+@kopf.on.event("apps", "v1", "statefulsets")
+@kopf.on.event("apps", "v1", "daemonsets")
+@kopf.on.event(GROUP, VERSION, "serviceownerships")
+@kopf.on.event(GROUP, VERSION, "releases")
+async def object_changed(resource: kopf.Resource, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    trigger(memo.runtime, resource.plural, body)
+
+
+@kopf.on.event(GROUP, VERSION, "releasepolicies")
+@kopf.on.event("namespaces")
+async def governance_changed(resource: kopf.Resource, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Which policy governs which namespace may have changed: forget what was derived from it first."""
+    runtime: Runtime = memo.runtime
+    runtime.invalidate()
+    if resource.plural == "namespaces":
+        # kopf runs handlers only after every index is filled: from now on admission can judge.
+        runtime.indexes_ready = True
+    trigger(runtime, resource.plural, body)

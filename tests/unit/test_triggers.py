@@ -1,0 +1,96 @@
+"""The table of which watched events wake which reconcilers, with which keys."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from ballast.controllers.triggers import TRIGGERS, trigger
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+
+    def request(self, key: Any, after: float | None = None) -> None:
+        self.keys.append(key)
+
+
+def runtime(releases: dict[str, list[dict[str, Any]]] | None = None, ownerships: dict[str, list] | None = None) -> Any:
+    return SimpleNamespace(ownership_reconciler=Recorder(), policy_reconciler=Recorder(),
+                           release_reconciler=Recorder(), releases=releases or {}, ownerships=ownerships or {})
+
+
+def woken(state: Any) -> dict[str, list[Any]]:
+    return {name: recorder.keys for name, recorder in (("ownerships", state.ownership_reconciler),
+                                                       ("policies", state.policy_reconciler),
+                                                       ("releases", state.release_reconciler)) if recorder.keys}
+
+
+def body(name: str, namespace: str | None = "shop", labels: dict | None = None,
+         annotations: dict | None = None) -> dict:
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels or {},
+                         "annotations": annotations or {}}}
+
+
+def release(name: str, deployment: str, phase: str | None) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "shop"}, "spec": {"deployment": deployment},
+            "status": {"phase": phase} if phase else {}}
+
+
+def test_every_watched_resource_has_an_entry():
+    assert set(TRIGGERS) == {"deployments", "statefulsets", "daemonsets", "serviceownerships", "releases",
+                             "releasepolicies", "namespaces"}
+
+
+def test_a_deployment_wakes_its_ownerships_the_policies_and_its_unfinished_releases():
+    state = runtime({"shop": [release("web-1", "web", "Promoted"), release("web-2", "web", "Progressing"),
+                              release("web-3", "web", None), release("api-1", "api", "Pending")]})
+    trigger(state, "deployments", body("web"))
+    assert woken(state) == {"ownerships": ["shop"], "policies": ["all"],
+                            "releases": [("shop", "web-2"), ("shop", "web-3")]}
+
+
+def test_a_pending_change_is_recorded_first():
+    state = runtime()
+    trigger(state, "deployments", body("web", annotations={"ballast.dev/pending-revision": "abc"}))
+    assert woken(state)["releases"] == [("deployment", "shop", "web")]
+
+
+def test_a_canary_wakes_only_its_release_among_releases():
+    state = runtime({"shop": [release("web-1", "web-canary", "Progressing")]})
+    trigger(state, "deployments", body("web-canary", labels={"ballast.dev/track": "canary"},
+                                       annotations={"ballast.dev/release": "web-1"}))
+    assert woken(state)["releases"] == [("shop", "web-1")]
+    unlabelled = runtime()
+    trigger(unlabelled, "deployments", body("web-canary", labels={"ballast.dev/track": "canary"}))
+    assert "releases" not in woken(unlabelled)
+
+
+@pytest.mark.parametrize("plural", ["statefulsets", "daemonsets"])
+def test_other_workloads_wake_the_policy_audit_only(plural):
+    state = runtime()
+    trigger(state, plural, body("db"))
+    assert woken(state) == {"policies": ["all"]}
+
+
+def test_ballast_objects():
+    state = runtime(ownerships={"shop": [], "search": []})
+    trigger(state, "serviceownerships", body("checkout"))
+    trigger(state, "releases", body("web-1"))
+    trigger(state, "releasepolicies", body("default", namespace=None))
+    trigger(state, "namespaces", body("blog", namespace=None))
+    assert woken(state) == {"ownerships": ["shop", "shop", "shop", "search", "blog"], "policies": ["all", "all"],
+                            "releases": [("shop", "web-1")]}
+
+
+def test_the_table_is_the_only_place_events_are_watched():
+    import kopf
+
+    import ballast.controllers  # noqa: F401  (registers every handler)
+
+    watching = kopf.get_default_registry()._watching
+    assert {selector.any_name for selector in watching.get_all_selectors()} == set(TRIGGERS)
+    assert {handler.fn.__module__ for handler in watching.get_all_handlers()} == {"ballast.controllers.triggers"}

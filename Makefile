@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE ?= .local
 CLUSTER := $(PY) -m tests.harness.cluster --state-dir $(STATE)
-# NODE=1: `make cluster-up` also starts a real node (containerd, kubelet, kube-proxy, kube-scheduler).
-NODE ?=
+# `make cluster-up` also starts a real node (containerd, kubelet, kube-proxy, kube-scheduler) where the
+# machine can run one (NODE=auto); NODE=1 insists (fails with the reason), NODE=0 keeps every pod simulated.
+NODE ?= auto
 
 .PHONY: help install test unit integration manifests demo kind-demo kind-down cluster-up cluster-down cluster-status lint clean
 
@@ -40,8 +41,8 @@ lint: $(VENV)/.installed ## ruff (with complexity <= 12), mypy (strict on api/, 
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-cluster-up: $(VENV)/.installed ## Start etcd, kube-apiserver, kube-controller-manager, Prometheus, simulators (NODE=1: and a real node)
-	$(CLUSTER) up $(if $(NODE),--node)
+cluster-up: $(VENV)/.installed ## Start etcd, kube-apiserver, kube-controller-manager, Prometheus, simulators, and a real node where possible (NODE=auto|1|0)
+	$(CLUSTER) up --node $(NODE)
 
 cluster-down: ## Stop exactly the processes cluster-up started (and clean up the real node's host state)
 	@if [ -x $(PY) ]; then $(CLUSTER) down; else echo "no local cluster (no $(VENV))"; fi

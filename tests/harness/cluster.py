@@ -10,10 +10,11 @@ the missing kubelet and users with `podsim` and `trafficsim`.
 Every port is picked free at start and every file lives in one state dir, so
 several clusters (a developer's `up` and a pytest run) coexist on one machine.
 
-    python -m tests.harness.cluster up|down|status|env [--state-dir DIR] [--node]
+    python -m tests.harness.cluster up|down|status|env [--state-dir DIR] [--node auto|1|0]
 
-`up --node` also starts a real node beside it (tests/harness/node.py: containerd, kubelet,
-kube-proxy, kube-scheduler; needs root); `down` stops that node first when one runs.
+`up --node 1` (or `auto`: where the machine can) also starts a real node beside it
+(tests/harness/node.py: containerd, kubelet, kube-proxy, kube-scheduler; needs root); `down` stops
+that node first when one runs.
 
 From Python: `with LocalCluster(dir) as cluster: cluster.info.kubeconfig ...`
 """
@@ -84,6 +85,7 @@ class ClusterInfo:
     # by an unrelated process and must never be signalled.
     argv: dict[str, list[str]] = field(default_factory=dict)
     scrape_targets: dict[str, list[str]] = field(default_factory=dict)  # job -> [host:port, path]
+    scrape_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # job -> a whole scrape config
     # Further identities (user -> kubeconfig path): the operator gets its own, so the API server tells its
     # writes from a person's, and two people make four-eyes approvals testable.
     user_kubeconfigs: dict[str, str] = field(default_factory=dict)
@@ -478,6 +480,17 @@ class LocalCluster:
         self._write_prometheus_config()
         self.reload_prometheus()
 
+    def set_scrape_job(self, name: str, job: dict[str, Any] | None) -> None:
+        """Scrape with a whole scrape config (service discovery, relabelling) as job `name`; None removes it."""
+        assert self.info is not None, "cluster not started"
+        if job is None:
+            self.info.scrape_jobs.pop(name, None)
+        else:
+            self.info.scrape_jobs[name] = {**job, "job_name": name}
+        self.processes.save()
+        self._write_prometheus_config()
+        self.reload_prometheus()
+
     def _write_prometheus_config(self) -> None:
         assert self.info is not None
         config: dict[str, Any] = {
@@ -487,7 +500,7 @@ class LocalCluster:
             "scrape_configs": [
                 {"job_name": job, "metrics_path": path, "static_configs": [{"targets": [target]}]}
                 for job, (target, path) in self.info.scrape_targets.items()
-            ],
+            ] + list(self.info.scrape_jobs.values()),
         }
         (self._prometheus_dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -514,10 +527,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=("up", "down", "status", "env"))
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
-    parser.add_argument("--node", action="store_true", help="up: also start a real node (needs root)")
+    parser.add_argument("--node", choices=("auto", "1", "0"), default="0",
+                        help="up: also start a real node: 1 always (fails where it cannot), auto where this "
+                             "machine can (root, cgroups, packages; no other real node), 0 never")
     args = parser.parse_args(argv)
     cluster = LocalCluster(args.state_dir)
-    from tests.harness.node import LocalNode, NodeUnavailable  # node.py imports this module
+    from tests.harness.node import LocalNode, NodeUnavailable, other_nodes, problems  # node.py imports this module
 
     if args.command == "up":
         reused = cluster.healthy()
@@ -527,7 +542,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{'Reusing the running' if reused else 'Started a'} local cluster in {info.state_dir}")
-        if args.node:
+        unable = [] if args.node != "auto" else problems() + (
+            ["another real node runs on this machine, and one fits (`status` in its state dir shows it)"]
+            if other_nodes(cluster.state_dir) else [])
+        if unable:
+            print(f"  No real node (pods stay simulated): {'; '.join(unable)}")
+        elif args.node != "0":
             node = LocalNode(cluster)
             try:
                 node.start()

@@ -29,6 +29,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ import requests
 import urllib3
 import yaml
 
-from tests.harness import images, wait_for
+from tests.harness import images, podsd, wait_for
 from tests.harness.cluster import REPO_ROOT, LocalCluster, free_ports, get_ok
 from tests.harness.podwatch import REAL_NODE_TAINT
 from tests.harness.processes import ProcessGroup, log_tail
@@ -51,6 +52,8 @@ NETNS_DIR = Path("/var/run/netns")  # containerd 1.6 mounts pod network namespac
 POD_LOGS_DIR = Path("/var/log/pods")  # kubelet 1.20 writes container logs here (not configurable)
 CNI_BIN_DIR = Path("/usr/lib/cni")
 START_TIMEOUT = 120.0
+POD_SCRAPE_JOB = "pods"
+"""The Prometheus job of the node's pods: the kind demo's `pods` job, fed by podsd (see there)."""
 
 REAL_POD_PLACEMENT: dict[str, Any] = {
     "tolerations": [{"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
@@ -301,7 +304,7 @@ class LocalNode:
         for sub in ("logs", "containerd", "cni/net.d", "cni/ipam", "kubelet", "images"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         bin_dir = node_bin_dir(self.dir / "logs" / "build-node.log")
-        names = ("kubelet", "kubelet_healthz", "proxy_healthz", "proxy_metrics", "scheduler")
+        names = ("kubelet", "kubelet_healthz", "proxy_healthz", "proxy_metrics", "scheduler", "pod_discovery")
         ports = dict(zip(names, free_ports(len(names)), strict=True))
         socket = self.dir / "containerd" / "containerd.sock"
         self.processes.record = NodeInfo(name=self.name, dir=str(self.dir), bin_dir=str(bin_dir),
@@ -343,7 +346,21 @@ class LocalNode:
         self.processes.wait("kubelet", self.schedulable, timeout)
         self.processes.wait("kube-proxy", lambda: get_ok(f"http://127.0.0.1:{ports['proxy_healthz']}/healthz"), timeout)
         self.processes.wait("kube-scheduler", self._scheduler_healthy, timeout)
+        self._start_pod_discovery(kubeconfig, timeout)
         return self.info
+
+    def _start_pod_discovery(self, kubeconfig: str, timeout: float) -> None:
+        """Let the cluster's Prometheus find and scrape this node's pods as a user's Prometheus would (podsd)."""
+        assert self.info is not None and self.cluster.info is not None
+        url = f"http://127.0.0.1:{self.info.ports['pod_discovery']}{podsd.SD_PATH}"
+        self.processes.spawn("pod-discovery", [
+            # A script (the node's cwd is no package root); -P: without its dir on sys.path, where
+            # tests/harness/operator.py would shadow the standard library's operator module.
+            sys.executable, "-P", podsd.__file__, "--kubeconfig", kubeconfig,
+            "--port", str(self.info.ports["pod_discovery"]), "--node", self.name,
+        ])
+        self.processes.wait("pod-discovery", lambda: get_ok(url), timeout)
+        self.cluster.set_scrape_job(POD_SCRAPE_JOB, podsd.pods_scrape_config(url))
 
     def _scheduler_healthy(self) -> bool:
         assert self.info is not None
@@ -361,7 +378,10 @@ class LocalNode:
         info = self.info
         was_running = any(self.status().values())
         self._drain(timeout)
-        self.processes.terminate(["kube-scheduler", "kubelet"], 10.0)
+        if self.cluster.info is not None and POD_SCRAPE_JOB in self.cluster.info.scrape_jobs:
+            with contextlib.suppress(requests.RequestException):  # Prometheus may be gone with its cluster
+                self.cluster.set_scrape_job(POD_SCRAPE_JOB, None)
+        self.processes.terminate(["pod-discovery", "kube-scheduler", "kubelet"], 10.0)
         if self.processes.alive("containerd"):
             self._remove_containers()
         self.processes.terminate(["containerd"], 10.0)

@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+import pytest
 import requests
 
-from tests.harness import wait_for
+from ballast.api.releasepolicy import PrometheusQueries
+from tests.harness import images, wait_for
 from tests.harness.cluster import LocalCluster
 from tests.harness.images import BUSYBOX_IMAGE
+from tests.harness.loadgen import LoadGenerator
 from tests.harness.node import (
     BRIDGE,
     NETNS_DIR,
@@ -38,6 +41,18 @@ from tests.harness.node import (
     start_node_or_skip,
 )
 from tests.harness.podwatch import REAL_NODE_TAINT
+from tests.integration.realpods import (
+    DEMO_PORT,
+    create_ready_pod,
+    demo_pod_template,
+    import_image,
+    query,
+    ready_endpoints,
+    scalar,
+    service,
+    serving,
+    wait_for_default_service_account,
+)
 
 HTTP_PORT = 8080
 # The pod serves its own name, so a response says which pod answered.
@@ -62,40 +77,6 @@ def real_pod(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
             }],
         },
     }
-
-
-def wait_for_default_service_account(core: kubernetes.client.CoreV1Api, namespace: str) -> None:
-    """ServiceAccount admission refuses pods until the namespace's default ServiceAccount has its token."""
-
-    def has_token() -> bool:
-        accounts = core.list_namespaced_service_account(namespace, field_selector="metadata.name=default").items
-        return bool(accounts and accounts[0].secrets)
-
-    wait_for(has_token, 30, "the default ServiceAccount has no token")
-
-
-def create_ready_pod(core: kubernetes.client.CoreV1Api, namespace: str, pod: dict[str, Any],
-                     timeout: float = 90.0) -> tuple[kubernetes.client.V1Pod, float]:
-    """Create `pod` and wait until it is Ready; returns the pod and the seconds it took."""
-    wait_for_default_service_account(core, namespace)
-    started = time.monotonic()
-    core.create_namespaced_pod(namespace, pod)
-    name = pod["metadata"]["name"]
-
-    def ready() -> kubernetes.client.V1Pod | None:
-        current = core.read_namespaced_pod(name, namespace)
-        conditions = current.status.conditions or []
-        return current if any(c.type == "Ready" and c.status == "True" for c in conditions) else None
-
-    try:
-        ready_pod = wait_for(ready, timeout, f"pod {name} not Ready")
-    except TimeoutError as exc:
-        current = core.read_namespaced_pod(name, namespace)
-        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
-        raise AssertionError(f"{exc}: node {current.spec.node_name!r}, phase {current.status.phase}, "
-                             f"conditions {current.status.conditions}, events "
-                             f"{[(e.reason, e.message) for e in events]}") from None
-    return ready_pod, time.monotonic() - started
 
 
 def http_get(url: str) -> str | None:
@@ -234,3 +215,111 @@ def test_cluster_ip_service_balances_over_two_pods(real_node: LocalNode, core, n
     assert min(split.values()) >= 8, split
     print(f"ClusterIP split over {requests_sent} requests: {dict(split)}")
 
+
+
+# -- the Python images, Prometheus' pod discovery and real traffic ----------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_image(real_node: LocalNode, pytestconfig: pytest.Config) -> str:
+    seconds = import_image(real_node, pytestconfig, images.demo_app_archive)
+    print(f"demo app image built or found, and imported, in {seconds:.1f}s")
+    return images.DEMO_APP_IMAGE
+
+
+def demo_pod(name: str, labels: dict[str, str] | None = None, **container: Any) -> dict[str, Any]:
+    template = demo_pod_template(labels or {"app": name}, **container)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **template["metadata"]},
+            "spec": template["spec"]}
+
+
+def test_demo_app_image_is_ready_only_after_its_startup_delay(real_node, core, namespace, demo_image) -> None:
+    """The Debian-based image runs as uid 65532 under containerd, and the kubelet's readiness probe holds the
+    pod un-Ready for the app's start-up delay; then /metrics has both counters and the latency histogram."""
+    delay = 4
+    pod, seconds = create_ready_pod(core, namespace, demo_pod("demo", startup_seconds=delay))
+    (container,) = pod.status.container_statuses
+    started = container.state.running.started_at
+    ready = next(c.last_transition_time for c in pod.status.conditions if c.type == "Ready")
+    # Whole-second timestamps: a true gap of >= 4 s never shows as less than 4.
+    assert (ready - started).total_seconds() >= delay, (started, ready)
+    metrics = http_get(f"http://{pod.status.pod_ip}:{DEMO_PORT}/metrics") or ""
+    assert 'http_requests_total{code="500"} 0' in metrics and "http_request_duration_seconds_count 0" in metrics
+    print(f"demo pod Ready {seconds:.1f}s after create, {(ready - started).total_seconds():.0f}s after its "
+          f"container started (start-up delay {delay}s)")
+
+
+def test_operator_image_runs_the_cli_as_65532(real_node, core, namespace, pytestconfig) -> None:
+    """The operator image (the Dockerfile's final stage without Docker) starts `ballast operator run` as its
+    entrypoint; `--help` in place of the CMD makes the run short. Its user is checked from the pod's log."""
+    seconds = import_image(real_node, pytestconfig, images.operator_archive)
+    wait_for_default_service_account(core, namespace)
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "operator-help"},
+        "spec": {**REAL_POD_PLACEMENT, "restartPolicy": "Never", "containers": [{
+            "name": "ballast", "image": images.OPERATOR_IMAGE, "imagePullPolicy": "Never", "args": ["--help"]}]},
+    })
+
+    def finished() -> kubernetes.client.V1Pod | None:
+        pod = core.read_namespaced_pod("operator-help", namespace)
+        return pod if pod.status.phase in ("Succeeded", "Failed") else None
+
+    pod = wait_for(finished, 90, "the operator image's pod never finished")
+    logs = sorted(POD_LOGS_DIR.glob(f"{namespace}_operator-help_*/ballast/*.log"))
+    output = logs[-1].read_text() if logs else ""
+    assert pod.status.phase == "Succeeded", output
+    assert "Usage:" in output and "operator run" in output, output
+    uid = subprocess.run([*real_node.ctr, "containers", "info", pod.status.container_statuses[0].container_id
+                          .removeprefix("containerd://")], capture_output=True, text=True, check=True).stdout
+    assert '"uid": 65532' in uid and '"gid": 65532' in uid
+    print(f"operator image built or found, and imported, in {seconds:.1f}s")
+
+
+def test_prometheus_discovers_and_scrapes_real_pods_by_the_default_selectors(
+        real_node, local_cluster, core, namespace, demo_image) -> None:
+    """Pod discovery (podsd, with the kind demo's relabelling) finds the pod and labels its series with
+    `namespace` and `pod`, so Ballast's default queries select it as they would on a user's cluster."""
+    pod, _ = create_ready_pod(core, namespace, demo_pod("scraped", error_ratio=1.0))
+    prometheus = local_cluster.info.prometheus_url
+    selected = f'http_requests_total{{namespace="{namespace}",pod=~"scraped",code=~"5.."}}'
+    # Traffic only once the pod is scraped, as with a real rollout: increase() needs the series' 0.
+    wait_for(lambda: scalar(prometheus, f"sum({selected})") == 0, 60, f"Prometheus never found {selected}")
+    for _ in range(7):
+        requests.get(f"http://{pod.status.pod_ip}:{DEMO_PORT}/", timeout=5)
+    wait_for(lambda: scalar(prometheus, f"sum({selected})") == 7, 60,
+             f"Prometheus never saw the pod's 7 errors through {selected}")
+    defaults = PrometheusQueries()
+    window = {"$namespace": namespace, "$pods": "scraped", "$window": "5m"}
+    rendered = {name: getattr(defaults, name) for name in ("requests", "errors")}
+    for token, value in window.items():
+        rendered = {name: text.replace(token, value) for name, text in rendered.items()}
+    # One evaluation for both (increase() extrapolates by the query's instant): every request failed.
+    assert scalar(prometheus, f'({rendered["errors"]}) / ({rendered["requests"]})') == 1.0, rendered
+    assert (scalar(prometheus, rendered["errors"]) or 0) >= 7, rendered  # extrapolated up, never down
+
+
+def test_load_generator_and_prometheus_agree_on_errors(real_node, local_cluster, core, namespace, demo_image):
+    """Real traffic through kube-proxy: what users saw (the load generator's own count) and what the pods
+    reported (Prometheus) agree; only requests nobody answered may be counted by one side alone."""
+    for name in ("agree-a", "agree-b"):
+        create_ready_pod(core, namespace, demo_pod(name, {"app": "agree"}, error_ratio=0.2))
+    url = service(core, namespace, "agree", {"app": "agree"})
+    serving(url, lambda: ready_endpoints(core, namespace, "agree"), 2)
+    with LoadGenerator(f"{url}/", rps=30) as load:
+        time.sleep(8)
+    users = load.counts()
+    prometheus = local_cluster.info.prometheus_url
+    by_pods = f'sum(http_requests_total{{namespace="{namespace}"}})'
+    answered = sum(n for status, n in users.items() if status)
+    wait_for(lambda: (scalar(prometheus, by_pods) or 0) >= answered, 30,
+             f"Prometheus never counted the {answered} answered requests")
+    wait_for(lambda: len(query(prometheus, f'http_requests_total{{namespace="{namespace}",code="500"}}')) == 2,
+             30, "Prometheus lacks a pod's error series")
+    reported = scalar(prometheus, f'sum(http_requests_total{{namespace="{namespace}",code="500"}})')
+    per_pod = query(prometheus, f'sum by (pod) (http_requests_total{{namespace="{namespace}"}})')
+    unanswered = users.get(0, 0)
+    assert unanswered <= 0.02 * sum(users.values()), users
+    assert abs(reported - users.get(500, 0)) <= unanswered, (reported, users)
+    assert users.get(500, 0) >= 0.1 * answered, users  # 20 % configured: the errors are real, not noise
+    assert all(float(p["value"][1]) > 0 for p in per_pod) and len(per_pod) == 2, per_pod  # both pods served
+    print(f"users saw {users} over {sum(users.values())} requests; pods reported {reported:.0f} errors; "
+          f"split by pod {[int(float(p['value'][1])) for p in per_pod]}")

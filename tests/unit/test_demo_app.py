@@ -13,11 +13,13 @@ import random
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
@@ -46,12 +48,12 @@ loadgen = load("loadgen")
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[float], str]]:
-    """serve(error_ratio) -> base URL of a demo server on a free port, stopped after the test."""
+def serve() -> Iterator[Callable[..., str]]:
+    """serve(error_ratio, latency=0, startup=0) -> base URL of a demo server on a free port, stopped after the test."""
     servers = []
 
-    def start(error_ratio: float) -> str:
-        server = app.DemoServer(("127.0.0.1", 0), error_ratio, "test")
+    def start(error_ratio: float, latency: float = 0.0, startup: float = 0.0) -> str:
+        server = app.DemoServer(("127.0.0.1", 0), error_ratio, "test", latency=latency, startup=startup)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"
@@ -70,13 +72,31 @@ def get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def scraped(base: str) -> dict[str, float]:
-    """http_requests_total by code, parsed from /metrics by the Prometheus client's own parser."""
+def families(base: str) -> dict[str, Any]:
+    """/metrics parsed by the Prometheus client's own parser, by family name."""
     status, text = get(f"{base}/metrics")
     assert status == 200
-    families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert families["http_requests"].type == "counter"
-    return {s.labels["code"]: s.value for s in families["http_requests"].samples if s.name == "http_requests_total"}
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def scraped(base: str) -> dict[str, float]:
+    """http_requests_total by code."""
+    family = families(base)["http_requests"]
+    assert family.type == "counter"
+    return {s.labels["code"]: s.value for s in family.samples if s.name == "http_requests_total"}
+
+
+def histogram(base: str) -> dict[str, Any]:
+    """http_request_duration_seconds: {"buckets": {le: count}, "sum": s, "count": n}."""
+    family = families(base)["http_request_duration_seconds"]
+    assert family.type == "histogram"
+    found: dict[str, Any] = {"buckets": {}}
+    for sample in family.samples:
+        if sample.name.endswith("_bucket"):
+            found["buckets"][sample.labels["le"]] = sample.value
+        else:
+            found[sample.name.rsplit("_", 1)[-1]] = sample.value
+    return found
 
 
 def test_both_series_exist_before_the_first_request(serve):
@@ -102,6 +122,34 @@ def test_a_share_of_requests_fails(serve):
     assert scraped(base) == {"200": 400 - errors, "500": errors}
 
 
+def test_latency_is_the_versions_and_is_measured_in_the_histogram(serve):
+    fast, slow = serve(0.0), serve(0.0, latency=0.1)
+    for base in (fast, slow):
+        for _ in range(5):
+            get(f"{base}/")
+    get(f"{slow}/healthz")  # probes are not traffic: not observed
+    quick, sluggish = histogram(fast), histogram(slow)
+    assert quick["count"] == sluggish["count"] == 5
+    assert quick["buckets"]["0.05"] == 5 and quick["sum"] < 0.25
+    # 0.1 s +- 50 %: every request between 0.05 s and 0.15 s (+ scheduling), so none in the 0.05 bucket.
+    assert sluggish["buckets"]["0.05"] == 0 and sluggish["buckets"]["0.25"] == 5
+    assert 0.25 <= sluggish["sum"] <= 1.0, sluggish
+    counts = [sluggish["buckets"][le] for le in ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0",
+                                                  "2.5", "+Inf")]
+    assert counts == sorted(counts) and counts[-1] == 5  # cumulative, as Prometheus' histogram_quantile needs
+
+
+def test_readiness_waits_for_the_startup_delay_and_liveness_does_not(serve):
+    started = time.monotonic()
+    base = serve(0.0, startup=1.0)
+    status, body = get(f"{base}/readyz")
+    assert status == 503 and body.startswith("starting: "), body
+    assert get(f"{base}/healthz") == (200, "ok\n")
+    wait_for(lambda: get(f"{base}/readyz")[0] == 200, 10, "never became ready")
+    assert time.monotonic() - started >= 1.0
+    assert get(f"{base}/readyz") == (200, "ready\n")
+
+
 def test_loadgen_reports_what_each_request_got(serve):
     good, bad = serve(0.0), serve(1.0)
     tally = loadgen.Tally()
@@ -121,18 +169,27 @@ def test_the_pod_runs_the_app_with_its_template_env():
     assert template["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true", "prometheus.io/port": str(container["ports"][0]["containerPort"])}
     (port,) = free_ports(1)
-    env = {**os.environ, **{e["name"]: e["value"] for e in container["env"]}, "ERROR_RATIO": "1.0", "PORT": str(port)}
+    env = {**os.environ, **{e["name"]: e["value"] for e in container["env"]}, "ERROR_RATIO": "1.0", "PORT": str(port),
+           "LATENCY_MS": "20", "STARTUP_SECONDS": "2", "DRAIN_SECONDS": "1"}
+    launched = time.monotonic()
     process = subprocess.Popen([sys.executable, str(KIND / "demo-app" / "app.py")], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: get_ok(f"{base}/healthz"), 10, "the app never answered its readiness probe")
+        wait_for(lambda: get(f"{base}/readyz")[0] == 200, 10, "the app never became ready")
+        assert time.monotonic() - launched >= 2.0  # STARTUP_SECONDS from the env
         assert get(f"{base}/") == (500, "recommendations 1.0.0: 500\n")
-        process.terminate()  # SIGTERM, as the kubelet sends it: handled, so a pod goes away at once
+        assert histogram(base)["sum"] >= 0.01  # LATENCY_MS=20 from the env: 10-30 ms
+        terminated = time.monotonic()
+        process.terminate()  # SIGTERM, as the kubelet sends it: not ready, still answering, gone after DRAIN_SECONDS
+        wait_for(lambda: get(f"{base}/readyz")[0] == 503, 5, "still ready after SIGTERM")
+        assert get(f"{base}/")[0] == 500  # still serving the connections kube-proxy sends meanwhile
         assert process.wait(5) == 0
+        assert time.monotonic() - terminated >= 1.0
     finally:
         process.kill()
-    assert "error ratio 1.0" in process.stdout.read()
+    assert "error ratio 1.0, latency 20 ms, ready in 2 s" in process.stdout.read()
 
 
 def test_the_demo_service_is_admitted_by_the_example_policy():

@@ -110,6 +110,25 @@ class TrafficSample(ApiModel):
     """errors / requests."""
 
 
+class CheckResult(ApiModel):
+    """One check of one analysis (the latency, or a custom check): the values and its own verdict."""
+
+    name: str
+    """``latency`` or the custom check's name."""
+    source: Literal["policy", "service"] = "policy"
+    """Where the check is declared: the ReleasePolicy's tier or the ServiceOwnership."""
+    canary: float | None = None
+    """The canary's value (latency in seconds); absent when there was none or it was not a finite number."""
+    baseline: float | None = None
+    """The stable pods' value, where the check compares with the baseline."""
+    samples: float | None = None
+    """Requests the canary's latency was estimated from (latency only)."""
+    verdict: Verdict
+    """Pass, Fail, Inconclusive or Error."""
+    message: str = ""
+    """Why."""
+
+
 class AnalysisResult(ApiModel):
     """One analysis of one step: the numbers and the verdict drawn from them."""
 
@@ -126,9 +145,11 @@ class AnalysisResult(ApiModel):
     baseline: TrafficSample = Field(default_factory=TrafficSample)
     """The stable pods' traffic over the same window."""
     verdict: Verdict
-    """Pass, Fail, Inconclusive or Error."""
+    """Pass, Fail, Inconclusive or Error: the worst of the error rate's verdict and every check's."""
     message: str = ""
     """Why the verdict was reached."""
+    checks: list[CheckResult] = Field(default_factory=list)
+    """The latency and custom checks judged in this analysis (at a step's verdict, not in early looks)."""
 
 
 class ReleaseStatus(ApiModel):

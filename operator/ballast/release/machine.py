@@ -22,6 +22,7 @@ from ballast.api.release import (
     MAX_ANALYSES_KEPT,
     WAITING_PHASES,
     AnalysisResult,
+    CheckResult,
     ReleasePhase,
     ReleaseStatus,
     TrafficSample,
@@ -30,6 +31,7 @@ from ballast.api.release import (
 from ballast.api.releasepolicy import InconclusiveAction, TierSettings
 from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import PENDING_ANNOTATION
+from ballast.release.checks import CheckOutcome
 from ballast.release.gates import Block
 from ballast.release.verdict import Judgement, Sample
 
@@ -141,6 +143,9 @@ class Analysis:
     canary: Sample
     baseline: Sample
     judgement: Judgement
+    """The overall verdict: the worst of the error rate's and every check's."""
+    checks: tuple[CheckOutcome, ...] = ()
+    """The latency and custom checks judged in this look (none in early looks)."""
 
 
 @dataclass(frozen=True)
@@ -318,7 +323,7 @@ def _judged(view: View, analysis: Analysis) -> Plan:
     result = AnalysisResult(
         step=status.step, weight=status.weight, window_start=analysis.window_start,
         window_end=analysis.window_end, canary=_traffic(analysis.canary), baseline=_traffic(analysis.baseline),
-        verdict=judgement.verdict, message=judgement.message,
+        verdict=judgement.verdict, message=judgement.message, checks=[_check_result(c) for c in analysis.checks],
     )
     counts = _tally(status)
     counts[judgement.verdict.value] = counts.get(judgement.verdict.value, 0) + 1
@@ -330,7 +335,7 @@ def _judged(view: View, analysis: Analysis) -> Plan:
                          f"Analysis failed at {step_text}: {judgement.message}")
     for verdict, limit, action, reason, what in (
         (Verdict.ERROR, tier.error_limit, tier.on_error, "AnalysisError",
-         "analyses in a row could not ask the metrics provider"),
+         "analyses in a row could not be evaluated (the metrics provider or a check)"),
         (Verdict.INCONCLUSIVE, tier.inconclusive_limit, tier.on_inconclusive, "AnalysisInconclusive",
          "inconclusive analyses in a row"),
     ):
@@ -361,11 +366,19 @@ def replace_status(status: ReleaseStatus, **changes: object) -> ReleaseStatus:
 def _traffic(sample: Sample) -> TrafficSample:
     """The sample as recorded: a figure that is not a finite number is left out (JSON cannot carry it; the
     verdict's message says what it was)."""
-    def finite(value: float | None) -> float | None:
-        return value if value is not None and math.isfinite(value) else None
+    rate = sample.error_rate if _finite(sample.requests) and _finite(sample.errors) is not None else None
+    return TrafficSample(requests=_finite(sample.requests), errors=_finite(sample.errors), error_rate=rate)
 
-    rate = sample.error_rate if finite(sample.requests) and finite(sample.errors) is not None else None
-    return TrafficSample(requests=finite(sample.requests), errors=finite(sample.errors), error_rate=rate)
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _check_result(outcome: CheckOutcome) -> CheckResult:
+    """A check as recorded; figures that are not finite numbers are left out, as in :func:`_traffic`."""
+    return CheckResult(name=outcome.name, source=outcome.source, canary=_finite(outcome.canary),
+                       baseline=_finite(outcome.baseline), samples=_finite(outcome.samples),
+                       verdict=outcome.judgement.verdict, message=outcome.judgement.message)
 
 
 def _promoting(view: View) -> Plan:

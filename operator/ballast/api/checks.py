@@ -19,8 +19,8 @@ from ballast.api.common import ApiModel, Duration, parse_duration
 QUERY_VARIABLES = ("namespace", "pods", "window")
 """What every analysis query template may use: ``$namespace``, ``$pods`` (a regular expression of the exact
 pod names of one side) and ``$window`` (the analysis window, such as ``300s``)."""
-LATENCY_VARIABLES = (*QUERY_VARIABLES, "histogram", "quantile")
-"""The latency templates may also use ``$histogram`` (the policy's ``_bucket`` series) and ``$quantile``."""
+LATENCY_VARIABLES = (*QUERY_VARIABLES, "histogram")
+"""The latency template may also use ``$histogram`` (the policy's ``_bucket`` series)."""
 LATENCY_CHECK = "latency"
 """The name the latency check is recorded under; no custom check may take it."""
 CHECK_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

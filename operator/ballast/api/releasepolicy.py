@@ -270,21 +270,18 @@ class PrometheusQueries(ApiModel):
     """Number of those requests that failed."""
     latency_histogram: str = Field(default="http_request_duration_seconds_bucket", max_length=200,
                                    pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*_bucket$")
-    """The ``_bucket`` series of the services' request latency histogram (seconds), for tiers that set
-    ``latency``."""
-    latency: str = ('histogram_quantile($quantile, sum by (le) '
-                    '(rate($histogram{namespace="$namespace",pod=~"$pods"}[$window])))')
-    """Latency at ``$quantile`` of the selected pods over the window, in seconds (``$histogram`` is
-    ``latencyHistogram``)."""
-    latency_samples: str = 'sum(increase($histogram{namespace="$namespace",pod=~"$pods",le="+Inf"}[$window]))'
-    """Number of requests the latency histogram observed, to tell a quantile from noise."""
+    """The ``_bucket`` series of the services' request latency histogram (in seconds, cumulative ``le``
+    buckets as Prometheus clients export them), for tiers that set ``latency``."""
+    latency_buckets: str = 'sum by (le) (increase($histogram{namespace="$namespace",pod=~"$pods"}[$window]))'
+    """Requests per latency bucket of the selected pods over the window, one series per ``le``
+    (``$histogram`` is ``latencyHistogram``). The quantile is computed from these counts exactly as
+    ``histogram_quantile`` does, and the buckets also tell the verdict how fine that estimate is."""
 
     @model_validator(mode="after")
     def _renderable(self) -> PrometheusQueries:
         for name, template, known in (("requests", self.requests, QUERY_VARIABLES),
                                       ("errors", self.errors, QUERY_VARIABLES),
-                                      ("latency", self.latency, LATENCY_VARIABLES),
-                                      ("latencySamples", self.latency_samples, LATENCY_VARIABLES)):
+                                      ("latencyBuckets", self.latency_buckets, LATENCY_VARIABLES)):
             if problem := template_problem(template, known):
                 raise ValueError(f"query {name} {problem}")
         return self

@@ -27,7 +27,7 @@ from ballast.api.releasepolicy import PrometheusQueries, TierSettings
 from ballast.instruments import ANALYSES_IN_FLIGHT, ANALYSIS_VERDICTS, CHECK_VERDICTS
 from ballast.kube.deployments import canary_name, deployment_pods_pattern
 from ballast.metrics.provider import MetricProvider, ProviderUnavailable
-from ballast.release.checks import CheckOutcome, LatencySample, judge_check, judge_latency, overall
+from ballast.release.checks import CheckOutcome, Histogram, judge_check, judge_latency, overall
 from ballast.release.machine import Analysis
 from ballast.release.statistics import error_budget_remaining
 from ballast.release.verdict import Z_95, Z_EARLY, Judgement, Sample, implausible, judge
@@ -54,16 +54,12 @@ def sample(provider: MetricProvider, queries: PrometheusQueries, namespace: str,
     return Sample(requests=requests, errors=0.0 if errors is None and requests is not None else errors)
 
 
-def latency_sample(provider: MetricProvider, queries: PrometheusQueries, values: dict[str, str],
-                   quantile: float) -> LatencySample:
-    """One side's latency at ``quantile`` and its request count, from the histogram (may raise ProviderUnavailable).
-
-    An empty answer for the count is no requests; the quantile is taken as it is (NaN, +Inf included).
-    """
-    values = {**values, "histogram": queries.latency_histogram, "quantile": f"{quantile:g}"}
-    samples = provider.query(render(queries.latency_samples, values))
-    seconds = provider.query(render(queries.latency, values)) if samples else None
-    return LatencySample(seconds=seconds, samples=samples)
+def histogram(provider: MetricProvider, queries: PrometheusQueries, values: dict[str, str]) -> Histogram | None:
+    """One side's latency buckets over the window; None without data (may raise ProviderUnavailable, and
+    ValueError when the answer is not a histogram's)."""
+    counts = provider.query_by(render(queries.latency_buckets, {**values, "histogram": queries.latency_histogram}),
+                               "le")
+    return Histogram.from_counts(counts) if counts else None
 
 
 def _latency_outcome(provider: MetricProvider, queries: PrometheusQueries, tier: TierSettings,
@@ -72,13 +68,19 @@ def _latency_outcome(provider: MetricProvider, queries: PrometheusQueries, tier:
     if limits is None:
         return None
     try:
-        canary = latency_sample(provider, queries, sides[0], limits.quantile)
-        baseline = latency_sample(provider, queries, sides[1], limits.quantile)
+        canary, baseline = (histogram(provider, queries, side) for side in sides)
     except ProviderUnavailable as error:
         return CheckOutcome(LATENCY_CHECK, "policy", None, None, None,
                             Judgement(Verdict.ERROR, f"The latency could not be measured: {error}"))
-    return CheckOutcome(LATENCY_CHECK, "policy", canary.seconds, baseline.seconds, canary.samples,
-                        judge_latency(canary, baseline, limits))
+    except ValueError as error:
+        return CheckOutcome(LATENCY_CHECK, "policy", None, None, None, Judgement(
+            Verdict.ERROR, f"The latency histogram {queries.latency_histogram} is unusable: {error}. Check the "
+                           "policy's latencyHistogram and latencyBuckets."))
+
+    def estimate(side: Histogram | None) -> float | None:
+        return side.quantile(limits.quantile) if side and side.samples else None
+    return CheckOutcome(LATENCY_CHECK, "policy", estimate(canary), estimate(baseline),
+                        canary.samples if canary else None, judge_latency(canary, baseline, limits))
 
 
 def _custom_outcome(provider: MetricProvider, check: Check, source: Literal["policy", "service"],

@@ -9,24 +9,84 @@ step and no check that went unevaluated lets it pass.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from ballast.api.checks import Check, LatencyLimits
 from ballast.api.release import Verdict
-from ballast.release.verdict import Judgement
+from ballast.release.verdict import Z_95, Judgement, wilson_interval
 
 SEVERITY = (Verdict.PASS, Verdict.INCONCLUSIVE, Verdict.ERROR, Verdict.FAIL)
 """Verdicts from the least to the most severe: the overall verdict is the most severe part's."""
 
 
 @dataclass(frozen=True)
-class LatencySample:
-    """One side's latency at the quantile (seconds) and how many requests the histogram observed."""
+class Histogram:
+    """One side's requests per latency bucket over the window: (upper bound in seconds, cumulative count),
+    ascending, the last bound +Inf. Counts are made non-decreasing (``increase()`` of each bucket is
+    extrapolated on its own, so neighbours can disagree by a fraction), as ``histogram_quantile`` does."""
 
-    seconds: float | None
-    samples: float | None
+    buckets: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, float]) -> Histogram:
+        """From ``le`` -> count, as a ``sum by (le)`` query returns them. Raises ValueError with the reason
+        when they are not a histogram's (a bound that is not a number, no +Inf bucket, a count that is not a
+        finite non-negative number)."""
+        bounds = []
+        for le, count in counts.items():
+            try:
+                bound = float(le)
+            except ValueError:
+                raise ValueError(f"bucket bound le={le!r} is not a number") from None
+            if math.isnan(bound) or not math.isfinite(count) or count < 0:
+                raise ValueError(f"bucket le={le} holds {count:g} requests")
+            bounds.append((bound, count))
+        bounds.sort()
+        if not bounds or not math.isinf(bounds[-1][0]):
+            raise ValueError("there is no le=\"+Inf\" bucket: the series named is not a histogram's _bucket series")
+        running, buckets = 0.0, []
+        for bound, count in bounds:
+            running = max(running, count)
+            buckets.append((bound, running))
+        return cls(tuple(buckets))
+
+    @property
+    def samples(self) -> float:
+        return self.buckets[-1][1]
+
+    def _index(self, q: float) -> int:
+        rank = q * self.samples
+        return next(i for i, (_, count) in enumerate(self.buckets) if count >= rank)
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile, computed as Prometheus' ``histogram_quantile`` does: linear within the bucket
+        that holds it, the largest finite bound when that bucket is +Inf. Needs samples > 0."""
+        index = self._index(q)
+        upper, count = self.buckets[index]
+        lower, below = self.buckets[index - 1] if index else (0.0, 0.0)
+        if math.isinf(upper):
+            return lower if index else 0.0
+        if index == 0 and upper <= 0:
+            return upper
+        return lower + (upper - lower) * (q * self.samples - below) / (count - below)
+
+    def start_of_bucket(self, seconds: float) -> float:
+        """The lower bound of the bucket ``seconds`` falls in (0 in the first): how finely the histogram
+        can tell requests slower than ``seconds`` from faster ones."""
+        return max((bound for bound, _ in self.buckets if bound < seconds), default=0.0)
+
+    def confidently_above(self, q: float, z: float = Z_95) -> float:
+        """The largest bucket bound the ``q`` quantile exceeds with confidence: more than a (1 - q) share of
+        the requests are slower than it, by the Wilson lower bound (0 when no bound qualifies). A few slow
+        requests in a small sample never move it."""
+        best = 0.0
+        for bound, count in self.buckets[:-1]:
+            slower = self.samples - count
+            if wilson_interval(slower, self.samples, z)[0] > 1 - q:
+                best = bound
+        return best
 
 
 @dataclass(frozen=True)
@@ -42,55 +102,44 @@ class CheckOutcome:
 
 
 def _ms(seconds: float) -> str:
-    return "above the histogram's largest bucket" if math.isinf(seconds) else f"{seconds * 1000:.0f} ms"
+    return f"{seconds * 1000:.0f} ms"
 
 
-def _bad_figure(name: str, value: float | None, allow_inf: bool = False) -> str | None:
-    if value is None:
-        return None
-    if math.isnan(value) or (math.isinf(value) and not (allow_inf and value > 0)):
-        return f"{name} is {value}"
-    if value < 0:
-        return f"{name} is negative ({value:g})"
-    return None
+def _beyond(canary: Histogram, q: float, threshold: float) -> bool:
+    """Whether the canary's ``q`` quantile is beyond ``threshold`` on evidence: ``histogram_quantile``'s
+    estimate is above it, and more than a (1 - q) share of the canary's requests were, with confidence,
+    slower than where the threshold's bucket starts."""
+    return canary.quantile(q) > threshold and canary.confidently_above(q) >= canary.start_of_bucket(threshold)
 
 
-def judge_latency(canary: LatencySample, baseline: LatencySample, limits: LatencyLimits) -> Judgement:
-    """The latency verdict: the canary's quantile against the ceiling and against the baseline's.
+def judge_latency(canary: Histogram | None, baseline: Histogram | None, limits: LatencyLimits) -> Judgement:
+    """The latency verdict: the canary's quantile against the ceiling and against the baseline's plus the
+    allowed increase, each estimated as ``histogram_quantile`` does.
 
-    A quantile in the histogram's +Inf bucket (``histogram_quantile`` answers +Inf) is slower than every
-    bucket, which is a real and bad figure, not a broken one. The baseline is compared with only when it
-    has enough samples of its own, as the error rate is compared only with a baseline that has traffic.
+    An estimate alone is not enough to fail: a handful of slow requests in a few hundred decides a p99. The
+    step fails only when, besides, more than a (1 - q) share of the canary's requests were slower than the
+    start of the limit's bucket with 95% confidence (Wilson bounds, as for error rates), so a few unlucky
+    requests never roll back a good version while +200 ms on every request does at once. ``None`` is no data.
     """
     label = f"p{limits.quantile * 100:g}"
-    for side, sample in (("canary", canary), ("baseline", baseline)):
-        problem = _bad_figure("the request count", sample.samples) or _bad_figure(
-            "the latency", sample.seconds if sample.samples else None, allow_inf=True)
-        if problem:
-            return Judgement(Verdict.ERROR, f"The latency histogram's figures for the {side} are unusable: "
-                                            f"{problem}. Check the policy's latency queries.")
-    if canary.samples is None or canary.samples < limits.min_samples:
-        return Judgement(Verdict.INCONCLUSIVE, f"The canary's latency histogram observed {canary.samples or 0:.0f} "
-                                               f"requests, fewer than the {limits.min_samples} a {label} needs.")
-    if canary.seconds is None:
-        return Judgement(Verdict.ERROR, f"The latency query returned no {label} for the canary although its "
-                                        f"histogram observed {canary.samples:.0f} requests: check the policy's "
-                                        "latency query.")
+    samples = canary.samples if canary else 0.0
+    if canary is None or samples < limits.min_samples:
+        return Judgement(Verdict.INCONCLUSIVE, f"The canary's latency histogram observed {samples:.0f} requests, "
+                                               f"fewer than the {limits.min_samples} a {label} needs.")
     ceiling, allowed = limits.max_latency_seconds, limits.max_increase_seconds
-    if ceiling is not None and canary.seconds > ceiling:
-        return Judgement(Verdict.FAIL, f"Canary {label} latency {_ms(canary.seconds)} is above the ceiling of "
-                                       f"{_ms(ceiling)}.")
-    comparable = (baseline.samples or 0) >= limits.min_samples and baseline.seconds is not None \
-        and math.isfinite(baseline.seconds)
-    if allowed is not None and comparable:
-        assert baseline.seconds is not None
-        if canary.seconds - baseline.seconds > allowed:
-            return Judgement(Verdict.FAIL, f"Canary {label} latency {_ms(canary.seconds)} is more than the allowed "
-                                           f"{_ms(allowed)} above the baseline's {_ms(baseline.seconds)}.")
-    baseline_text = f" (baseline {_ms(baseline.seconds)})" if comparable and baseline.seconds is not None \
-        else " (baseline too small to compare)"
-    return Judgement(Verdict.PASS, f"Canary {label} latency {_ms(canary.seconds)} over {canary.samples:.0f} "
-                                   f"requests{baseline_text} is within the tier's limits.")
+    estimate = canary.quantile(limits.quantile)
+    if ceiling is not None and _beyond(canary, limits.quantile, ceiling):
+        return Judgement(Verdict.FAIL, f"Canary {label} latency {_ms(estimate)} over {samples:.0f} requests is "
+                                       f"above the ceiling of {_ms(ceiling)}.")
+    if baseline is None or baseline.samples < limits.min_samples:
+        return Judgement(Verdict.PASS, f"Canary {label} latency {_ms(estimate)} over {samples:.0f} requests is "
+                                       "within the ceiling (baseline too small to compare).")
+    base = baseline.quantile(limits.quantile)
+    if allowed is not None and _beyond(canary, limits.quantile, base + allowed):
+        return Judgement(Verdict.FAIL, f"Canary {label} latency {_ms(estimate)} over {samples:.0f} requests is "
+                                       f"more than the allowed {_ms(allowed)} above the baseline's {_ms(base)}.")
+    return Judgement(Verdict.PASS, f"Canary {label} latency {_ms(estimate)} over {samples:.0f} requests (baseline "
+                                   f"{_ms(base)}) is within the tier's limits.")
 
 
 def judge_check(check: Check, canary: float | None, baseline: float | None) -> Judgement:

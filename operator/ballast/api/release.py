@@ -163,7 +163,11 @@ class ReleaseStatus(ApiModel):
     step: int | None = Field(default=None, ge=0)
     """Index of the current step."""
     weight: int | None = Field(default=None, ge=0, le=100)
-    """Traffic percentage the canary currently has."""
+    """Traffic percentage the current step asks for."""
+    reached_weight: int | None = Field(default=None, ge=0, le=100)
+    """The canary's share of the pods in percent: the traffic it gets, as the Service splits by replicas."""
+    weight_warning: str = ""
+    """Set while the replica split cannot reach the step's weight within 5 points: by how much, and the fix."""
     analyses: list[AnalysisResult] = Field(default_factory=list)
     """The most recent analyses, in order (at most ``MAX_ANALYSES_KEPT``; ``analysisCounts`` counts them all)."""
     analysis_counts: dict[str, int] = Field(default_factory=dict)
@@ -206,6 +210,7 @@ class Release(ApiResource):
         {"name": "Tier", "type": "string", "jsonPath": ".spec.tier"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Weight", "type": "integer", "jsonPath": ".status.weight"},
+        {"name": "Reached", "type": "integer", "jsonPath": ".status.reachedWeight"},
         {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

@@ -67,10 +67,11 @@ def status(kubeconfig: str | None, namespace: str | None, all_namespaces: bool, 
             "namespace": ns, "service": so["metadata"]["name"], "owner": spec.get("owner"),
             "tier": spec.get("riskTier", "medium"), "release": reference.get("name"),
             "phase": release_status.get("phase"), "weight": release_status.get("weight"),
+            "reached": release_status.get("reachedWeight"),
             "last_verdict": _last_verdict(release), "frozen": _frozen(policies, ns, spec.get("riskTier", "medium")),
         })
-    emit(rows, ["namespace", "service", "owner", "tier", "release", "phase", "weight", "last_verdict", "frozen"],
-         output, no_color)
+    emit(rows, ["namespace", "service", "owner", "tier", "release", "phase", "weight", "reached", "last_verdict",
+                "frozen"], output, no_color)
 
 
 @click.command("history")
@@ -168,7 +169,8 @@ def describe(release: str, kubeconfig: str | None, namespace: str | None) -> Non
     if st is not None:
         lines += [
             f"Phase:       {st.phase.value}   Step: {'-' if st.step is None else st.step + 1}   "
-            f"Weight: {'-' if st.weight is None else f'{st.weight}%'}",
+            f"Weight: {'-' if st.weight is None else f'{st.weight}%'}   "
+            f"Reached: {'-' if st.reached_weight is None else f'{st.reached_weight}%'}",
             f"Reason:      {st.reason or '-'}",
             f"Message:     {st.message or '-'}",
             f"Started:     {st.started_at.isoformat() if st.started_at else '-'}   "
@@ -176,6 +178,8 @@ def describe(release: str, kubeconfig: str | None, namespace: str | None) -> Non
         ]
         if st.blocked_by:
             lines.append(f"Held by:     {', '.join(st.blocked_by)}")
+        if st.weight_warning:
+            lines.append(f"Warning:     {st.weight_warning}")
         lines += _analysis_lines(st)
     click.echo("\n".join(lines))
 

@@ -340,7 +340,7 @@ def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status
               spec: ReleaseSpec) -> None:
     RELEASE_TRANSITIONS.labels(tier=spec.tier.value, phase=status.phase.value, reason=status.reason).inc()
     bad = status.phase in (ReleasePhase.ROLLING_BACK, ReleasePhase.ROLLED_BACK, ReleasePhase.FAILED,
-                           ReleasePhase.BLOCKED)
+                           ReleasePhase.BLOCKED) or status.reason == "WeightNotReached"
     message = f"{status.phase.value}: {status.message}"
     kind = "Warning" if bad else "Normal"
     kopf.event(cast(kopf.Body, release), type=kind, reason=status.reason or status.phase.value, message=message)

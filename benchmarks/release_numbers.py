@@ -1,6 +1,6 @@
 """The release numbers of the spec: reaction, blast radius and false rollbacks, measured from outside.
 
-    python -m benchmarks.release_numbers [--only reaction|hung|blast|false ...] [--runs 5] [--releases 50]
+    python -m benchmarks.release_numbers [--only reaction|hung|blast|false|slow ...] [--runs 5] [--releases 50]
                                          [--deployments 5] [--step-duration 4s] [--latency] [--state-dir DIR]
 
 One local control plane (tests/harness/cluster.py: real kube-apiserver, kube-controller-manager and
@@ -40,6 +40,9 @@ setup, the plain ReplicaSet's appearance and Prometheus' freshness are polled wi
   ``--latency`` the tier also judges p99 latency (100 ms over the baseline allowed, 100 requests minimum:
   use a ``--step-duration`` of 6s or more so the 5 % step's canary pod serves them) and every version
   answers in 30 ms +-90 %, baseline and canary alike: latency jitter on both sides.
+- slow (with ``--latency``): ``--runs`` releases of a 4-replica Deployment answering in 30 ms +-90 %, each
+  a version 200 ms slower on every request (230 ms +-90 %). Prints the step whose verdict caught it, the
+  canary's requests in that window and both p99s. Target: every one caught at the first step.
 
 Not a test: it prints figures and PASS/MISS per target, and exits 1 only when the run itself failed.
 """
@@ -75,7 +78,7 @@ from tests.integration.releasing import BAD, FAST_TIER, FINAL, GOOD, change, cre
 
 T = TypeVar("T")
 
-PARTS = ("reaction", "hung", "blast", "false")
+PARTS = ("reaction", "hung", "blast", "false", "slow")
 POLICY = "bench-release-numbers"
 SELECTOR = {"ballast.dev/bench": "release-numbers"}
 HUNG_POLICY, NS_HUNG = "bench-hung-provider", "bench-hung"
@@ -94,6 +97,8 @@ JITTERY = {"sim.ballast.dev/latency-ms": "30", "sim.ballast.dev/latency-jitter":
 """With --latency: every version of the false part answers in 30 ms +-90 % (3 to 57 ms), baseline and canary."""
 LATENCY_LIMITS = {"quantile": 0.99, "maxIncrease": "100ms", "minSamples": 100}
 """With --latency: the tier also judges p99 latency (100 ms more than the baseline allowed)."""
+SLOW = {"sim.ballast.dev/latency-ms": "230", "sim.ballast.dev/latency-jitter": "0.9"}
+"""The slow part's versions: 200 ms more than JITTERY on average, as jittery."""
 RELEASE_TIMEOUT = 180.0  # one release, from the change to a final phase
 ACTUATION_METRIC = "ballast_rollback_actuation_seconds"
 BALLAST, PLAIN = "Ballast (canary, then rollback)", "plain rolling update"
@@ -603,6 +608,40 @@ def run_false(bench: Bench, releases: int, deployments: int, step_duration: str,
     return True
 
 
+# -- a +200 ms latency regression ---------------------------------------------------------------------------
+
+
+def run_slow(bench: Bench, runs: int, latency: bool) -> bool:
+    if not latency:
+        print("slow: skipped, it needs --latency (the tier judges latency only then)")
+        return True
+    create_service(bench, NS_FALSE, ["slow"], FALSE_REPLICAS, "slow", traffic={**GOOD, **JITTERY})
+    print(f"slow: {runs} releases of {NS_FALSE}/slow ({FALSE_REPLICAS} replicas, "
+          f"{JITTERY['sim.ballast.dev/latency-ms']} ms +-90 %), each {SLOW['sim.ballast.dev/latency-ms']} ms "
+          "+-90 %: +200 ms on every request", flush=True)
+    print(f"\n{'run':<4}{'outcome':<28}{'caught at':<14}{'canary requests':>16}{'p99 canary':>12}"
+          f"{'p99 baseline':>14}")
+    caught_first = 0
+    for i in range(runs):
+        image = f"app:slow-{bench.run_id}-{i}"
+        change(bench.apps, NS_FALSE, image, {**GOOD, **SLOW}, name="slow")
+        status = bench.watch.final_release(NS_FALSE, "slow", image)["status"]
+        failed = next((a for a in status.get("analyses") or [] if a["verdict"] == "Fail"), None)
+        latency_check = next((c for c in (failed or {}).get("checks") or [] if c["name"] == "latency"), {})
+        outcome = f"{status['phase']}/{status.get('reason', '')}"
+        if failed is None or latency_check.get("verdict") != "Fail":
+            print(f"{i + 1:<4}{outcome:<28}{'-':<14}")
+            continue
+        caught_first += failed["step"] == 0
+        step = f"step {failed['step'] + 1} ({failed['weight']}%)"
+        print(f"{i + 1:<4}{outcome:<28}{step:<14}"
+              f"{latency_check.get('samples', 0):>16.0f}{latency_check.get('canary', 0) * 1000:>10.0f}ms"
+              f"{latency_check.get('baseline', 0) * 1000:>12.0f}ms")
+    print(f"\n  caught by the latency check at the first step: {caught_first} of {runs}  "
+          f"{verdict_mark(caught_first == runs)}")
+    return True
+
+
 # -- main ----------------------------------------------------------------------------------------------
 
 
@@ -639,8 +678,10 @@ def main(argv: list[str] | None = None) -> int:
                     ok &= run_hung(bench, args.runs)
                 elif part == "blast":
                     ok &= run_blast(bench)
-                else:
+                elif part == "false":
                     ok &= run_false(bench, args.releases, args.deployments, args.step_duration, args.latency)
+                else:
+                    ok &= run_slow(bench, args.runs, args.latency)
                 print(f"({part} took {time.monotonic() - started:.0f} s)", flush=True)
             if watch.relists:
                 print(f"note: the watches had to list again {watch.relists} time(s); events in those gaps were lost")

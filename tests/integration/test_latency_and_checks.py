@@ -14,6 +14,7 @@ import json
 import pytest
 
 from ballast.api.common import GROUP, VERSION
+from tests.integration.kube import service_ownership
 from tests.integration.releasing import FAST_TIER, GOOD, change, final_release, govern
 from tests.integration.test_validation import create_policy, refusal, webhook  # noqa: F401 - fixture
 
@@ -105,3 +106,13 @@ def test_admission_refuses_malformed_checks_with_the_fix(webhook, custom, namesp
     message = refusal(lambda: create_policy(custom, name, tiers={"high": tier}))
     assert f"ReleasePolicy {name} is invalid: spec.tiers.high" in message
     assert expected in message
+
+
+def test_admission_refuses_a_malformed_check_of_a_service_with_the_fix(webhook, custom, namespace):  # noqa: F811
+    body = service_ownership("checkout", {"app": "checkout"}, checks=[
+        {"name": "auth", "query": "sum(x)", "maxIncrease": 0.1}])
+    message = refusal(lambda: custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "serviceownerships",
+                                                                    body, dry_run="All"))
+    assert f"ServiceOwnership {namespace}/checkout is invalid: spec.checks.0: " in message
+    assert ("check 'auth' compares with the baseline (maxIncrease) but its query does not select pods with $pods: "
+            "add pod=~\"$pods\" so each side measures its own pods") in message

@@ -1,7 +1,7 @@
 """The release numbers of the spec: reaction, blast radius and false rollbacks, measured from outside.
 
-    python -m benchmarks.release_numbers [--only reaction|hung|blast|false ...] [--runs 5] [--releases 50]
-                                         [--deployments 5] [--step-duration 4s] [--state-dir DIR]
+    python -m benchmarks.release_numbers [--only reaction|hung|blast|false|slow ...] [--runs 5] [--releases 50]
+                                         [--deployments 5] [--step-duration 4s] [--latency] [--state-dir DIR]
 
 One local control plane (tests/harness/cluster.py: real kube-apiserver, kube-controller-manager and
 Prometheus with a 1 s scrape; simulated pods and users) and one real ``ballast operator run`` serve the
@@ -36,7 +36,13 @@ setup, the plain ReplicaSet's appearance and Prometheus' freshness are polled wi
   as long as the plain rollout's ramp to 20 new pods, which the ratio then mostly reflects.
 - false: ``--releases`` good releases (0.5 % errors on the baseline and on the canary), spread over
   ``--deployments`` 4-replica Deployments that release in parallel, each sequentially. Target: none ends
-  RolledBack. The verdict mix and the wall time are printed, and every rollback's analyses.
+  RolledBack. The verdict mix and the wall time are printed, and every rollback's analyses. With
+  ``--latency`` the tier also judges p99 latency (100 ms over the baseline allowed, 100 requests minimum:
+  use a ``--step-duration`` of 6s or more so the 5 % step's canary pod serves them) and every version
+  answers in 30 ms +-90 %, baseline and canary alike: latency jitter on both sides.
+- slow (with ``--latency``): ``--runs`` releases of a 4-replica Deployment answering in 30 ms +-90 %, each
+  a version 200 ms slower on every request (230 ms +-90 %). Prints the step whose verdict caught it, the
+  canary's requests in that window and both p99s. Target: every one caught at the first step.
 
 Not a test: it prints figures and PASS/MISS per target, and exits 1 only when the run itself failed.
 """
@@ -72,7 +78,7 @@ from tests.integration.releasing import BAD, FAST_TIER, FINAL, GOOD, change, cre
 
 T = TypeVar("T")
 
-PARTS = ("reaction", "hung", "blast", "false")
+PARTS = ("reaction", "hung", "blast", "false", "slow")
 POLICY = "bench-release-numbers"
 SELECTOR = {"ballast.dev/bench": "release-numbers"}
 HUNG_POLICY, NS_HUNG = "bench-hung-provider", "bench-hung"
@@ -87,6 +93,12 @@ TARGET_REACTION_S = 1.0
 TARGET_BLAST_RATIO = 0.05
 BLAST_REPLICAS = 20
 FALSE_REPLICAS = 4
+JITTERY = {"sim.ballast.dev/latency-ms": "30", "sim.ballast.dev/latency-jitter": "0.9"}
+"""With --latency: every version of the false part answers in 30 ms +-90 % (3 to 57 ms), baseline and canary."""
+LATENCY_LIMITS = {"quantile": 0.99, "maxIncrease": "100ms", "minSamples": 100}
+"""With --latency: the tier also judges p99 latency (100 ms more than the baseline allowed)."""
+SLOW = {"sim.ballast.dev/latency-ms": "230", "sim.ballast.dev/latency-jitter": "0.9"}
+"""The slow part's versions: 200 ms more than JITTERY on average, as jittery."""
 RELEASE_TIMEOUT = 180.0  # one release, from the change to a final phase
 ACTUATION_METRIC = "ballast_rollback_actuation_seconds"
 BALLAST, PLAIN = "Ballast (canary, then rollback)", "plain rolling update"
@@ -293,14 +305,16 @@ class Bench:
         return kubernetes.client.CustomObjectsApi(self.api)
 
 
-def prepare_cluster(api: kubernetes.client.ApiClient, max_concurrent: int, step_duration: str) -> None:
+def prepare_cluster(api: kubernetes.client.ApiClient, max_concurrent: int, step_duration: str,
+                    latency: bool = False) -> None:
     """The namespaces and the policy (ServiceOwnerships and Deployments come with each part)."""
     core = kubernetes.client.CoreV1Api(api)
     for name in (*GOVERNED_NAMESPACES, NS_PLAIN, NS_HUNG):
         labels = SELECTOR if name in GOVERNED_NAMESPACES else HUNG_SELECTOR if name == NS_HUNG else {}
         with contextlib.suppress(kubernetes.client.ApiException):  # 409: reused cluster
             core.create_namespace({"metadata": {"name": name, "labels": labels}})
-    tier = {**FAST_TIER, "steps": STEPS, "maxConcurrent": max_concurrent, "stepDuration": step_duration}
+    tier = {**FAST_TIER, "steps": STEPS, "maxConcurrent": max_concurrent, "stepDuration": step_duration,
+            **({"latency": LATENCY_LIMITS} if latency else {})}
     with contextlib.suppress(kubernetes.client.ApiException):
         kubernetes.client.CustomObjectsApi(api).create_cluster_custom_object(
             GROUP, VERSION, "releasepolicies", release_policy(POLICY, SELECTOR, tiers={TIER: tier}))
@@ -531,26 +545,29 @@ def plain_rolled_out(watch: ClusterWatch, mark: int, image: str) -> float | None
 # -- false rollbacks -----------------------------------------------------------------------------------
 
 
-def release_sequentially(bench: Bench, name: str, count: int) -> list[dict[str, Any]]:
+def release_sequentially(bench: Bench, name: str, count: int, traffic: dict[str, str]) -> list[dict[str, Any]]:
     api = kubernetes.config.new_client_from_config(config_file=bench.info.kubeconfig)  # one client per thread
     apps = kubernetes.client.AppsV1Api(api)
     done = []
     for i in range(count):
         image = f"app:good-{bench.run_id}-{name}-{i}"
-        change(apps, NS_FALSE, image, GOOD, name=name)
+        change(apps, NS_FALSE, image, traffic, name=name)
         done.append(bench.watch.final_release(NS_FALSE, name, image))
     return done
 
 
-def run_false(bench: Bench, releases: int, deployments: int, step_duration: str) -> bool:
+def run_false(bench: Bench, releases: int, deployments: int, step_duration: str, latency: bool) -> bool:
     names = [f"svc-{d}" for d in range(deployments)]
-    create_service(bench, NS_FALSE, names, FALSE_REPLICAS, "svc")
+    traffic = {**GOOD, **(JITTERY if latency else {})}
+    create_service(bench, NS_FALSE, names, FALSE_REPLICAS, "svc", traffic=traffic)
     shares = [releases // deployments + (1 if d < releases % deployments else 0) for d in range(deployments)]
-    print(f"false: {releases} good releases (0.5% errors on baseline and canary) over {deployments} "
+    jitter = (f"; p99 latency judged, every version {JITTERY['sim.ballast.dev/latency-ms']} ms "
+              f"+-{float(JITTERY['sim.ballast.dev/latency-jitter']):.0%}" if latency else "")
+    print(f"false: {releases} good releases (0.5% errors on baseline and canary{jitter}) over {deployments} "
           f"{FALSE_REPLICAS}-replica Deployments in {NS_FALSE}, in parallel, each sequentially", flush=True)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=deployments, thread_name_prefix="release") as pool:
-        futures = {name: pool.submit(release_sequentially, bench, name, share)
+        futures = {name: pool.submit(release_sequentially, bench, name, share, traffic)
                    for name, share in zip(names, shares, strict=True)}
         results = {name: future.result() for name, future in futures.items()}
     wall = time.monotonic() - started
@@ -573,6 +590,11 @@ def run_false(bench: Bench, releases: int, deployments: int, step_duration: str)
     print(f"\noutcomes {dict(outcomes)}; wall time {wall:.0f} s ({wall / max(1, releases) * deployments:.1f} s "
           "per release per Deployment)")
     print(f"  target 0 rolled back: {len(rolled_back)}  {verdict_mark(not rolled_back)}")
+    if latency:
+        checks = Counter(c["verdict"] for items in results.values() for r in items
+                         for a in r["status"].get("analyses") or [] for c in a.get("checks") or []
+                         if c["name"] == "latency")
+        print(f"  latency verdicts: {dict(checks)}")
     for release in rolled_back:
         status = release["status"]
         print(f"  {release['metadata']['name']} ({release['spec']['deployment']}): {status.get('reason')}: "
@@ -583,6 +605,40 @@ def run_false(bench: Bench, releases: int, deployments: int, step_duration: str)
     unexpected = sum(outcomes.values()) - outcomes["Promoted"] - outcomes["RolledBack"]
     if unexpected:
         print(f"  WARNING: {unexpected} release(s) ended neither Promoted nor RolledBack")
+    return True
+
+
+# -- a +200 ms latency regression ---------------------------------------------------------------------------
+
+
+def run_slow(bench: Bench, runs: int, latency: bool) -> bool:
+    if not latency:
+        print("slow: skipped, it needs --latency (the tier judges latency only then)")
+        return True
+    create_service(bench, NS_FALSE, ["slow"], FALSE_REPLICAS, "slow", traffic={**GOOD, **JITTERY})
+    print(f"slow: {runs} releases of {NS_FALSE}/slow ({FALSE_REPLICAS} replicas, "
+          f"{JITTERY['sim.ballast.dev/latency-ms']} ms +-90 %), each {SLOW['sim.ballast.dev/latency-ms']} ms "
+          "+-90 %: +200 ms on every request", flush=True)
+    print(f"\n{'run':<4}{'outcome':<28}{'caught at':<14}{'canary requests':>16}{'p99 canary':>12}"
+          f"{'p99 baseline':>14}")
+    caught_first = 0
+    for i in range(runs):
+        image = f"app:slow-{bench.run_id}-{i}"
+        change(bench.apps, NS_FALSE, image, {**GOOD, **SLOW}, name="slow")
+        status = bench.watch.final_release(NS_FALSE, "slow", image)["status"]
+        failed = next((a for a in status.get("analyses") or [] if a["verdict"] == "Fail"), None)
+        latency_check = next((c for c in (failed or {}).get("checks") or [] if c["name"] == "latency"), {})
+        outcome = f"{status['phase']}/{status.get('reason', '')}"
+        if failed is None or latency_check.get("verdict") != "Fail":
+            print(f"{i + 1:<4}{outcome:<28}{'-':<14}")
+            continue
+        caught_first += failed["step"] == 0
+        step = f"step {failed['step'] + 1} ({failed['weight']}%)"
+        print(f"{i + 1:<4}{outcome:<28}{step:<14}"
+              f"{latency_check.get('samples', 0):>16.0f}{latency_check.get('canary', 0) * 1000:>10.0f}ms"
+              f"{latency_check.get('baseline', 0) * 1000:>12.0f}ms")
+    print(f"\n  caught by the latency check at the first step: {caught_first} of {runs}  "
+          f"{verdict_mark(caught_first == runs)}")
     return True
 
 
@@ -598,13 +654,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deployments", type=int, default=5, help="false: Deployments releasing in parallel")
     parser.add_argument("--step-duration", default=FAST_TIER["stepDuration"],
                         help="canary step duration of the policy, every part (default %(default)s)")
+    parser.add_argument("--latency", action="store_true",
+                        help="the tier also judges p99 latency, and the false part's versions jitter (30 ms +-90%%)")
     parser.add_argument("--state-dir", help="cluster state dir (default: a fresh temp dir, removed on success); "
                         "a healthy cluster already running there is reused and left running")
     args = parser.parse_args(argv)
     parts = [p for p in PARTS if p in (args.only or PARTS)]
 
     with environment(args.state_dir, [POLICY, HUNG_POLICY], [*GOVERNED_NAMESPACES, NS_PLAIN, NS_HUNG]) as env:
-        prepare_cluster(env.api, max_concurrent=max(5, args.deployments), step_duration=args.step_duration)
+        prepare_cluster(env.api, max_concurrent=max(5, args.deployments), step_duration=args.step_duration,
+                        latency=args.latency)
         watch = ClusterWatch(env.info.kubeconfig)
         watch.start()
         try:
@@ -619,8 +678,10 @@ def main(argv: list[str] | None = None) -> int:
                     ok &= run_hung(bench, args.runs)
                 elif part == "blast":
                     ok &= run_blast(bench)
+                elif part == "false":
+                    ok &= run_false(bench, args.releases, args.deployments, args.step_duration, args.latency)
                 else:
-                    ok &= run_false(bench, args.releases, args.deployments, args.step_duration)
+                    ok &= run_slow(bench, args.runs, args.latency)
                 print(f"({part} took {time.monotonic() - started:.0f} s)", flush=True)
             if watch.relists:
                 print(f"note: the watches had to list again {watch.relists} time(s); events in those gaps were lost")

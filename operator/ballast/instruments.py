@@ -50,6 +50,11 @@ ANALYSIS_VERDICTS = Counter(
     "Canary analyses, by tier and verdict (Pass, Fail, Inconclusive, Error).",
     ["tier", "verdict"],
 )
+CHECK_VERDICTS = Counter(
+    "ballast_analysis_check_verdicts_total",
+    "Checks judged at a step's verdict (latency and custom checks), by tier, check name and verdict.",
+    ["tier", "check", "verdict"],
+)
 ANALYSES_IN_FLIGHT = Gauge(
     "ballast_analyses_in_flight",
     "Looks at canaries waiting for the metrics provider right now; high while a provider hangs.",

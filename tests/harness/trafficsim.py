@@ -3,11 +3,15 @@
 Ballast's canary analysis reads request and error rates per pod from Prometheus.
 There are no real containers here, so this process pretends every Ready pod
 serves a steady stream of requests and exports the counters Prometheus would
-scrape from a real service: `http_requests_total{namespace,pod,code}`.
+scrape from a real service: `http_requests_total{namespace,pod,code}` and the latency histogram
+`http_request_duration_seconds{namespace,pod}` (the demo app's name and buckets, deploy/kind/demo-app).
 
 Per pod template (the pod's annotations):
   sim.ballast.dev/rps          requests per second per pod (default --rps)
   sim.ballast.dev/error-ratio  share of requests answered 500, 0..1 (default 0)
+  sim.ballast.dev/latency-ms   mean time to answer a request in ms (default 0), so a version can be slow
+  sim.ballast.dev/latency-jitter  each request takes latency-ms times uniform(1-j, 1+j), 0..1 (default 0.5,
+                               the demo app's +-50 %)
   sim.ballast.dev/service      name of the service the pod serves; with
   sim.ballast.dev/service-rps  the service's total requests per second, shared evenly by its ready pods
                                in the namespace, the way a Service spreads user traffic: a canary pod
@@ -29,7 +33,7 @@ import time
 from collections import Counter as Tally
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from tests.harness.podwatch import (
     NamespaceFilter,
@@ -47,6 +51,10 @@ RPS = "sim.ballast.dev/rps"
 ERROR_RATIO = "sim.ballast.dev/error-ratio"
 SERVICE = "sim.ballast.dev/service"
 SERVICE_RPS = "sim.ballast.dev/service-rps"
+LATENCY_MS = "sim.ballast.dev/latency-ms"
+LATENCY_JITTER = "sim.ballast.dev/latency-jitter"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""The demo app's buckets (deploy/kind/demo-app/app.py), so the same policy judges both."""
 TICK_SECONDS = 0.25
 # Series of a deleted pod stay this long so Prometheus scrapes its last increments.
 GONE_GRACE_SECONDS = 30.0
@@ -62,6 +70,8 @@ class SimPod:
     annotations: tuple[str | None, ...]
     service: str | None = None
     service_rps: float | None = None
+    latency: float = 0.0  # mean seconds per request
+    jitter: float = 0.5
     carry: float = 0.0  # fractional requests not yet emitted, so low rates stay exact
     gone_at: float | None = None
 
@@ -89,6 +99,13 @@ class TrafficSimulator:
             ["namespace", "pod", "code"],
             registry=self.registry,
         )
+        self._latency = Histogram(
+            "http_request_duration_seconds",
+            "Simulated time to answer a request.",
+            ["namespace", "pod"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self._pods_gauge = Gauge(
             "trafficsim_pods",
             "Pods currently receiving simulated traffic.",
@@ -108,7 +125,8 @@ class TrafficSimulator:
                     self._pods[key].gone_at = time.monotonic()
                 return
             current = self._pods.get(key)
-            annotations = tuple(annotation(pod, k) for k in (RPS, ERROR_RATIO, SERVICE, SERVICE_RPS))
+            annotations = tuple(annotation(pod, k) for k in (RPS, ERROR_RATIO, SERVICE, SERVICE_RPS, LATENCY_MS,
+                                                             LATENCY_JITTER))
             if current is None or current.annotations != annotations:
                 service = annotation(pod, SERVICE)
                 service_rps = parse_number(pod, SERVICE_RPS, 0.0, None) if service else 0.0
@@ -119,12 +137,15 @@ class TrafficSimulator:
                     annotations=annotations,
                     service=service,
                     service_rps=service_rps or None,
+                    latency=parse_number(pod, LATENCY_MS, 0.0, None) / 1000,
+                    jitter=parse_number(pod, LATENCY_JITTER, 0.5, 1.0),
                 )
                 if current is not None:
                     fresh.carry = current.carry
                 current = self._pods[key] = fresh
                 for code in ("200", "500"):  # both series exist from the start so rate() works
                     self._requests.labels(*key, code).inc(0)
+                self._latency.labels(*key)
             current.serving = is_ready(pod)
             current.gone_at = None
 
@@ -139,6 +160,7 @@ class TrafficSimulator:
                     del self._pods[key]
                     for code in ("200", "500"):
                         self._requests.remove(*key, code)
+                    self._latency.remove(*key)
                     continue
                 if not pod.serving:
                     continue
@@ -149,6 +171,9 @@ class TrafficSimulator:
                 errors = sum(self._rng.random() < pod.error_ratio for _ in range(count))
                 self._requests.labels(*key, "200").inc(count - errors)
                 self._requests.labels(*key, "500").inc(errors)
+                latency = self._latency.labels(*key)
+                for _ in range(count):
+                    latency.observe(pod.latency * self._rng.uniform(1 - pod.jitter, 1 + pod.jitter))
             self._pods_gauge.set(sum(p.serving for p in self._pods.values()))
 
     def run_ticks(self) -> None:

@@ -9,12 +9,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ballast.metrics.breaker import CircuitBreaker, GuardedProvider
-from ballast.metrics.prometheus import instant_value
+from ballast.metrics.prometheus import instant_value, values_by
 from ballast.metrics.provider import ProviderUnavailable, UnusableAnswer
 
 
 def series(value: str, **labels: str) -> dict:
     return {"metric": labels, "value": [1700000000.0, value]}
+
+
+class TestValuesBy:
+    def test_one_value_per_label(self):
+        assert values_by([series("3", le="0.1"), series("5", le="+Inf")], "q", "le") == {"0.1": 3.0, "+Inf": 5.0}
+        assert values_by([], "q", "le") == {}
+
+    @pytest.mark.parametrize(("result", "why"), [
+        ([series("3", le="0.1"), series("4", le="0.1")], r"one series per le: aggregate it with sum by \(le\)"),
+        ([series("3")], "one series per le"),
+        ([series("x", le="0.1")], "not a number"),
+        ([1700000000.0, "3"], "scalar"),
+    ])
+    def test_anything_else_is_unusable_and_says_why(self, result, why):
+        with pytest.raises(UnusableAnswer, match=why):
+            values_by(result, "q", "le")
 
 
 class TestInstantValue:

@@ -357,7 +357,7 @@ class TestUnknownData:
         second = plan(view(first.status, now=T0 + timedelta(seconds=40), canary=CanaryView(1, 1), tier=tier,
                            analysis=looked(Verdict.ERROR, T0 + timedelta(seconds=20), T0 + timedelta(seconds=40))))
         assert second.status.phase is ReleasePhase.ROLLING_BACK and second.status.reason == "AnalysisError"
-        assert "could not ask the metrics provider" in second.status.message
+        assert "could not be evaluated" in second.status.message
 
     def test_errors_hold_where_the_tier_says_so(self):
         tier = TIER.model_copy(update={"error_limit": 1, "on_error": InconclusiveAction.HOLD})

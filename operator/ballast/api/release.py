@@ -110,6 +110,25 @@ class TrafficSample(ApiModel):
     """errors / requests."""
 
 
+class CheckResult(ApiModel):
+    """One check of one analysis (the latency, or a custom check): the values and its own verdict."""
+
+    name: str
+    """``latency`` or the custom check's name."""
+    source: Literal["policy", "service"] = "policy"
+    """Where the check is declared: the ReleasePolicy's tier or the ServiceOwnership."""
+    canary: float | None = None
+    """The canary's value (latency in seconds); absent when there was none or it was not a finite number."""
+    baseline: float | None = None
+    """The stable pods' value, where the check compares with the baseline."""
+    samples: float | None = None
+    """Requests the canary's latency was estimated from (latency only)."""
+    verdict: Verdict
+    """Pass, Fail, Inconclusive or Error."""
+    message: str = ""
+    """Why."""
+
+
 class AnalysisResult(ApiModel):
     """One analysis of one step: the numbers and the verdict drawn from them."""
 
@@ -126,9 +145,11 @@ class AnalysisResult(ApiModel):
     baseline: TrafficSample = Field(default_factory=TrafficSample)
     """The stable pods' traffic over the same window."""
     verdict: Verdict
-    """Pass, Fail, Inconclusive or Error."""
+    """Pass, Fail, Inconclusive or Error: the worst of the error rate's verdict and every check's."""
     message: str = ""
     """Why the verdict was reached."""
+    checks: list[CheckResult] = Field(default_factory=list)
+    """The latency and custom checks judged in this analysis (at a step's verdict, not in early looks)."""
 
 
 class ReleaseStatus(ApiModel):
@@ -142,7 +163,11 @@ class ReleaseStatus(ApiModel):
     step: int | None = Field(default=None, ge=0)
     """Index of the current step."""
     weight: int | None = Field(default=None, ge=0, le=100)
-    """Traffic percentage the canary currently has."""
+    """Traffic percentage the current step asks for."""
+    reached_weight: int | None = Field(default=None, ge=0, le=100)
+    """The canary's share of the pods in percent: the traffic it gets, as the Service splits by replicas."""
+    weight_warning: str = ""
+    """Set while the replica split cannot reach the step's weight within 5 points: by how much, and the fix."""
     analyses: list[AnalysisResult] = Field(default_factory=list)
     """The most recent analyses, in order (at most ``MAX_ANALYSES_KEPT``; ``analysisCounts`` counts them all)."""
     analysis_counts: dict[str, int] = Field(default_factory=dict)
@@ -185,6 +210,7 @@ class Release(ApiResource):
         {"name": "Tier", "type": "string", "jsonPath": ".spec.tier"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Weight", "type": "integer", "jsonPath": ".status.weight"},
+        {"name": "Reached", "type": "integer", "jsonPath": ".status.reachedWeight"},
         {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
 
+from ballast.api.checks import LATENCY_VARIABLES, QUERY_VARIABLES, Checks, LatencyLimits, template_problem
 from ballast.api.common import (
     AnnotationKey,
     ApiModel,
@@ -113,6 +114,12 @@ class TierSettings(ApiModel):
     """How long the canary may take to become ready before the release rolls back with CanaryNotReady."""
     allow_skip: bool = True
     """Whether ``kubectl ballast promote`` may skip the remaining steps."""
+    latency: LatencyLimits | None = None
+    """Latency limits (a quantile of the policy's latency histogram, canary against baseline); judged only
+    when set."""
+    checks: Checks = Field(default_factory=list)
+    """Custom checks: named PromQL queries with a ceiling, a floor or a comparison with the baseline. The
+    ServiceOwnership's own checks apply as well."""
 
 
 TIER_DEFAULTS: dict[RiskTier, TierSettings] = {
@@ -261,6 +268,23 @@ class PrometheusQueries(ApiModel):
     """Number of requests the selected pods served over the window."""
     errors: str = 'sum(increase(http_requests_total{namespace="$namespace",pod=~"$pods",code=~"5.."}[$window]))'
     """Number of those requests that failed."""
+    latency_histogram: str = Field(default="http_request_duration_seconds_bucket", max_length=200,
+                                   pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*_bucket$")
+    """The ``_bucket`` series of the services' request latency histogram (in seconds, cumulative ``le``
+    buckets as Prometheus clients export them), for tiers that set ``latency``."""
+    latency_buckets: str = 'sum by (le) (increase($histogram{namespace="$namespace",pod=~"$pods"}[$window]))'
+    """Requests per latency bucket of the selected pods over the window, one series per ``le``
+    (``$histogram`` is ``latencyHistogram``). The quantile is computed from these counts exactly as
+    ``histogram_quantile`` does, and the buckets also tell the verdict how fine that estimate is."""
+
+    @model_validator(mode="after")
+    def _renderable(self) -> PrometheusQueries:
+        for name, template, known in (("requests", self.requests, QUERY_VARIABLES),
+                                      ("errors", self.errors, QUERY_VARIABLES),
+                                      ("latencyBuckets", self.latency_buckets, LATENCY_VARIABLES)):
+            if problem := template_problem(template, known):
+                raise ValueError(f"query {name} {problem}")
+        return self
 
 
 class PrometheusSettings(ApiModel):

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from ballast.api.checks import Checks
 from ballast.api.common import ApiModel, ApiResource, Condition, Duration, HttpUrl, LabelSelector, RiskTier, TeamName
 
 
@@ -48,6 +49,8 @@ class ServiceOwnershipSpec(ApiModel):
     """Names of the alerting rules that page for this service."""
     slo: ServiceLevelObjective | None = None
     """Optional availability objective; with it, an exhausted error budget blocks feature releases."""
+    checks: Checks = Field(default_factory=list)
+    """The service's own custom checks, judged in every analysis of its releases beside the policy tier's."""
 
 
 class ReleaseReference(ApiModel):

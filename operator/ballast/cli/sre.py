@@ -8,8 +8,9 @@ from typing import Any
 import click
 import kubernetes
 
+from ballast.api.checks import LATENCY_CHECK
 from ballast.api.common import GROUP, VERSION, parse_duration
-from ballast.api.release import Release
+from ballast.api.release import CheckResult, Release, ReleaseStatus, TrafficSample
 from ballast.api.releasepolicy import FreezeRefusal
 from ballast.cli.common import connect, kubeconfig_option, namespace_option
 from ballast.cli.render import emit, no_color_option, output_option
@@ -66,10 +67,11 @@ def status(kubeconfig: str | None, namespace: str | None, all_namespaces: bool, 
             "namespace": ns, "service": so["metadata"]["name"], "owner": spec.get("owner"),
             "tier": spec.get("riskTier", "medium"), "release": reference.get("name"),
             "phase": release_status.get("phase"), "weight": release_status.get("weight"),
+            "reached": release_status.get("reachedWeight"),
             "last_verdict": _last_verdict(release), "frozen": _frozen(policies, ns, spec.get("riskTier", "medium")),
         })
-    emit(rows, ["namespace", "service", "owner", "tier", "release", "phase", "weight", "last_verdict", "frozen"],
-         output, no_color)
+    emit(rows, ["namespace", "service", "owner", "tier", "release", "phase", "weight", "reached", "last_verdict",
+                "frozen"], output, no_color)
 
 
 @click.command("history")
@@ -103,6 +105,39 @@ def history(service: str, kubeconfig: str | None, namespace: str | None, output:
          output, no_color)
 
 
+def _side(sample: TrafficSample) -> str:
+    if sample.requests is None:
+        return "no data"
+    rate = "-" if sample.error_rate is None else f"{sample.error_rate:.2%}"
+    return f"{sample.errors or 0:.0f}/{sample.requests:.0f} errors ({rate})"
+
+
+def _figure(check: CheckResult, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if check.name == LATENCY_CHECK else f"{value:g}"
+
+
+def _check_line(check: CheckResult) -> str:
+    samples = "" if check.samples is None else f" over {check.samples:.0f} requests"
+    return (f"      check {check.name} ({check.source})  {check.verdict.value:<12} "
+            f"canary {_figure(check, check.canary)}, baseline {_figure(check, check.baseline)}{samples}: "
+            f"{check.message}")
+
+
+def _analysis_lines(status: ReleaseStatus) -> list[str]:
+    """Every analysis with its numbers, and under it every check it judged."""
+    lines = ["Analyses:"]
+    if not status.analyses:
+        lines.append("  (none yet)")
+    for a in status.analyses:
+        lines.append(f"  step {a.step + 1} at {a.weight}%  {a.window_start:%H:%M:%S}-{a.window_end:%H:%M:%S}  "
+                     f"{a.verdict.value:<12} canary {_side(a.canary)}, baseline {_side(a.baseline)}")
+        lines.append(f"      {a.message}")
+        lines += [_check_line(check) for check in a.checks]
+    return lines
+
+
 @click.command("describe")
 @click.argument("release")
 @kubeconfig_option
@@ -134,7 +169,8 @@ def describe(release: str, kubeconfig: str | None, namespace: str | None) -> Non
     if st is not None:
         lines += [
             f"Phase:       {st.phase.value}   Step: {'-' if st.step is None else st.step + 1}   "
-            f"Weight: {'-' if st.weight is None else f'{st.weight}%'}",
+            f"Weight: {'-' if st.weight is None else f'{st.weight}%'}   "
+            f"Reached: {'-' if st.reached_weight is None else f'{st.reached_weight}%'}",
             f"Reason:      {st.reason or '-'}",
             f"Message:     {st.message or '-'}",
             f"Started:     {st.started_at.isoformat() if st.started_at else '-'}   "
@@ -142,18 +178,9 @@ def describe(release: str, kubeconfig: str | None, namespace: str | None) -> Non
         ]
         if st.blocked_by:
             lines.append(f"Held by:     {', '.join(st.blocked_by)}")
-        lines.append("Analyses:")
-        if not st.analyses:
-            lines.append("  (none yet)")
-        for a in st.analyses:
-            def side(sample: Any) -> str:
-                if sample.requests is None:
-                    return "no data"
-                rate = "-" if sample.error_rate is None else f"{sample.error_rate:.2%}"
-                return f"{sample.errors or 0:.0f}/{sample.requests:.0f} errors ({rate})"
-            lines.append(f"  step {a.step + 1} at {a.weight}%  {a.window_start:%H:%M:%S}-{a.window_end:%H:%M:%S}  "
-                         f"{a.verdict.value:<12} canary {side(a.canary)}, baseline {side(a.baseline)}")
-            lines.append(f"      {a.message}")
+        if st.weight_warning:
+            lines.append(f"Warning:     {st.weight_warning}")
+        lines += _analysis_lines(st)
     click.echo("\n".join(lines))
 
 

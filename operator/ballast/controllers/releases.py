@@ -48,7 +48,7 @@ from ballast.controllers.runtime import Runtime, now
 from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
 from ballast.kube.client import CustomObjectRef, api_client, update_status
-from ballast.policy.ownership import responsibility
+from ballast.policy.ownership import NamedOwnership, responsibility
 from ballast.release.conditions import with_conditions
 from ballast.release.gates import ErrorBudget, GateInputs, ReleaseRef, waiting_block
 from ballast.release.machine import (
@@ -292,11 +292,16 @@ async def _carry_out(runtime: Runtime, gathered: _Pass, decision: Plan, decided:
         runtime.release_reconciler.request(gathered.key, after=decision.requeue_after)
 
 
+def _ownership(runtime: Runtime, namespace: str, service: str) -> NamedOwnership | None:
+    """The valid ServiceOwnership named ``service`` in ``namespace``, if any."""
+    return next((o for o in runtime.named_ownerships(namespace) if o.name == service), None) if service else None
+
+
 def _error_budget(runtime: Runtime, policy: ReleasePolicySpec, namespace: str, service: str) -> ErrorBudget | None:
     """The service's error budget, where the policy gates on it and the service has an SLO."""
     if not (policy.error_budget.enabled and service):
         return None
-    ownership = next((o for o in runtime.named_ownerships(namespace) if o.name == service), None)
+    ownership = _ownership(runtime, namespace, service)
     if ownership is None or ownership.spec.slo is None:
         return None
     return ErrorBudget(service, runtime.error_budgets.get((namespace, service)), ownership.spec.slo.window,
@@ -312,6 +317,8 @@ def _look_job(runtime: Runtime, policy: ReleasePolicySpec, spec: ReleaseSpec, de
     """
     url = runtime.prometheus_url(policy)
     tier = policy.tiers.for_tier(spec.tier)
+    ownership = _ownership(runtime, deployment["metadata"]["namespace"], spec.service)
+    service_checks = list(ownership.spec.checks) if ownership is not None else []
 
     def job() -> Analysis:
         if url is None:
@@ -324,7 +331,7 @@ def _look_job(runtime: Runtime, policy: ReleasePolicySpec, spec: ReleaseSpec, de
         stable_pods = deployments.read_pod_names(deployment, stable.pod_template_hash)
         return look(runtime.provider(url), policy.prometheus.queries, deployment["metadata"]["namespace"],
                     deployments.pod_names_pattern(canary_pods), deployments.pod_names_pattern(stable_pods),
-                    window, tier, early)
+                    window, tier, early, service_checks)
 
     return job
 
@@ -333,7 +340,7 @@ def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status
               spec: ReleaseSpec) -> None:
     RELEASE_TRANSITIONS.labels(tier=spec.tier.value, phase=status.phase.value, reason=status.reason).inc()
     bad = status.phase in (ReleasePhase.ROLLING_BACK, ReleasePhase.ROLLED_BACK, ReleasePhase.FAILED,
-                           ReleasePhase.BLOCKED)
+                           ReleasePhase.BLOCKED) or status.reason == "WeightNotReached"
     message = f"{status.phase.value}: {status.message}"
     kind = "Warning" if bad else "Normal"
     kopf.event(cast(kopf.Body, release), type=kind, reason=status.reason or status.phase.value, message=message)

@@ -80,6 +80,9 @@ class GuardedProvider:
     def query(self, promql: str) -> float | None:
         return self._call(lambda: self.provider.query(promql))
 
+    def query_by(self, promql: str, label: str) -> dict[str, float]:
+        return self._call(lambda: self.provider.query_by(promql, label))
+
     def alert_rule_names(self) -> frozenset[str]:
         return self._call(self.provider.alert_rule_names)
 

@@ -45,5 +45,12 @@ class MetricProvider(Protocol):
         Raises ProviderUnavailable when the backend cannot be asked or answers unusably.
         """
 
+    def query_by(self, promql: str, label: str) -> dict[str, float]:
+        """The values of an instant query, one per series, keyed by the series' ``label`` (such as the
+        ``le`` of a histogram's buckets); empty when the query returns no data.
+
+        Raises ProviderUnavailable when the backend cannot be asked or answers unusably.
+        """
+
     def alert_rule_names(self) -> frozenset[str]:
         """Names of the alerting rules the backend has loaded. Raises ProviderUnavailable."""

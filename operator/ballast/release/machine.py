@@ -22,6 +22,7 @@ from ballast.api.release import (
     MAX_ANALYSES_KEPT,
     WAITING_PHASES,
     AnalysisResult,
+    CheckResult,
     ReleasePhase,
     ReleaseStatus,
     TrafficSample,
@@ -30,6 +31,7 @@ from ballast.api.release import (
 from ballast.api.releasepolicy import InconclusiveAction, TierSettings
 from ballast.api.revisions import template_hash
 from ballast.api.vocabulary import PENDING_ANNOTATION
+from ballast.release.checks import CheckOutcome
 from ballast.release.gates import Block
 from ballast.release.verdict import Judgement, Sample
 
@@ -44,6 +46,39 @@ def canary_replicas(stable_replicas: int, weight: int) -> int:
     best = max(1, round(stable_replicas * weight / (100 - weight)))
     candidates = {max(1, best - 1), best, best + 1}
     return min(candidates, key=lambda c: (abs(c / (c + stable_replicas) - weight / 100) if stable_replicas else 0, c))
+
+
+WEIGHT_TOLERANCE = 5
+"""Percentage points a replica split may miss the requested weight by before the release warns."""
+MAX_REPLICAS_SUGGESTED = 1000
+
+
+def reached_weight(stable_replicas: int, canary: int) -> int:
+    """The canary's share of the pods, in percent: the traffic a Service splitting by replicas gives it."""
+    return round(100 * canary / (canary + stable_replicas)) if canary + stable_replicas else 0
+
+
+def replicas_for(weight: int, tolerance: int = WEIGHT_TOLERANCE) -> int | None:
+    """The fewest stable replicas with which the replica split reaches ``weight`` within ``tolerance``
+    points (None beyond MAX_REPLICAS_SUGGESTED)."""
+    return next((stable for stable in range(1, MAX_REPLICAS_SUGGESTED + 1)
+                 if abs(reached_weight(stable, canary_replicas(stable, weight)) - weight) <= tolerance), None)
+
+
+def weight_warning(stable_replicas: int, weight: int) -> str:
+    """Why the replica split cannot reach ``weight`` within WEIGHT_TOLERANCE points, or ''."""
+    canary = canary_replicas(stable_replicas, weight)
+    reached = reached_weight(stable_replicas, canary)
+    if abs(reached - weight) <= WEIGHT_TOLERANCE:
+        return ""
+    needed = replicas_for(weight)
+    if needed is None:  # 100 %: the canary runs beside as many stable pods as it has
+        return (f"The canary gets {reached}% of the traffic, not the {weight}% requested: a replica split never "
+                f"gives it all of it; leave {weight}% out of the tier's steps, since promotion rolls out the rest.")
+    return (f"The canary gets {reached}% of the traffic, not the {weight}% requested: with {stable_replicas} "
+            f"stable replica(s) the replica split ({canary} canary pod(s)) cannot come within "
+            f"{WEIGHT_TOLERANCE} points; scale the Deployment to at least {needed} replicas, or change the tier's "
+            "steps.")
 
 
 class ActionKind(StrEnum):
@@ -141,6 +176,9 @@ class Analysis:
     canary: Sample
     baseline: Sample
     judgement: Judgement
+    """The overall verdict: the worst of the error rate's and every check's."""
+    checks: tuple[CheckOutcome, ...] = ()
+    """The latency and custom checks judged in this look (none in early looks)."""
 
 
 @dataclass(frozen=True)
@@ -237,10 +275,13 @@ def _start_step(view: View, index: int, reason: str = "StepStarted") -> Plan:
     assert view.deployment is not None
     weight = view.steps[index]
     replicas = canary_replicas(view.deployment.replicas, weight)
-    status = _to(view.status, view.now, ReleasePhase.PROGRESSING, reason,
-                 f"Step {index + 1} of {len(view.steps)}: canary at {weight}% ({replicas} pod(s)).",
-                 step=index, weight=weight, step_started_at=view.now, canary_ready_at=None,
-                 not_ready_seconds=0.0, not_ready_since=view.now)
+    reached = reached_weight(view.deployment.replicas, replicas)
+    warning = weight_warning(view.deployment.replicas, weight)
+    status = _to(view.status, view.now, ReleasePhase.PROGRESSING, "WeightNotReached" if warning else reason,
+                 f"Step {index + 1} of {len(view.steps)}: canary at {weight}% ({replicas} pod(s), {reached}% of "
+                 f"the pods).{' ' + warning if warning else ''}",
+                 step=index, weight=weight, reached_weight=reached, weight_warning=warning,
+                 step_started_at=view.now, canary_ready_at=None, not_ready_seconds=0.0, not_ready_since=view.now)
     return Plan(status, [Action(ActionKind.ENSURE_CANARY, replicas)], requeue_after=1, transitioned=True)
 
 
@@ -253,13 +294,19 @@ def _rollback(view: View, reason: str, message: str, **changes: object) -> Plan:
 def _progressing(view: View) -> Plan:
     status, now, tier = view.status, view.now, view.tier
     assert view.deployment is not None and status.step is not None and status.weight is not None
+    step, weight = status.step, status.weight
     if view.requests.promote and tier.allow_skip:
         return Plan(_to(status, now, ReleasePhase.PROMOTING, "PromotedByRequest",
                         "Remaining steps skipped by request; rolling out natively."),
                     [Action(ActionKind.PROMOTE)], requeue_after=1, transitioned=True)
-    desired = canary_replicas(view.deployment.replicas, status.weight)
+    desired = canary_replicas(view.deployment.replicas, weight)
     actions = [] if view.canary is not None and view.canary.replicas == desired else \
         [Action(ActionKind.ENSURE_CANARY, desired)]
+    reached = reached_weight(view.deployment.replicas, desired)
+    # The Deployment was scaled during the step (a status written before the field existed waits for its next step).
+    if status.reached_weight not in (None, reached):
+        status = status.model_copy(update={"reached_weight": reached,
+                                           "weight_warning": weight_warning(view.deployment.replicas, weight)})
     ready = view.canary is not None and view.canary.replicas == desired and view.canary.ready_replicas >= desired
     if not ready:
         # The deadline counts time not ready within the step, so a pod that restarts late in a long,
@@ -269,7 +316,7 @@ def _progressing(view: View) -> Plan:
         allowed = parse_duration(tier.ready_deadline).total_seconds()
         if spent >= allowed:
             return _rollback(view, "CanaryNotReady",
-                             f"The canary was not ready for {tier.ready_deadline} at step {status.step + 1}.")
+                             f"The canary was not ready for {tier.ready_deadline} at step {step + 1}.")
         if status.not_ready_since is None:
             status = status.model_copy(update={"not_ready_since": now})
         return Plan(status, actions, requeue_after=min(1.0, allowed - spent))
@@ -318,7 +365,7 @@ def _judged(view: View, analysis: Analysis) -> Plan:
     result = AnalysisResult(
         step=status.step, weight=status.weight, window_start=analysis.window_start,
         window_end=analysis.window_end, canary=_traffic(analysis.canary), baseline=_traffic(analysis.baseline),
-        verdict=judgement.verdict, message=judgement.message,
+        verdict=judgement.verdict, message=judgement.message, checks=[_check_result(c) for c in analysis.checks],
     )
     counts = _tally(status)
     counts[judgement.verdict.value] = counts.get(judgement.verdict.value, 0) + 1
@@ -330,7 +377,7 @@ def _judged(view: View, analysis: Analysis) -> Plan:
                          f"Analysis failed at {step_text}: {judgement.message}")
     for verdict, limit, action, reason, what in (
         (Verdict.ERROR, tier.error_limit, tier.on_error, "AnalysisError",
-         "analyses in a row could not ask the metrics provider"),
+         "analyses in a row could not be evaluated (the metrics provider or a check)"),
         (Verdict.INCONCLUSIVE, tier.inconclusive_limit, tier.on_inconclusive, "AnalysisInconclusive",
          "inconclusive analyses in a row"),
     ):
@@ -361,11 +408,19 @@ def replace_status(status: ReleaseStatus, **changes: object) -> ReleaseStatus:
 def _traffic(sample: Sample) -> TrafficSample:
     """The sample as recorded: a figure that is not a finite number is left out (JSON cannot carry it; the
     verdict's message says what it was)."""
-    def finite(value: float | None) -> float | None:
-        return value if value is not None and math.isfinite(value) else None
+    rate = sample.error_rate if _finite(sample.requests) and _finite(sample.errors) is not None else None
+    return TrafficSample(requests=_finite(sample.requests), errors=_finite(sample.errors), error_rate=rate)
 
-    rate = sample.error_rate if finite(sample.requests) and finite(sample.errors) is not None else None
-    return TrafficSample(requests=finite(sample.requests), errors=finite(sample.errors), error_rate=rate)
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _check_result(outcome: CheckOutcome) -> CheckResult:
+    """A check as recorded; figures that are not finite numbers are left out, as in :func:`_traffic`."""
+    return CheckResult(name=outcome.name, source=outcome.source, canary=_finite(outcome.canary),
+                       baseline=_finite(outcome.baseline), samples=_finite(outcome.samples),
+                       verdict=outcome.judgement.verdict, message=outcome.judgement.message)
 
 
 def _promoting(view: View) -> Plan:
@@ -380,7 +435,8 @@ def _promoting(view: View) -> Plan:
     if not deployment.rolled_out:
         return Plan(status, requeue_after=1)
     return Plan(_to(status, view.now, ReleasePhase.PROMOTED, "Promoted",
-                    f"Revision {view.to_revision} is rolled out on every replica.", weight=100),
+                    f"Revision {view.to_revision} is rolled out on every replica.", weight=100, reached_weight=100,
+                    weight_warning=""),
                 [Action(ActionKind.DELETE_CANARY)], transitioned=True)
 
 
@@ -394,4 +450,5 @@ def _rolling_back(view: View) -> Plan:
         return Plan(status, actions, requeue_after=1)
     # The reason stays the rollback's cause (AnalysisFailed, CanaryNotReady, Aborted, ...).
     return Plan(_to(status, view.now, ReleasePhase.ROLLED_BACK, status.reason,
-                    f"Restored revision {view.from_revision}. {status.message}", weight=0), transitioned=True)
+                    f"Restored revision {view.from_revision}. {status.message}", weight=0, reached_weight=0,
+                    weight_warning=""), transitioned=True)

@@ -43,7 +43,7 @@ class Sample:
 
 def wilson_interval(errors: float, requests: float, z: float = Z_95) -> tuple[float, float]:
     """Wilson score interval of an error proportion (counts may be fractional, as PromQL increase() is)."""
-    if requests <= 0:
+    if requests < 1e-9:  # no evidence; and a subnormal count would overflow the arithmetic below
         return 0.0, 1.0
     p = min(max(errors / requests, 0.0), 1.0)
     denominator = 1 + z * z / requests

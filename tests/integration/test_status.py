@@ -119,9 +119,11 @@ def test_release_policy_reports_governed_namespaces_overlaps_and_freezes(operato
         core.patch_namespace(namespace, {"metadata": {"labels": {"ballast.dev/test-ns": None}}})
         wait_for(ready(narrow, "False"), 30, "policy never noticed the namespace left")
 
-        warnings = [e for e in core.list_namespaced_event("default").items
-                    if e.involved_object.name == ghost and e.type == "Warning"]
-        assert any(e.reason == "SelectorMatchesNothing" for e in warnings)
+        # Events are posted in the background (kopf queues them), so the status can be ahead of its event.
+        def ghost_warned() -> bool:
+            return any(e.involved_object.name == ghost and e.type == "Warning" and e.reason == "SelectorMatchesNothing"
+                       for e in core.list_namespaced_event("default").items)
+        wait_for(ghost_warned, 30, "the empty-selector policy never got its SelectorMatchesNothing warning")
     finally:
         for name in created:
             custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)

@@ -3,6 +3,7 @@ skipped with one log line while the CRD is missing, then created, updated and re
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import kubernetes
@@ -117,3 +118,28 @@ def test_policy_reports_follow_the_audit(report_crd_absent, operator, custom, ap
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)
     wait_for(lambda: report(custom, namespace) is None, 60, "the report outlived its policy")
+
+
+def test_the_charts_service_account_may_keep_reports_and_read_receivers_secrets_only_at_home(
+        cluster, api_client, crds):
+    """The chart's RBAC, asked of the real authorizer: PolicyReports anywhere; Secrets only in its namespace."""
+    from tests.integration.test_chart import NAMESPACE, helm, install  # skips without the Helm library
+
+    config = install(cluster, api_client, {})
+    try:
+        authorization = kubernetes.client.AuthorizationV1Api(api_client)
+        user = f"system:serviceaccount:{NAMESPACE}:ballast"
+
+        def allowed(verb, resource, namespace, group=""):
+            review = authorization.create_subject_access_review({"spec": {"user": user, "resourceAttributes": {
+                "group": group, "resource": resource, "verb": verb, "namespace": namespace}}})
+            return review.status.allowed
+
+        for verb in ("list", "create", "update", "delete"):
+            assert allowed(verb, "policyreports", "shop", group="wgpolicyk8s.io"), verb
+        assert not allowed("patch", "policyreports", "shop", group="wgpolicyk8s.io")
+        assert allowed("get", "secrets", NAMESPACE)
+        assert not allowed("get", "secrets", "shop")
+        assert not allowed("list", "secrets", NAMESPACE)
+    finally:
+        asyncio.run(helm.Uninstall(config).run("ballast", wait=False))

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
 WORKERS = 2
-"""Two, so one receiver that hangs (about 17 s a message, see delivery.py) does not hold up every other."""
+"""Two, so a receiver that hangs (about 17 s a message, see delivery.py) holds one worker, not the others' messages."""
 QUIET = timedelta(minutes=10)
 """A repeat of a notice within this time is not sent again (a refused change retried by a pipeline)."""
 
@@ -48,7 +48,7 @@ class Notifier:
     """A bounded queue of notices and the worker threads that deliver them."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[list[NotificationReceiver], Notice, dict[str, Any]]] = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[tuple[NotificationReceiver, Notice, dict[str, Any]]] = queue.Queue(QUEUE_SIZE)
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._sent: dict[tuple[str, ...], datetime] = {}
@@ -59,12 +59,13 @@ class Notifier:
         if not chosen or self._repeat(notice):
             return
         self._start()
-        try:
-            self._queue.put_nowait((chosen, notice, dict(involved)))
-        except queue.Full:
-            logger.warning("Notification %s about %s %s/%s dropped: %d notifications already wait for delivery.",
-                           notice.event.value, notice.kind, notice.namespace, notice.name, QUEUE_SIZE)
-            for receiver in chosen:
+        for receiver in chosen:  # one item per receiver: a receiver that hangs delays no other's message
+            try:
+                self._queue.put_nowait((receiver, notice, dict(involved)))
+            except queue.Full:
+                logger.warning("Notification %s about %s %s/%s to receiver %s dropped: %d messages already wait "
+                               "for delivery.", notice.event.value, notice.kind, notice.namespace, notice.name,
+                               receiver.name, QUEUE_SIZE)
                 NOTIFICATIONS.labels(event=notice.event.value, receiver=receiver.name, outcome="dropped").inc()
 
     def _repeat(self, notice: Notice) -> bool:
@@ -88,12 +89,11 @@ class Notifier:
 
     def _work(self) -> None:
         while True:
-            receivers, notice, involved = self._queue.get()
-            for receiver in receivers:
-                try:
-                    deliver(receiver, notice, involved)
-                except Exception:  # a worker outlives any one message
-                    logger.exception("Notification %s to receiver %s failed.", notice.event.value, receiver.name)
+            receiver, notice, involved = self._queue.get()
+            try:
+                deliver(receiver, notice, involved)
+            except Exception:  # a worker outlives any one message
+                logger.exception("Notification %s to receiver %s failed.", notice.event.value, receiver.name)
 
 
 def deliver(receiver: NotificationReceiver, notice: Notice, involved: dict[str, Any]) -> None:

@@ -123,7 +123,10 @@ def secret_url(ref: SecretKeyRef) -> str:
     value = (secret.data or {}).get(ref.key)
     if value is None:
         raise DeliveryError(f"Secret {ref.namespace}/{ref.name} has no key {ref.key}")
-    return base64.b64decode(value).decode().strip()
+    try:
+        return base64.b64decode(value).decode().strip()
+    except ValueError:  # also UnicodeDecodeError
+        raise DeliveryError(f"Secret {ref.namespace}/{ref.name} key {ref.key} is not a URL in UTF-8") from None
 
 
 NOTIFIER = Notifier()

@@ -101,6 +101,12 @@ SERVICE_ERROR_BUDGET = Gauge(
     ["namespace", "service"],
 )
 
+NOTIFICATIONS = Counter(
+    "ballast_notifications_total",
+    "Notifications to chat and webhook receivers, by event, receiver and outcome (sent, failed, dropped: "
+    "the delivery queue was full).",
+    ["event", "receiver", "outcome"],
+)
 
 def export_service_metrics(namespace: str, service: str, statistics: ReleaseStatistics,
                            budget: float | None) -> None:

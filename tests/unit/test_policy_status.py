@@ -7,13 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from ballast.api.common import RiskTier
 from ballast.api.releasepolicy import AuditViolation, FreezeRefusal, RequiredAnnotations
-from ballast.controllers.policies import (
-    MAX_LISTED_VIOLATIONS,
-    MAX_VIOLATION_MESSAGE,
-    MAX_VIOLATIONS_BYTES,
-    listed_violations,
-)
+from ballast.controllers.policies import listed_violations
 from ballast.policy.freeze import readable_refusals, record_refusals
+from ballast.policy.reports import MAX_LISTED as MAX_LISTED_VIOLATIONS
+from ballast.policy.reports import MAX_LISTED_BYTES as MAX_VIOLATIONS_BYTES
+from ballast.policy.reports import MAX_MESSAGE as MAX_VIOLATION_MESSAGE
 from ballast.policy.workloads import annotation_problems
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

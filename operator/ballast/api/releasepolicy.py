@@ -22,6 +22,7 @@ from ballast.api.common import (
     Ratio,
     RiskTier,
 )
+from ballast.api.notifications import NotificationReceiver
 from ballast.api.release import MAX_ANALYSES_KEPT
 from ballast.api.vocabulary import ALERTS_ANNOTATION, OWNER_ANNOTATION, RUNBOOK_ANNOTATION, ChangeType
 
@@ -316,6 +317,9 @@ class ReleasePolicySpec(ApiModel):
     """How long a rolled-back pod template stays refused unless ``ballast.dev/retry`` is set."""
     release_history_limit: int = Field(default=50, ge=1, le=1000)
     """How many Release records are kept per Deployment; older ones are deleted."""
+    notifications: list[NotificationReceiver] = Field(default_factory=list, max_length=16)
+    """Chat and webhook receivers told about approvals awaited, blocks, rollbacks, promotions, break-glass
+    and changes a freeze refused. Delivery never delays a release."""
 
     @model_validator(mode="after")
     def _unique_window_names(self) -> ReleasePolicySpec:

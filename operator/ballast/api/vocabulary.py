@@ -85,6 +85,11 @@ ABORT_ANNOTATION = "ballast.dev/abort"
 PROMOTE_ANNOTATION = "ballast.dev/promote"
 """Set to skip the remaining steps (refused where the tier forbids it)."""
 
+# -- on PolicyReports (wgpolicyk8s.io) -----------------------------------------------------------------
+
+REPORT_POLICY_LABEL = "ballast.dev/policy"
+"""On a PolicyReport Ballast writes (with ``MANAGED_BY_LABEL``): the ReleasePolicy whose violations it lists."""
+
 # -- on the operator's own Pods -------------------------------------------------------------------------
 
 LEADER_LABEL = "ballast.dev/leader"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from typing import Any
 
 from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
+from ballast.controllers.reports import publish_reports
 from ballast.controllers.runtime import (
     ParsedPolicy,
     Runtime,
@@ -22,15 +22,13 @@ from ballast.kube.client import CustomObjectRef
 from ballast.kube.deployments import release_canaries
 from ballast.policy.freeze import open_windows, readable_refusals, record_refusals
 from ballast.policy.governance import Governance, policy_conditions
+from ballast.policy.reports import PolicyAudit, bounded, cut
 from ballast.policy.rules import standing_findings
 
 logger = logging.getLogger(__name__)
 
 MAX_LISTED_NAMESPACES = 200
-MAX_LISTED_VIOLATIONS = 50
-MAX_VIOLATIONS_BYTES = 64 * 1024
-MAX_VIOLATION_MESSAGE = 1024
-"""Bounds on lists in a status, by count and by size, so one object never grows without limit."""
+"""Bounds the governed namespaces a status lists (violations: policy/reports.py's bounds)."""
 
 
 def audit(runtime: Runtime, policy: ParsedPolicy, governance: Governance) -> list[AuditViolation]:
@@ -59,21 +57,26 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
     parsed = runtime.parsed_policies()
     await reconcile_webhook_configuration(runtime, parsed)
     failed = []
+    audits = []
     for policy in parsed:
         try:
-            await reconcile_policy(runtime, policy, governance, moment)
+            violations = await reconcile_policy(runtime, policy, governance, moment)
+            audits.append(PolicyAudit(policy.name, policy.snapshot["metadata"].get("uid", ""), violations))
         except Exception:
             # One policy's trouble never holds up the others' status; the Coalescer retries the pass.
             logger.exception("The status of ReleasePolicy %s could not be written.", policy.name)
             failed.append(policy.name)
     for gone in runtime.pending_refusals.keys() - {p.name for p in parsed}:
         del runtime.pending_refusals[gone]  # refused by a policy deleted since: nowhere to list them
+    if not failed:  # a failed policy's reports stand until its status can be written
+        await publish_reports(audits, moment)
     if failed:
         raise RuntimeError(f"the status of ReleasePolicies {', '.join(failed)} could not be written (logged above)")
 
 
-async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: Governance, moment: datetime) -> None:
-    """Write one ReleasePolicy's status."""
+async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: Governance, moment: datetime
+                           ) -> list[AuditViolation]:
+    """Write one ReleasePolicy's status; return its violations (for the PolicyReports)."""
     snap = policy.snapshot
     governed = governance.governed.get(policy.name, [])
     freezes = [
@@ -102,31 +105,20 @@ async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: G
     ref = CustomObjectRef("releasepolicies", policy.name)
     written = await write_status(ref, snap, owned)
     if written is None:
-        return
+        return violations
     del pending[:taken]  # listed now; refusals recorded meanwhile wait for the next pass
     if written:
         post_condition_events(snap, changed)
+    return violations
 
 
 def listed_violations(violations: list[AuditViolation]) -> list[dict[str, Any]]:
-    """The violations a status lists: the first ones, as many as fit in MAX_LISTED_VIOLATIONS entries and
-    MAX_VIOLATIONS_BYTES of JSON, each message cut to MAX_VIOLATION_MESSAGE characters.
+    """The violations a status lists: the first ones within policy/reports.py's bounds, messages cut.
 
     ``violationCount`` counts them all; the bound keeps the object far below etcd's limit however long
     the annotations quoted in the messages are.
     """
-    listed: list[dict[str, Any]] = []
-    size = 0
-    for violation in violations[:MAX_LISTED_VIOLATIONS]:
-        message = violation.message
-        if len(message) > MAX_VIOLATION_MESSAGE:
-            message = message[:MAX_VIOLATION_MESSAGE - 1] + "…"
-        wire = violation.model_copy(update={"message": message}).to_wire()
-        size += len(json.dumps(wire).encode())
-        if size > MAX_VIOLATIONS_BYTES:
-            break
-        listed.append(wire)
-    return listed
+    return bounded(v.model_copy(update={"message": cut(v.message)}).to_wire() for v in violations)
 
 
 def export_freezes(policy: ParsedPolicy, open_now: list[ActiveFreeze]) -> None:

@@ -44,6 +44,7 @@ from ballast.api.vocabulary import (
     PROMOTE_ANNOTATION,
 )
 from ballast.controllers.analysis import look, unknown
+from ballast.controllers.notifications import notify_release
 from ballast.controllers.runtime import Runtime, now
 from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
 from ballast.kube import deployments
@@ -277,6 +278,7 @@ async def _carry_out(runtime: Runtime, gathered: _Pass, decision: Plan, decided:
     body, spec, deployment = gathered.body, gathered.spec, gathered.deployment
     if decision.transitioned:
         _announce(body, deployment, decision.status, spec)
+        notify_release(gathered.policy, body, spec, decision.status, gathered.view.now)
     for action in decision.actions:
         if not await asyncio.to_thread(_act, action, body, deployment, spec):
             runtime.release_reconciler.request(gathered.key)  # the Deployment changed since the plan: plan again

@@ -21,6 +21,7 @@ from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.api.vocabulary import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, EMERGENCY_ANNOTATION
+from ballast.controllers.notifications import notify_admission
 from ballast.controllers.runtime import Options, Runtime, describe_validation_error, now
 from ballast.instruments import ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
 from ballast.kube.deployments import release_canaries
@@ -122,6 +123,7 @@ async def validate_workload(
 
 def _record(runtime: Runtime, context: AdmissionContext, body: kopf.Body, subject: str, decision: Decision) -> None:
     """Break-glass as an event, and a change a freeze refused in the policy's status, both off the hot path."""
+    notify_admission(context, body, decision)
     if decision.break_glass is not None:
         glass = decision.break_glass
         BREAK_GLASS.labels(namespace=body.get("metadata", {}).get("namespace") or "",

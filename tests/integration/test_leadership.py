@@ -1,10 +1,11 @@
-"""Two operator replicas with leader election, on the real API server: exactly one acts, and the other
-takes over when it dies (after the lease runs out) or steps down (at once, as the Lease is released).
+"""Two operator replicas with leader election, on the real API server: both answer admission from their
+own indexes, exactly one acts, and the other takes over acting when it dies (after the lease runs out) or
+steps down (at once, as the Lease is released).
 
 Each replica is a real `ballast operator run --leader-election` process whose $POD_NAME names a real Pod,
-so the leader label the chart's webhook Service selects is checked too. Which replica acts is read from
-what only an acting operator does: the webhook configuration points at its webhook port, and its
-webhook refuses a workload without ownership annotations.
+so the leader label is checked too. Which replica acts is read from what only an acting operator does:
+the webhook configuration (which each replica would point at its own port) points at its webhook port.
+That the follower admits is read from its own webhook's answer to a review sent to it directly.
 """
 
 from __future__ import annotations
@@ -74,6 +75,18 @@ def listening(replica: OperatorProcess) -> bool:
     return True
 
 
+def answers_from_its_indexes(replica: OperatorProcess, namespace: str) -> bool:
+    """The replica's webhook refuses a governed Deployment without ownership annotations, sent to it directly."""
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "3a1d", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"}, "operation": "CREATE",
+        "namespace": namespace, "name": "naked", "userInfo": {"username": "alice"},
+        "object": deployment("naked", {"app": "naked"})}}
+    answer = requests.post(f"{replica.webhook_url}/workloads", json=review, timeout=10,
+                           verify=str(replica.cert_dir / "tls.crt")).json()["response"]
+    return not answer["allowed"] and "is missing annotation ballast.dev/owner" in answer["status"]["message"]
+
+
 def leader_labels(core, namespace: str) -> dict[str, str | None]:
     return {pod.metadata.name: (pod.metadata.labels or {}).get(LEADER_LABEL)
             for pod in core.list_namespaced_pod(namespace).items}
@@ -96,10 +109,11 @@ def test_one_replica_acts_and_the_other_takes_over(replicas, api_client, core, a
     try:
         a.start()
         wait_for(lambda: holder(coordination, home) == "replica-a", 30, "replica a never took the lease")
-        b.start()  # ready at once: a standby is ready to take over
+        b.start()  # ready once its indexes are filled: it answers admission as a follower
         wait_for(lambda: acting(a, api_client, apps, namespace), 30, "replica a never acted")
         assert "is waiting to lead" in b.log_tail()
-        assert not listening(b), "the standby serves webhooks from indexes it never filled"
+        assert listening(b) and answers_from_its_indexes(b, namespace), "the follower does not answer admission"
+        assert answers_from_its_indexes(a, namespace)
         assert holder(coordination, home) == "replica-a"
         assert leader_labels(core, home) == {"replica-a": "true", "replica-b": None}
 

@@ -6,6 +6,7 @@ Kept in kopf's ``memo`` so handlers receive it as an argument instead of reachin
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -159,6 +160,9 @@ class Runtime:
     indexes_filled: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once kopf has filled every index from its initial full list (see ``triggers.indexes_filled``);
     before that admission cannot judge, and the replica is not ready for the webhook Service."""
+    handler_context: contextvars.Context | None = None
+    """A copy of the context of the first event handler call: kopf's ``kopf.event`` needs the context
+    variables kopf sets there, so passes asked for from outside a handler (on taking the lead) run in it."""
     webhooks_listening: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the webhook server accepts connections."""
     webhooks_draining: asyncio.Event = field(default_factory=asyncio.Event)

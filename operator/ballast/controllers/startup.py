@@ -111,8 +111,9 @@ async def _act_on_leading(runtime: Runtime) -> None:
         await runtime.acting.led.wait()
         runtime.acting.led.clear()
         await runtime.indexes_filled.wait()
-        if runtime.acting.leading:
-            every_key(runtime)
+        if runtime.acting.leading and runtime.handler_context is not None:
+            # The passes' tasks inherit this context: kopf.event works in them as in a handler's.
+            runtime.handler_context.run(every_key, runtime)
 
 
 async def _resync(runtime: Runtime) -> None:

@@ -17,6 +17,7 @@ Every event handler also marks the indexes filled (:func:`indexes_filled`).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Hashable, Iterable
 from operator import attrgetter
 from typing import Any
@@ -119,6 +120,7 @@ def indexes_filled(runtime: Runtime) -> None:
     holds the full lists. Namespaces always exist (``default``, ``kube-system``), so this call comes.
     """
     if not runtime.indexes_filled.is_set():
+        runtime.handler_context = contextvars.copy_context()
         runtime.indexes_filled.set()
 
 

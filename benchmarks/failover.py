@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             for failure in outcome.failures[:3]:
                 print(f"         failure: {failure[:300]}")
-        env.ok = all(not o.failures and o.phase == "Promoted" for o in outcomes)
+        env.ok = all(o.phase == "Promoted" and o.unserved == 0
+                     and all(o.fault == "kill" and in_flight_on_a_killed_replica(f) for f in o.failures)
+                     for o in outcomes)
     print(f"replica logs in {directory}")
     return 0 if env.ok else 1
 

@@ -80,7 +80,9 @@ class Replicas:
 
     def kill(self, name: str) -> None:
         self.live.pop(name).kill()
-        self.balancer.remove_backend(name)  # the Pod is gone: so is its endpoint
+        # As with a Service, the endpoint goes only once its readiness probe fails.
+        wait_for(lambda: name not in self.balancer.ready(), 10, f"the balancer kept routing to killed {name}")
+        self.balancer.remove_backend(name)
 
     def stop(self, name: str) -> None:
         self.live.pop(name).stop()

@@ -56,7 +56,7 @@ def operator_group() -> None:
                    "leader labels ballast.dev/leader=true), else the host name.")
 @click.option("--leader-election-id", default="ballast", show_default=True, help="Name of the Lease.")
 @click.option("--leader-election-lease-seconds", type=click.IntRange(3, 600), default=15, show_default=True,
-              help="How long a silent leader keeps the Lease before a standby takes over; it renews every "
+              help="How long a silent leader keeps the Lease before a follower takes over; it renews every "
                    "2/15 of that and gives up leading after 2/3 of it without a renewal.")
 @click.option("--shutdown-drain-seconds", type=click.FloatRange(0, 300), default=5.0, show_default=True,
               help="On SIGTERM, how long the replica keeps answering admission after it reports not ready (and "

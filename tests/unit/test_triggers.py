@@ -154,3 +154,15 @@ def test_resigning_waits_for_the_pass_under_way_and_no_pass_starts_after():
         await under_way
         return seen
     assert asyncio.run(scenario()) == ["first starts", "first ends", "resigned"]
+
+
+def test_the_releases_index_keeps_only_the_status_fields_read_from_it():
+    from ballast.controllers.indexes import releases_by_namespace
+    body = {"apiVersion": "ballast.dev/v1alpha1", "kind": "Release",
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"a": "b"}},
+            "spec": {"deployment": "web"},
+            "status": {"phase": "Promoted", "finishedAt": "2026-11-24T01:00:00Z", "step": 2,
+                       "analyses": [{"step": 0, "verdict": "Pass"}], "conditions": [{"type": "Succeeded"}]}}
+    snap = releases_by_namespace(body=body, namespace="shop")["shop"]
+    assert snap["status"] == {"phase": "Promoted", "finishedAt": "2026-11-24T01:00:00Z"}
+    assert snap["spec"] == {"deployment": "web"} and snap["metadata"]["labels"] == {"a": "b"}

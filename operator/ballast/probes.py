@@ -1,8 +1,8 @@
-"""The operator's own health endpoints, up before kopf starts (a standby replica never starts kopf).
+"""The operator's own health endpoints, up before kopf starts.
 
 ``/healthz`` answers while the event loop does: the liveness probe. ``/readyz`` answers 200 once this
-replica can do its part (a standby: waiting to lead; the leader: its indexes are filled) and 503 with
-the reason otherwise.
+replica can answer admission (its indexes are filled and its webhook server listens, leader or not;
+the webhook Service routes to it then) and 503 with the reason otherwise, as while it drains on SIGTERM.
 """
 
 from __future__ import annotations

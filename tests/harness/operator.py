@@ -54,7 +54,7 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def ready(self) -> bool:
-        """Ready: acting with its indexes filled, or (with leader election) waiting to take over."""
+        """Ready: its indexes are filled and its webhook server listens, leader or follower alike."""
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError(f"operator is not running:\n{self.log_tail()}")
         try:

@@ -92,7 +92,7 @@ def test_install_creates_every_object(cluster, api_client, crds):
         assert core.read_namespaced_service_account("ballast", namespace)
         assert core.read_namespaced_service("ballast", namespace).spec.ports[0].name == "metrics"
         webhook = core.read_namespaced_service("ballast-webhook", namespace)
-        assert webhook.spec.ports[0].port == 443 and webhook.spec.selector["ballast.dev/leader"] == "true"
+        assert webhook.spec.ports[0].port == 443 and "ballast.dev/leader" not in webhook.spec.selector
         budgets = kubernetes.dynamic.DynamicClient(api_client).resources.get(  # policy/v1beta1 on 1.20
             api_version="policy/v1beta1", kind="PodDisruptionBudget")
         assert budgets.get(name="ballast", namespace=namespace).spec.maxUnavailable == 1
@@ -206,7 +206,7 @@ def test_the_operator_runs_on_the_charts_permissions_and_fails_without_one(
         finally:
             admission.delete_validating_webhook_configuration(foreign.metadata.name)
 
-        # It leads: the Lease and the label the webhook Service selects.
+        # It leads: the Lease, and the leader label on its Pod.
         lease = kubernetes.client.CoordinationV1Api(api_client).read_namespaced_lease("ballast", namespace)
         assert lease.spec.holder_identity == pod
         assert core.read_namespaced_pod(pod, namespace).metadata.labels == {"ballast.dev/leader": "true"}

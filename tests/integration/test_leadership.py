@@ -1,17 +1,20 @@
-"""Two operator replicas with leader election, on the real API server: exactly one acts, and the other
-takes over when it dies (after the lease runs out) or steps down (at once, as the Lease is released).
+"""Two operator replicas with leader election, on the real API server: both answer admission from their
+own indexes, exactly one acts, and the other takes over acting when it dies (after the lease runs out) or
+steps down (at once, as the Lease is released).
 
 Each replica is a real `ballast operator run --leader-election` process whose $POD_NAME names a real Pod,
-so the leader label the chart's webhook Service selects is checked too. Which replica acts is read from
-what only an acting operator does: the webhook configuration points at its webhook port, and its
-webhook refuses a workload without ownership annotations.
+so the leader label is checked too. Which replica acts is read from what only an acting operator does:
+the webhook configuration (which each replica would point at its own port) points at its webhook port.
+That the follower admits is read from its own webhook's answer to a review sent to it directly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import kubernetes
@@ -22,7 +25,7 @@ from ballast.api.common import GROUP, VERSION
 from ballast.api.vocabulary import LEADER_LABEL
 from tests.harness import wait_for
 from tests.harness.operator import OperatorProcess
-from tests.integration.kube import deployment, release_policy
+from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy
 from tests.integration.test_admission import refused
 
 LEASE_SECONDS = 6
@@ -74,6 +77,23 @@ def listening(replica: OperatorProcess) -> bool:
     return True
 
 
+def review_by(replica: OperatorProcess, namespace: str, operation: str, new: dict, old: dict | None = None) -> dict:
+    """The replica's own workload webhook's answer to a review sent to it directly (not through the API server)."""
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "3a1d", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"}, "operation": operation,
+        "namespace": namespace, "name": new["metadata"]["name"], "userInfo": {"username": "alice"},
+        "object": new, "oldObject": old, "dryRun": False}}
+    return requests.post(f"{replica.webhook_url}/workloads", json=review, timeout=10,
+                         verify=str(replica.cert_dir / "tls.crt")).json()["response"]
+
+
+def answers_from_its_indexes(replica: OperatorProcess, namespace: str) -> bool:
+    """The replica's webhook refuses a governed Deployment without ownership annotations."""
+    answer = review_by(replica, namespace, "CREATE", deployment("naked", {"app": "naked"}))
+    return not answer["allowed"] and "is missing annotation ballast.dev/owner" in answer["status"]["message"]
+
+
 def leader_labels(core, namespace: str) -> dict[str, str | None]:
     return {pod.metadata.name: (pod.metadata.labels or {}).get(LEADER_LABEL)
             for pod in core.list_namespaced_pod(namespace).items}
@@ -96,10 +116,11 @@ def test_one_replica_acts_and_the_other_takes_over(replicas, api_client, core, a
     try:
         a.start()
         wait_for(lambda: holder(coordination, home) == "replica-a", 30, "replica a never took the lease")
-        b.start()  # ready at once: a standby is ready to take over
+        b.start()  # ready once its indexes are filled: it answers admission as a follower
         wait_for(lambda: acting(a, api_client, apps, namespace), 30, "replica a never acted")
         assert "is waiting to lead" in b.log_tail()
-        assert not listening(b), "the standby serves webhooks from indexes it never filled"
+        assert listening(b) and answers_from_its_indexes(b, namespace), "the follower does not answer admission"
+        assert answers_from_its_indexes(a, namespace)
         assert holder(coordination, home) == "replica-a"
         assert leader_labels(core, home) == {"replica-a": "true", "replica-b": None}
 
@@ -124,3 +145,32 @@ def test_one_replica_acts_and_the_other_takes_over(replicas, api_client, core, a
         assert leader_labels(core, home) == {"replica-a": "true", "replica-b": None}
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", f"lead-{namespace}")
+
+
+def test_a_follower_lists_the_changes_its_freeze_refused(replicas, api_client, custom, namespace):
+    """A refused change never reaches the API server: the replica that refused it, here a follower, records
+    it in the policy's status itself (``controllers/policies.py`` ``record_answered_refusals``)."""
+    a, b = replicas["a"], replicas["b"]
+    coordination = kubernetes.client.CoordinationV1Api(api_client)
+    policy = f"freeze-{namespace}"
+    now = datetime.now(UTC)
+    custom.create_cluster_custom_object(GROUP, VERSION, "releasepolicies", release_policy(
+        policy, {"ballast.dev/test-ns": namespace}, freezeWindows=[{
+            "name": "incident", "start": (now - timedelta(hours=1)).isoformat(),
+            "end": (now + timedelta(hours=1)).isoformat(), "reason": "an incident is under way"}]))
+    try:
+        a.start()
+        wait_for(lambda: holder(coordination, f"{namespace}-operator") == "replica-a", 30, "a never led")
+        b.start()
+        old = deployment("shop", {"app": "shop"}, annotations=OWNERSHIP_ANNOTATIONS)
+        new = copy.deepcopy(old)
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/app:2"
+        answer = review_by(b, namespace, "UPDATE", new, old)
+        assert not answer["allowed"] and "incident" in answer["status"]["message"]
+        refusals = wait_for(lambda: (custom.get_cluster_custom_object(GROUP, VERSION, "releasepolicies", policy)
+                                     .get("status") or {}).get("freezeRefusals"), 30,
+                            "the follower's refusal never reached the policy's status")
+        assert [(r["namespace"], r["name"], r["window"]) for r in refusals] == [(namespace, "shop", "incident")]
+        assert "is waiting to lead" in b.log_tail()  # b answered and recorded it as a follower
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", policy)

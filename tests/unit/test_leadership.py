@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
+from ballast.cli.operator import Election, Replica
+from ballast.controllers.runtime import Acting
 from ballast.kube.leadership import LeaseElector, LeaseRecord, Observation, _micro_time, may_take, observe
 
 HELD_BY_A = LeaseRecord(holder="a", duration_seconds=15, renewed="2026-11-23T10:00:00.000000Z", transitions=3)
@@ -55,3 +58,50 @@ def test_timings_that_cannot_work_are_refused() -> None:
     with pytest.raises(ValueError, match="retry < renew deadline < lease duration"):
         LeaseElector("ns", "ballast", "a", lease_seconds=10, renew_deadline_seconds=10, retry_seconds=2,
                      api=object())  # type: ignore[arg-type]
+
+
+class FakeElector:
+    """Holds the lease for ``terms`` keep() calls, then loses it; records what the replica did."""
+
+    namespace = "ballast-system"
+
+    def __init__(self, replica_log: list[str], terms: int) -> None:
+        self.log, self.terms = replica_log, terms
+
+    async def acquire(self) -> None:
+        if self.terms == 0:
+            await asyncio.Event().wait()  # never leads again: the test ends the campaign here
+        self.log.append("acquired")
+
+    async def keep(self) -> None:
+        self.terms -= 1
+        self.log.append("lost")
+
+    async def release(self) -> None:
+        self.log.append("released")
+
+
+def test_a_leader_that_loses_the_lease_stops_acting_and_campaigns_again() -> None:
+    async def scenario() -> tuple[list[str], bool]:
+        log: list[str] = []
+        acting = Acting(leading=False)
+        replica = Replica(Election(FakeElector(log, terms=2), pod=None), {"memo": {}}, acting, drain_seconds=0)
+        campaign = asyncio.create_task(replica._campaign(replica.election))
+        while log.count("lost") < 2:
+            await asyncio.sleep(0)
+        campaign.cancel()
+        await asyncio.gather(campaign, return_exceptions=True)
+        return log, acting.leading
+    log, leading = asyncio.run(scenario())
+    assert log == ["acquired", "lost", "acquired", "lost"]
+    assert not leading
+
+
+def test_stepping_down_releases_the_lease_even_before_acting() -> None:
+    async def scenario() -> list[str]:
+        log: list[str] = []
+        replica = Replica(Election(FakeElector(log, terms=1), pod=None), {"memo": {}}, Acting(leading=False),
+                          drain_seconds=0)
+        await replica._step_down()
+        return log
+    assert asyncio.run(scenario()) == ["released"]

@@ -90,7 +90,7 @@ def test_an_unexpected_error_in_the_rules_follows_the_policys_mode(mode, monkeyp
         raise RuntimeError("a bug in a rule")
     monkeypatch.setattr(webhook_handlers, "evaluate", broken_rule)
     state = runtime(policy("default", "shop", admission={"mode": mode}))
-    state.indexes_ready = True
+    state.indexes_filled.set()
     warnings: list[str] = []
     if mode == "Enforce":
         with pytest.raises(kopf.AdmissionError) as refused:

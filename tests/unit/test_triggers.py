@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from ballast.controllers.triggers import TRIGGERS, trigger
+from ballast.controllers.runtime import Acting
+from ballast.controllers.triggers import TRIGGERS, every_key, trigger
+from ballast.policy.workloads import WorkloadSummary
 
 
 class Recorder:
@@ -18,9 +21,11 @@ class Recorder:
         self.keys.append(key)
 
 
-def runtime(releases: dict[str, list[dict[str, Any]]] | None = None, ownerships: dict[str, list] | None = None) -> Any:
+def runtime(releases: dict[str, list[dict[str, Any]]] | None = None, ownerships: dict[str, list] | None = None,
+            workloads: dict[str, list[WorkloadSummary]] | None = None, leading: bool = True) -> Any:
     return SimpleNamespace(ownership_reconciler=Recorder(), policy_reconciler=Recorder(),
-                           release_reconciler=Recorder(), releases=releases or {}, ownerships=ownerships or {})
+                           release_reconciler=Recorder(), releases=releases or {}, ownerships=ownerships or {},
+                           workloads=workloads or {}, acting=Acting(leading), indexes_filled=asyncio.Event())
 
 
 def woken(state: Any) -> dict[str, list[Any]]:
@@ -94,3 +99,70 @@ def test_the_table_is_the_only_place_events_are_watched():
     watching = kopf.get_default_registry()._watching
     assert {selector.any_name for selector in watching.get_all_selectors()} == set(TRIGGERS)
     assert {handler.fn.__module__ for handler in watching.get_all_handlers()} == {"ballast.controllers.triggers"}
+
+
+def test_any_event_marks_the_indexes_filled():
+    state = runtime()
+    trigger(state, "namespaces", body("shop", namespace=None))
+    assert state.indexes_filled.is_set()
+
+
+def test_a_follower_marks_its_indexes_filled_and_wakes_nothing():
+    state = runtime({"shop": [release("web-2", "web", "Progressing")]}, leading=False)
+    for plural in TRIGGERS:
+        trigger(state, plural, body("web"))
+    assert state.indexes_filled.is_set()
+    assert woken(state) == {}
+
+
+def test_taking_the_lead_wakes_every_key_the_indexes_hold():
+    pending = {"ballast.dev/pending-revision": "abc"}
+    state = runtime(
+        releases={"shop": [release("web-1", "web", "Promoted"), release("web-2", "web", "Progressing")]},
+        ownerships={"shop": [{}], "search": [{}]},
+        workloads={"shop": [
+            WorkloadSummary(namespace="shop", kind="Deployment", name="web", annotations=pending),
+            WorkloadSummary(namespace="shop", kind="Deployment", name="api"),
+            WorkloadSummary(namespace="shop", kind="StatefulSet", name="db", annotations=pending),
+        ]})
+    every_key(state)
+    assert woken(state) == {"ownerships": ["shop", "search"], "policies": ["all"],
+                            "releases": [("shop", "web-2"), ("deployment", "shop", "web")]}
+
+
+def test_resigning_waits_for_the_pass_under_way_and_no_pass_starts_after():
+    async def scenario() -> list[str]:
+        acting, seen = Acting(), []
+        release_pass = asyncio.Event()
+
+        async def a_pass(name: str) -> None:
+            async with acting.acting() as leading:
+                if leading:
+                    seen.append(f"{name} starts")
+                    await release_pass.wait()
+                    seen.append(f"{name} ends")
+
+        under_way = asyncio.create_task(a_pass("first"))
+        await asyncio.sleep(0)
+        resigned = asyncio.create_task(acting.resign())
+        await asyncio.sleep(0)
+        await a_pass("second")  # asked after resigning: never runs
+        assert not resigned.done()
+        release_pass.set()
+        await resigned
+        seen.append("resigned")
+        await under_way
+        return seen
+    assert asyncio.run(scenario()) == ["first starts", "first ends", "resigned"]
+
+
+def test_the_releases_index_keeps_only_the_status_fields_read_from_it():
+    from ballast.controllers.indexes import releases_by_namespace
+    body = {"apiVersion": "ballast.dev/v1alpha1", "kind": "Release",
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"a": "b"}},
+            "spec": {"deployment": "web"},
+            "status": {"phase": "Promoted", "finishedAt": "2026-11-24T01:00:00Z", "step": 2,
+                       "analyses": [{"step": 0, "verdict": "Pass"}], "conditions": [{"type": "Succeeded"}]}}
+    snap = releases_by_namespace(body=body, namespace="shop")["shop"]
+    assert snap["status"] == {"phase": "Promoted", "finishedAt": "2026-11-24T01:00:00Z"}
+    assert snap["spec"] == {"deployment": "web"} and snap["metadata"]["labels"] == {"a": "b"}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import kopf
@@ -17,6 +18,9 @@ import kopf
 from ballast.instruments import LEADER
 from ballast.kube.leadership import LeaseElector, label_pod
 from ballast.probes import ProbeServer
+
+if TYPE_CHECKING:
+    from ballast.controllers.runtime import Acting
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +51,16 @@ def operator_group() -> None:
               help="Port of /healthz (liveness) and /readyz (readiness); 0 disables them.")
 @click.option("--health-address", default="0.0.0.0", show_default=True, help="Address the probes listen on.")
 @click.option("--leader-election/--no-leader-election", default=False, show_default=True,
-              help="Run as one of several replicas: only the holder of a Lease in --operator-namespace acts, "
-                   "the others wait to take over. Identity: $POD_NAME (whose Pod the leader labels "
-                   "ballast.dev/leader=true for the webhook Service), else the host name.")
+              help="Run as one of several replicas: every replica answers admission, only the holder of a Lease "
+                   "in --operator-namespace acts (reconciles and writes). Identity: $POD_NAME (whose Pod the "
+                   "leader labels ballast.dev/leader=true), else the host name.")
 @click.option("--leader-election-id", default="ballast", show_default=True, help="Name of the Lease.")
 @click.option("--leader-election-lease-seconds", type=click.IntRange(3, 600), default=15, show_default=True,
-              help="How long a silent leader keeps the Lease before a standby takes over; it renews every "
+              help="How long a silent leader keeps the Lease before a follower takes over; it renews every "
                    "2/15 of that and gives up leading after 2/3 of it without a renewal.")
+@click.option("--shutdown-drain-seconds", type=click.FloatRange(0, 300), default=5.0, show_default=True,
+              help="On SIGTERM, how long the replica keeps answering admission after it reports not ready (and "
+                   "has handed the Lease over), so the webhook Service drops it before it stops listening.")
 @click.option("--resync-seconds", type=float, default=10.0, show_default=True,
               help="How often clock-driven state (freeze windows) is re-evaluated.")
 @click.option("--prometheus-refresh-seconds", type=float, default=30.0, show_default=True,
@@ -77,6 +84,9 @@ def operator_group() -> None:
 @click.option("--webhook-address", default="0.0.0.0", show_default=True, help="Address the webhook server listens on.")
 @click.option("--webhook-host", default="127.0.0.1", show_default=True,
               help="Host in the webhook URL the API server calls, when no --webhook-service is given.")
+@click.option("--webhook-url", default=None, metavar="URL",
+              help="Base URL the API server calls instead of this replica's own (a load balancer in front of every "
+                   "replica, out of a cluster); the replicas then share --webhook-cert-dir.")
 @click.option("--webhook-service", default=None, metavar="NAMESPACE/NAME",
               help="Service in front of the operator (in a cluster); the API server calls it instead of a URL.")
 @click.option("--webhook-cert-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -94,6 +104,7 @@ def run(
     leader_election: bool,
     leader_election_id: str,
     leader_election_lease_seconds: int,
+    shutdown_drain_seconds: float,
     resync_seconds: float,
     prometheus_refresh_seconds: float,
     prometheus_timeout_seconds: float,
@@ -105,6 +116,7 @@ def run(
     webhook_port: int,
     webhook_address: str,
     webhook_host: str,
+    webhook_url: str | None,
     webhook_service: str | None,
     webhook_cert_dir: Path | None,
 ) -> None:
@@ -112,7 +124,7 @@ def run(
     from prometheus_client import start_http_server
 
     from ballast import controllers  # noqa: F401  (registers the handlers)
-    from ballast.controllers.runtime import Options
+    from ballast.controllers.runtime import Acting, Options
     from ballast.kube.client import configure, whoami
     from ballast.metrics.provider import Timeouts
     from ballast.webhooks.server import WebhookOptions
@@ -149,7 +161,7 @@ def run(
         operator_username=operator_username,
         webhooks=WebhookOptions(
             port=webhook_port, bind_address=webhook_address, host=webhook_host,
-            service=webhook_service, cert_dir=webhook_cert_dir,
+            service=webhook_service, url=webhook_url, cert_dir=webhook_cert_dir,
         ) if webhooks else None,
     )
     if metrics_port:
@@ -166,7 +178,7 @@ def run(
         "clusterwide": not namespaces, "namespaces": list(namespaces),
         # Ballast elects its leader itself (see ballast.kube.leadership): kopf's peering stays off.
         "standalone": True, "memo": kopf.Memo(options=options),
-    })
+    }, acting=Acting(leading=election is None), drain_seconds=shutdown_drain_seconds)
     code = asyncio.run(replica.run((health_port, health_address) if health_port else None))
     if code:
         raise SystemExit(code)
@@ -184,56 +196,94 @@ class Election:
 
 
 class Replica:
-    """One operator process: kopf alone, or kopf only while this replica holds the leader Lease."""
+    """One operator process. It always runs kopf: it watches, fills its indexes and answers admission.
+    It acts (reconciles and writes) alone, or while it holds the leader Lease.
 
-    def __init__(self, election: Election | None, kopf_arguments: dict[str, Any]) -> None:
+    On SIGTERM it first stops acting and hands the Lease over, then reports not ready and keeps answering
+    admission for ``drain_seconds`` while the webhook Service drops it, and only then stops kopf.
+    """
+
+    def __init__(self, election: Election | None, kopf_arguments: dict[str, Any], acting: Acting,
+                 drain_seconds: float) -> None:
         self.election = election
         self.kopf_arguments = kopf_arguments
-        self.leading = election is None
-        LEADER.set(self.leading)
+        self.drain_seconds = drain_seconds
+        self.acting = acting
+        kopf_arguments["memo"]["acting"] = acting
+        self.stopping = False
+        LEADER.set(self.acting.leading)
 
     def readiness(self) -> str | None:
-        if not self.leading:
-            return None  # a standby is ready to take over; the webhook Service only routes to the leader
+        if self.stopping:
+            return "the operator is stopping"
         runtime = self.kopf_arguments["memo"].get("runtime")
-        if runtime is None or not runtime.indexes_ready:
-            return "the operator is starting: its indexes are not filled yet"
-        return None
+        return runtime.readiness() if runtime is not None else "the operator is starting"
 
     async def run(self, probes_at: tuple[int, str] | None) -> int:
         probes = ProbeServer(*probes_at, readiness=self.readiness) if probes_at else None
         if probes is not None:
             await probes.start()
+        stop = asyncio.Event()
+        operator = asyncio.create_task(kopf.operator(**self.kopf_arguments, stop_flag=stop))
+        campaign = asyncio.create_task(self._campaign(self.election)) if self.election else None
         try:
-            if self.election is None:
-                await kopf.operator(**self.kopf_arguments)
-                return 0
-            return await self._lead(self.election)
+            terminated = await self._take_signals(operator)
+            await asyncio.wait({operator, terminated, *([campaign] if campaign else [])},
+                               return_when=asyncio.FIRST_COMPLETED)
+            terminated.cancel()
+            failed = campaign is not None and campaign.done()  # it only ends by an error: restart this replica
+            self.stopping = True
+            if (runtime := self.kopf_arguments["memo"].get("runtime")) is not None:
+                runtime.webhooks_draining.set()
+            if campaign is not None:
+                campaign.cancel()
+                for outcome in await asyncio.gather(campaign, return_exceptions=True):
+                    if isinstance(outcome, Exception):
+                        logger.error("Leader election failed: %r", outcome)
+                await self._step_down()
+            if not operator.done():
+                # Answering admission while the webhook Service drops this replica: no request finds it gone.
+                await asyncio.sleep(self.drain_seconds)
+            stop.set()
+            await operator
+            if failed:
+                logger.error("Leader election failed (logged above): exiting so that this replica restarts.")
+            return 1 if failed else 0
         finally:
             if probes is not None:
                 await probes.stop()
 
-    async def _lead(self, election: Election) -> int:
+    async def _take_signals(self, operator: asyncio.Task[None]) -> asyncio.Task[Any]:
+        """SIGTERM and SIGINT start this replica's own shutdown instead of kopf's (which would stop serving
+        at once); installed once kopf has installed its handlers, which these replace."""
+        memo = self.kopf_arguments["memo"]
+        while "runtime" not in memo and not operator.done():
+            await asyncio.sleep(0.05)
+        terminated = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, terminated.set)
+        return asyncio.create_task(terminated.wait())
+
+    async def _campaign(self, election: Election) -> None:
+        """Lead whenever this replica holds the Lease; after losing it, stop acting and campaign again."""
         await election.label(False)  # a restarted container's Pod may still carry the label
-        await election.elector.acquire()
-        self.leading = True
-        LEADER.set(1)
-        await election.label(True)
-        stop = asyncio.Event()
-        operator = asyncio.create_task(kopf.operator(**self.kopf_arguments, stop_flag=stop))
-        keeper = asyncio.create_task(election.elector.keep())
-        await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
-        lost = keeper.done()
-        stop.set()
-        keeper.cancel()
-        try:
-            await operator
-        finally:
+        while True:
+            await election.elector.acquire()
+            self.acting.lead()
+            LEADER.set(1)
+            await election.label(True)
+            await election.elector.keep()
+            logger.error("Leadership lost: this replica stops acting and campaigns again (it keeps admitting).")
+            await self.acting.resign()
             LEADER.set(0)
             await election.label(False)
-            if not lost:  # a clean stop, or kopf failing: either way the standby should not wait it out
-                await election.elector.release()
-        if lost:
-            logger.error("Leadership lost: exiting so that this replica restarts as a standby.")
-            return 1
-        return 0
+
+    async def _step_down(self) -> None:
+        assert self.election is not None
+        if self.acting.leading:
+            await self.acting.resign()  # no release step is half done when the next leader starts
+            LEADER.set(0)
+            await self.election.label(False)
+        # Even when not acting yet: the campaign may have been stopped just after it took the Lease.
+        await self.election.elector.release()

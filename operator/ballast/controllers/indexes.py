@@ -53,9 +53,15 @@ def policies_by_name(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str
     return {name: snapshot(body)}
 
 
+RELEASE_STATUS_READ = ("phase", "finishedAt")
+"""The only status fields read from the Releases index (triggers, history, statistics): a release pass
+reads its Release from the API server, so analyses and conditions, which grow with every step, stay out."""
+
+
 @kopf.index(GROUP, VERSION, "releases")
 def releases_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str | None, dict[str, Any]]:
     snap = snapshot(body)
     for key in ("creationTimestamp", "labels", "ownerReferences"):  # who made it, for created_by_operator
         snap["metadata"][key] = copy.deepcopy(body.get("metadata", {}).get(key))
+    snap["status"] = {key: value for key, value in snap["status"].items() if key in RELEASE_STATUS_READ}
     return {namespace: snap}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
 
+import kubernetes
+
+from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
 from ballast.controllers.reports import publish_reports
 from ballast.controllers.runtime import (
@@ -18,7 +22,7 @@ from ballast.controllers.runtime import (
 )
 from ballast.controllers.webhook_configurations import reconcile_webhook_configuration
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
-from ballast.kube.client import CustomObjectRef
+from ballast.kube.client import CustomObjectRef, api_client
 from ballast.kube.deployments import release_canaries
 from ballast.policy.freeze import open_windows, readable_refusals, record_refusals
 from ballast.policy.governance import Governance, policy_conditions
@@ -66,8 +70,6 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
             # One policy's trouble never holds up the others' status; the Coalescer retries the pass.
             logger.exception("The status of ReleasePolicy %s could not be written.", policy.name)
             failed.append(policy.name)
-    for gone in runtime.pending_refusals.keys() - {p.name for p in parsed}:
-        del runtime.pending_refusals[gone]  # refused by a policy deleted since: nowhere to list them
     if not failed:  # a failed policy's reports stand until its status can be written
         await publish_reports(audits, moment)
     if failed:
@@ -87,10 +89,8 @@ async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: G
     POLICY_VIOLATIONS.labels(policy=policy.name).set(len(violations))
     export_freezes(policy, freezes)
     conditions, changed = updated_conditions(snap, policy_conditions(policy.name, governance, policy.invalid))
-    pending = runtime.pending_refusals.get(policy.name, [])
-    taken = len(pending)
-    refusals = record_refusals(readable_refusals((snap.get("status") or {}).get("freezeRefusals")),
-                               pending[:taken], moment)
+    # Only trimmed here: the replica that refused a change lists it (record_answered_refusals).
+    refusals = record_refusals(readable_refusals((snap.get("status") or {}).get("freezeRefusals")), [], moment)
     owned = {
         "observedGeneration": snap["metadata"].get("generation"),
         "conditions": conditions,
@@ -103,13 +103,40 @@ async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: G
         "freezeRefusals": [r.to_wire() for r in refusals],
     }
     ref = CustomObjectRef("releasepolicies", policy.name)
-    written = await write_status(ref, snap, owned)
-    if written is None:
-        return violations
-    del pending[:taken]  # listed now; refusals recorded meanwhile wait for the next pass
-    if written:
+    if await write_status(ref, snap, owned):
         post_condition_events(snap, changed)
     return violations
+
+
+async def record_answered_refusals(runtime: Runtime, name: str) -> None:
+    """List in ReleasePolicy ``name``'s status the changes its freeze windows refused in this replica.
+
+    Every replica does this for its own answers, follower or leader: a refused change never reaches the
+    API server, so only the replica that answered knows of it, and losing the record with a leader that
+    dies would hide it from the scoreboard. Read fresh and written conditional on the resourceVersion, so
+    this and the leader's pass (which trims the list, under the same precondition) never overwrite each
+    other; a conflict reads again.
+    """
+    pending = runtime.pending_refusals.get(name, [])
+    custom = kubernetes.client.CustomObjectsApi(api_client())
+    for _ in range(5):
+        if not pending:
+            return
+        try:
+            snap = await asyncio.to_thread(custom.get_cluster_custom_object, GROUP, VERSION, "releasepolicies", name)
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
+            del runtime.pending_refusals[name]  # the policy was deleted: nowhere to list them
+            return
+        taken = len(pending)
+        refusals = record_refusals(readable_refusals((snap.get("status") or {}).get("freezeRefusals")),
+                                   pending[:taken], now())
+        if await write_status(CustomObjectRef("releasepolicies", name), snap,
+                              {"freezeRefusals": [r.to_wire() for r in refusals]}) is not None:
+            del pending[:taken]  # refusals recorded meanwhile wait for the next pass
+    if pending:
+        raise RuntimeError(f"the freeze refusals of ReleasePolicy {name} met a conflict five times in a row")
 
 
 def listed_violations(violations: list[AuditViolation]) -> list[dict[str, Any]]:

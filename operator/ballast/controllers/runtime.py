@@ -6,8 +6,10 @@ Kept in kopf's ``memo`` so handlers receive it as an argument instead of reachin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Mapping
+import contextvars
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -53,6 +55,52 @@ class Options:
     """Threads per metrics provider, apart from each other's and from the ones that talk to Kubernetes."""
 
 
+class Acting:
+    """Whether this replica acts: reconciles, drives releases and writes. Every replica admits.
+
+    One replica alone always acts. Of several, only the Lease holder does (``cli/operator.py`` campaigns
+    and calls :meth:`lead` and :meth:`resign`); the others keep their indexes filled and answer admission.
+    """
+
+    def __init__(self, leading: bool = True) -> None:
+        self.leading = leading
+        self.led = asyncio.Event()
+        """Set each time this replica begins to lead, and cleared by the task that then reconciles every key
+        (the events seen while following were not acted on)."""
+        if leading:
+            self.led.set()
+        self._passes = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def lead(self) -> None:
+        self.leading = True
+        self.led.set()
+
+    async def resign(self) -> None:
+        """Stop acting, and return once no pass that started while leading is still running.
+
+        The Lease is released only after this, so two replicas never run a release step at once.
+        """
+        self.leading = False
+        await self._idle.wait()
+
+    @asynccontextmanager
+    async def acting(self) -> AsyncIterator[bool]:
+        """Around one reconciler pass: yields whether to run it (only while leading), counted until it ends."""
+        if not self.leading:
+            yield False
+            return
+        self._passes += 1
+        self._idle.clear()
+        try:
+            yield True
+        finally:
+            self._passes -= 1
+            if not self._passes:
+                self._idle.set()
+
+
 @dataclass(frozen=True)
 class ParsedPolicy:
     """A ReleasePolicy snapshot with its parsed spec.
@@ -91,8 +139,13 @@ class Runtime:
     release_reconciler: Coalescer[tuple[str, ...]]
     """Releases by (namespace, name), and ("deployment", namespace, name) to record a change
     (``controllers/releases.py``)."""
+    refusal_recorder: Coalescer[str]
+    """Changes this replica's freeze windows refused, into their policy's status, by policy name; runs on
+    every replica (``controllers/policies.py`` ``record_answered_refusals``)."""
     analyses: AnalysisRunner
     """Looks at canaries, off the release passes; each finished look asks for a pass of its release."""
+    acting: Acting = field(default_factory=Acting)
+    """Whether this replica writes; the reconcilers run only while it does."""
     webhook_endpoint: Endpoint | None = None
     """Where the API server reaches this operator's webhooks; None when it does not apply the configurations
     (webhooks disabled, or a chart manages them)."""
@@ -103,9 +156,17 @@ class Runtime:
     known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
     """Prometheus URL -> alerting rules loaded there (None while unreachable), refreshed in the background."""
     pending_refusals: dict[str, list[FreezeRefusal]] = field(default_factory=dict)
-    """Policy name -> changes its freeze windows refused that its status does not list yet."""
-    indexes_ready: bool = False
-    """Set once kopf has filled the indexes from full lists; before that, admission cannot judge."""
+    """Policy name -> changes its freeze windows refused in this replica that its status does not list yet."""
+    indexes_filled: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once kopf has filled every index from its initial full list (see ``triggers.indexes_filled``);
+    before that admission cannot judge, and the replica is not ready for the webhook Service."""
+    handler_context: contextvars.Context | None = None
+    """A copy of the context of the first event handler call: kopf's ``kopf.event`` needs the context
+    variables kopf sets there, so passes asked for from outside a handler (on taking the lead) run in it."""
+    webhooks_listening: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the webhook server accepts connections."""
+    webhooks_draining: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set as the replica stops: the webhook server then closes each connection after answering on it."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _providers: dict[str, GuardedProvider] = field(default_factory=dict)
     _executors: dict[str | None, ThreadPoolExecutor] = field(default_factory=dict)
@@ -113,6 +174,18 @@ class Runtime:
     _governance: Governance | None = None
     _parsed_ownerships: dict[str, dict[tuple[str, str], NamedOwnership | None]] = field(default_factory=dict)
     _detached: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def indexes_ready(self) -> bool:
+        return self.indexes_filled.is_set()
+
+    def readiness(self) -> str | None:
+        """None when this replica can answer admission, else why not (for ``/readyz``)."""
+        if not self.indexes_ready:
+            return "the operator is starting: its indexes are not filled yet"
+        if self.options.webhooks is not None and not self.webhooks_listening.is_set():
+            return "the operator is starting: its webhook server is not listening yet"
+        return None
 
     def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` without waiting for it, keeping a reference until it is done."""

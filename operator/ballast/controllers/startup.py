@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -14,15 +15,17 @@ from ballast.api.vocabulary import PREFIX
 from ballast.controllers.analysis import AnalysisRunner, measure_error_budget
 from ballast.controllers.coalesce import Coalescer
 from ballast.controllers.ownership import reconcile_namespace
-from ballast.controllers.policies import reconcile_policies
+from ballast.controllers.policies import reconcile_policies, record_answered_refusals
 from ballast.controllers.releases import reconcile_release
-from ballast.controllers.runtime import Options, Runtime
+from ballast.controllers.runtime import Acting, Options, Runtime
+from ballast.controllers.triggers import every_key
 from ballast.kube.client import connection_info, request_timeouts
 from ballast.metrics.provider import ProviderUnavailable
 from ballast.webhooks.server import build_server
 
 logger = logging.getLogger(__name__)
 
+K = TypeVar("K", bound=Hashable)
 
 
 def configure_persistence(settings: kopf.OperatorSettings) -> None:
@@ -60,11 +63,14 @@ async def start(
     settings.watching.connect_timeout = connect
     options: Options = memo.get("options") or Options()
     runtime = build_runtime(options, namespace_labels, workloads_by_namespace, ownerships_by_namespace,
-                            policies_by_name, releases_by_namespace)
+                            policies_by_name, releases_by_namespace, memo.get("acting") or Acting())
     if options.webhooks is not None:
         scratch = Path(tempfile.mkdtemp(prefix="ballast-webhook-"))
-        settings.admission.server, runtime.webhook_endpoint = build_server(options.webhooks, scratch)
+        server, runtime.webhook_endpoint = build_server(options.webhooks, scratch, runtime.webhooks_listening,
+                                                        runtime.webhooks_draining)
+        settings.admission.server = server
     runtime.background += [
+        asyncio.create_task(_act_on_leading(runtime)),
         asyncio.create_task(_resync(runtime)),
         asyncio.create_task(_refresh_alert_rules(runtime)),
         asyncio.create_task(_refresh_error_budgets(runtime)),
@@ -73,19 +79,41 @@ async def start(
 
 
 def build_runtime(options: Options, namespaces: kopf.Index, workloads: kopf.Index, ownerships: kopf.Index,
-                  policies: kopf.Index, releases: kopf.Index) -> Runtime:
-    """The runtime over kopf's indexes, with its reconcilers (each bound to it) and the analysis runner."""
-    releases_reconciler: Coalescer[tuple[str, ...]] = Coalescer(lambda key: reconcile_release(runtime, key),
-                                                                delay=0.05)
+                  policies: kopf.Index, releases: kopf.Index, acting: Acting | None = None) -> Runtime:
+    """The runtime over kopf's indexes, with its reconcilers (each bound to it, each running only while
+    this replica acts, but the recorder of its own refusals) and the analysis runner."""
+    acting = acting or Acting()
+
+    def acted(reconcile: Callable[[Runtime, K], Awaitable[None]]) -> Callable[[K], Awaitable[None]]:
+        async def run(key: K) -> None:
+            async with acting.acting() as leading:
+                if leading:
+                    await reconcile(runtime, key)
+        return run
+
+    releases_reconciler: Coalescer[tuple[str, ...]] = Coalescer(acted(reconcile_release), delay=0.05)
     runtime = Runtime(
         options=options, namespaces=namespaces, workloads=workloads, ownerships=ownerships, policies=policies,
         releases=releases,
-        ownership_reconciler=Coalescer(lambda namespace: reconcile_namespace(runtime, namespace)),
-        policy_reconciler=Coalescer(lambda key: reconcile_policies(runtime, key), delay=0.5),
+        ownership_reconciler=Coalescer(acted(reconcile_namespace)),
+        policy_reconciler=Coalescer(acted(reconcile_policies), delay=0.5),
         release_reconciler=releases_reconciler,
+        refusal_recorder=Coalescer(lambda name: record_answered_refusals(runtime, name)),
         analyses=AnalysisRunner(releases_reconciler.request),
+        acting=acting,
     )
     return runtime
+
+
+async def _act_on_leading(runtime: Runtime) -> None:
+    """Each time this replica begins to lead, once its indexes are filled, reconcile everything they hold."""
+    while True:
+        await runtime.acting.led.wait()
+        runtime.acting.led.clear()
+        await runtime.indexes_filled.wait()
+        if runtime.acting.leading and runtime.handler_context is not None:
+            # The passes' tasks inherit this context: kopf.event works in them as in a handler's.
+            runtime.handler_context.run(every_key, runtime)
 
 
 async def _resync(runtime: Runtime) -> None:
@@ -117,7 +145,8 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
 async def _refresh_error_budgets(runtime: Runtime) -> None:
     """Keep every SLO's remaining error budget in memory, for release gates and ServiceOwnership status."""
     while True:
-        for namespace in list(runtime.ownerships.keys()):
+        # Release gates and statuses read them, admission does not: only the acting replica asks.
+        for namespace in list(runtime.ownerships.keys()) if runtime.acting.leading else []:
             policy = runtime.governing_policy(namespace)
             spec = policy.effective if policy and policy.effective else None
             url = runtime.prometheus_url(spec) if spec else runtime.options.prometheus_url
@@ -153,4 +182,5 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await runtime.ownership_reconciler.close()
     await runtime.policy_reconciler.close()
     await runtime.release_reconciler.close()
+    await runtime.refusal_recorder.close()
     runtime.close_executors()

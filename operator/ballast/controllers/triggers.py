@@ -6,12 +6,18 @@ wake, each with the keys to reconcile. Besides these events:
 
 - the clock wakes the policy pass, as freeze windows open and close (``startup._resync``);
 - a changed error budget wakes its namespace's ownerships (``startup._refresh_error_budgets``);
-- a change a freeze refused wakes the policy pass, to list it (``controllers/webhook_handlers.py``);
-- a release that ends wakes its namespace's ownerships, and a finished look at a canary, its release.
+- a change a freeze refused wakes the refusal recorder of the replica that refused it, on every replica
+  (``controllers/webhook_handlers.py``);
+- a release that ends wakes its namespace's ownerships, and a finished look at a canary, its release;
+- taking the lead wakes every reconciler for every key (:func:`every_key`): a follower's events were
+  seen but not acted on.
+
+Every event handler also marks the indexes filled (:func:`indexes_filled`).
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Hashable, Iterable
 from operator import attrgetter
 from typing import Any
@@ -89,8 +95,40 @@ TRIGGERS: dict[str, list[tuple[Callable[[Runtime], Coalescer[Any]], Keys]]] = {
 }
 
 
+def every_key(runtime: Runtime) -> None:
+    """Ask for a pass over everything the indexes hold, as every object's event would: on taking the lead."""
+    runtime.policy_reconciler.request(EVERY_POLICY)
+    for namespace in list(runtime.ownerships.keys()):
+        runtime.ownership_reconciler.request(namespace)
+    final = {p.value for p in FINAL_PHASES}
+    for namespace, snaps in list(runtime.releases.items()):
+        for snap in snaps:
+            if (snap.get("status") or {}).get("phase") not in final:
+                runtime.release_reconciler.request((namespace or "", snap["metadata"]["name"]))
+    for namespace, workloads in list(runtime.workloads.items()):
+        for workload in workloads:
+            if workload.kind == "Deployment" and PENDING_ANNOTATION in workload.annotations:
+                runtime.release_reconciler.request(("deployment", namespace or "", workload.name))
+
+
+def indexes_filled(runtime: Runtime) -> None:
+    """Mark the indexes filled: called by every event handler.
+
+    kopf has no public signal for it, but it holds back every handler (not the indexers) until the initial
+    listing of every indexed resource kind is over and each object of those listings has gone through the
+    indexers (its ``operator_indexed`` toggle set). The first handler call therefore means: every index
+    holds the full lists. Namespaces always exist (``default``, ``kube-system``), so this call comes.
+    """
+    if not runtime.indexes_filled.is_set():
+        runtime.handler_context = contextvars.copy_context()
+        runtime.indexes_filled.set()
+
+
 def trigger(runtime: Runtime, plural: str, body: kopf.Body) -> None:
     """Ask every reconciler an event of ``plural`` concerns for a pass over the keys it concerns."""
+    indexes_filled(runtime)
+    if not runtime.acting.leading:
+        return  # nothing to act on; taking the lead brings a pass over every key
     for reconciler, keys in TRIGGERS[plural]:
         coalescer = reconciler(runtime)
         for key in keys(runtime, body):
@@ -112,7 +150,4 @@ async def governance_changed(resource: kopf.Resource, body: kopf.Body, memo: kop
     """Which policy governs which namespace may have changed: forget what was derived from it first."""
     runtime: Runtime = memo.runtime
     runtime.invalidate()
-    if resource.plural == "namespaces":
-        # kopf runs handlers only after every index is filled: from now on admission can judge.
-        runtime.indexes_ready = True
     trigger(runtime, resource.plural, body)

@@ -122,7 +122,10 @@ async def validate_workload(
 
 
 def _record(runtime: Runtime, context: AdmissionContext, body: kopf.Body, subject: str, decision: Decision) -> None:
-    """Break-glass as an event, and a change a freeze refused in the policy's status, both off the hot path."""
+    """Break-glass as an event, and a change a freeze refused in the policy's status, both off the hot path.
+
+    Both are written by the replica that answered, leader or not: they record this answer, which no other
+    replica knows of, and neither overwrites anything (an event is new, a refusal is merged in)."""
     notify_admission(context, body, decision)
     if decision.break_glass is not None:
         glass = decision.break_glass
@@ -131,9 +134,9 @@ def _record(runtime: Runtime, context: AdmissionContext, body: kopf.Body, subjec
         runtime.in_background(asyncio.to_thread(
             post_event, dict(body), "Warning", "BreakGlass", _break_glass_message(subject, glass)))
     if decision.frozen is not None and not decision.allowed:
-        # Recorded in the policy's status by its reconciler, for the scoreboard.
+        # Listed in the policy's status, for the scoreboard.
         runtime.pending_refusals.setdefault(context.policy_name, []).append(decision.frozen)
-        runtime.policy_reconciler.request("all")
+        runtime.refusal_recorder.request(context.policy_name)
 
 
 def _break_glass_message(subject: str, glass: BreakGlass) -> str:

@@ -1,10 +1,9 @@
 """Leader election over a ``coordination.k8s.io/v1`` Lease: of several replicas, exactly one acts.
 
-Why not kopf's peering: a paused kopf stops watching but keeps serving admission webhooks from
-indexes it no longer updates (or never filled) and keeps its startup tasks running, so a standby
-would judge workloads on stale data and could rewrite the webhook configurations. A Ballast replica
-that does not hold the lease therefore does not start kopf at all; the one that does labels its own
-Pod, and the chart's webhook Service selects that label.
+Every replica watches and answers admission; only the holder of the lease reconciles and writes
+(``controllers.runtime.Acting`` gates the reconcilers). Why not kopf's peering: a paused kopf stops
+processing its watches but keeps serving admission from indexes it no longer updates. The holder
+labels its own Pod, for people and dashboards.
 
 The rules are client-go's: a candidate never compares the holder's ``renewTime`` with its own clock
 (node clocks differ); it takes the lease only once the record it observed has stayed unchanged for

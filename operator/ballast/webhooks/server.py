@@ -7,12 +7,14 @@ Kubernetes 1.24 ``object.metadata.namespace`` is whatever the client sent.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import kopf
 from kopf._cogs.structs import reviews
 
@@ -30,6 +32,9 @@ class WebhookOptions:
     """Host the API server uses in the webhook URL when no service is given."""
     service: str | None = None
     """``namespace/name`` of the Service in front of the operator, in a cluster."""
+    url: str | None = None
+    """Base URL the API server calls instead of this replica's own, e.g. a load balancer in front of every
+    replica out of a cluster; with several replicas they share one certificate (``cert_dir``)."""
     cert_dir: Path | None = None
     """Directory with tls.crt and tls.key (mounted in a cluster); a self-signed pair is made when empty."""
 
@@ -69,17 +74,32 @@ def with_request_namespace(review: Any) -> Any:
 
 class WebhookServer(CheckedWebhookServer):
     """kopf's server that refuses malformed reviews, with every review's objects placed in the request's
-    namespace (see the module doc)."""
+    namespace (see the module doc), that says when it listens (readiness waits for it), and that closes
+    every connection after its answer once draining: a client's kept-alive connection would otherwise
+    outlive the replica's removal from the webhook Service, and a request sent on it as the replica stops
+    would fail."""
+
+    def __init__(self, *args: Any, listening: asyncio.Event, draining: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listening, self.draining = listening, draining
+
+    async def _serve(self, fn: Any, request: aiohttp.web.Request) -> aiohttp.web.Response:  # type: ignore[override]
+        response = await super()._serve(fn, request)
+        if self.draining.is_set():
+            response.force_close()
+        return response
 
     async def __call__(self, fn: reviews.WebhookFn) -> AsyncIterator[reviews.WebhookClientConfig]:
         async def in_request_namespace(request: reviews.Request, **kwargs: Any) -> reviews.Response:
             return await fn(with_request_namespace(request), **kwargs)
 
         async for config in super().__call__(in_request_namespace):
+            self.listening.set()  # kopf yields the configuration once its site has started
             yield config
 
 
-def build_server(options: WebhookOptions, scratch_dir: Path) -> tuple[kopf.WebhookServer, Endpoint]:
+def build_server(options: WebhookOptions, scratch_dir: Path, listening: asyncio.Event,
+                 draining: asyncio.Event) -> tuple[kopf.WebhookServer, Endpoint]:
     """The kopf webhook server and the endpoint description for the webhook configuration."""
     cert_dir = options.cert_dir or scratch_dir
     certfile, keyfile = cert_dir / "tls.crt", cert_dir / "tls.key"
@@ -93,10 +113,10 @@ def build_server(options: WebhookOptions, scratch_dir: Path) -> tuple[kopf.Webho
     cafile = cert_dir / "ca.crt" if (cert_dir / "ca.crt").exists() else certfile
     server = WebhookServer(
         addr=options.bind_address, port=options.port, host=options.host,
-        certfile=str(certfile), pkeyfile=str(keyfile), cafile=str(cafile),
+        certfile=str(certfile), pkeyfile=str(keyfile), cafile=str(cafile), listening=listening, draining=draining,
     )
     ca_bundle = base64.b64encode(cafile.read_bytes()).decode()
     if options.service:
         namespace, name = options.service.split("/", 1)
         return server, Endpoint(ca_bundle, service_namespace=namespace, service_name=name)
-    return server, Endpoint(ca_bundle, base_url=f"https://{options.host}:{options.port}")
+    return server, Endpoint(ca_bundle, base_url=(options.url or f"https://{options.host}:{options.port}").rstrip("/"))

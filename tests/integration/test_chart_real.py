@@ -280,7 +280,8 @@ def test_helm_uninstall_leaves_no_webhook_configuration(chart, guarded, core, ap
         return [p.metadata.name for p in core.list_namespaced_pod(NAMESPACE, label_selector=selector).items]
 
     try:
-        wait_for(lambda: not left(SELECTOR), 60, "the operator Pods outlived the uninstall")
+        # A replica may take its 30 s grace period to stop, and the kubelet its own time on a busy machine.
+        wait_for(lambda: not left(SELECTOR), 120, "the operator Pods outlived the uninstall")
         wait_for(lambda: not left(HOOK_SELECTOR), 60, "the uninstall hook's Pod outlived its Job")
     except TimeoutError as error:
         raise AssertionError(f"{error}: {left(SELECTOR)} {left(HOOK_SELECTOR)}\n{pod_diagnosis(core)}") from None

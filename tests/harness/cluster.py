@@ -90,6 +90,11 @@ class ClusterInfo:
     # writes from a person's, and two people make four-eyes approvals testable.
     user_kubeconfigs: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def pod_prometheus_url(self) -> str:
+        """Prometheus as pods reach it: pods cannot call the host's loopback, so the host's address."""
+        return f"http://{self.host_address}:{self.ports['prometheus']}" if self.host_address else ""
+
 
 def free_ports(count: int) -> list[int]:
     """Distinct ports the kernel considers free on 127.0.0.1."""
@@ -408,7 +413,9 @@ class LocalCluster:
                 f"--config.file={self._prometheus_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self._prometheus_dir / 'data'}",
                 "--storage.tsdb.retention.time=2h",
-                f"--web.listen-address=127.0.0.1:{self.info.ports['prometheus']}",
+                # Pods on the real node reach it at the host's address (ClusterInfo.pod_prometheus_url).
+                f"--web.listen-address={'0.0.0.0' if self.info.host_address else '127.0.0.1'}:"
+                f"{self.info.ports['prometheus']}",
                 "--web.enable-lifecycle",
             ],
         )

@@ -50,6 +50,12 @@ def test_lint():
 NAMESPACE = "ballast-system"
 
 
+def values_here(cluster, values: dict) -> dict:
+    """The chart's values in these tests: the cluster's Prometheus, and no uninstall hook, since no node runs
+    its Job here (test_chart_real.py runs the chart, hook included, on the real node)."""
+    return {"prometheusUrl": cluster.prometheus_url, "webhook": {"removeOnUninstall": False}, **values}
+
+
 def install(cluster, api_client, values: dict) -> helm.Configuration:
     """`helm install ballast charts/ballast -n ballast-system` with these values; returns the config to uninstall."""
     try:
@@ -58,8 +64,8 @@ def install(cluster, api_client, values: dict) -> helm.Configuration:
         if error.status != 409:
             raise
     config = helm.Configuration(namespace=NAMESPACE, kubeconfig=cluster.kubeconfig)
-    asyncio.run(helm.Install(config).run("ballast", str(CHART), values={"prometheusUrl": cluster.prometheus_url,
-                                                                       **values}, wait=False, timeout=60))
+    asyncio.run(helm.Install(config).run("ballast", str(CHART), values=values_here(cluster, values), wait=False,
+                                         timeout=60))
     return config
 
 
@@ -104,7 +110,7 @@ def test_install_creates_every_object(cluster, api_client, crds):
         assert any("releases" in (rule.resources or []) and "create" in rule.verbs for rule in role.rules)
         webhook_rules = [r for r in role.rules if "validatingwebhookconfigurations" in (r.resources or [])]
         assert [(r.resource_names, sorted(r.verbs)) for r in webhook_rules] == [
-            (["ballast.dev"], ["get", "update"]), (None, ["create"])]
+            (["ballast.dev"], ["delete", "get", "update"]), (None, ["create"])]
         assert rbac.read_cluster_role_binding("ballast").subjects[0].name == "ballast"
         monitoring = kubernetes.client.CustomObjectsApi(api_client)
         monitor = monitoring.get_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "servicemonitors",
@@ -127,9 +133,8 @@ def test_upgrade_keeps_the_webhook_certificate(cluster, api_client, crds):
     config = install(cluster, api_client, {})
     try:
         before = core.read_namespaced_secret("ballast-webhook-tls", NAMESPACE).data
-        asyncio.run(helm.Upgrade(config).run("ballast", str(CHART), values={"prometheusUrl": cluster.prometheus_url,
-                                                                           "logFormat": "plain"}, wait=False,
-                                             timeout=60))
+        asyncio.run(helm.Upgrade(config).run("ballast", str(CHART), values=values_here(cluster, {"logFormat": "plain"}),
+                                             wait=False, timeout=60))
         deployment = kubernetes.client.AppsV1Api(api_client).read_namespaced_deployment("ballast", NAMESPACE)
         assert "--log-format=plain" in deployment.spec.template.spec.containers[0].args  # the upgrade happened
         after = core.read_namespaced_secret("ballast-webhook-tls", NAMESPACE).data

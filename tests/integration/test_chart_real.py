@@ -1,9 +1,10 @@
 """The chart installed for real: `helm install charts/ballast` puts two operator Pods (the operator image built
 from the project's wheel) on the real node, under the chart's ServiceAccount, securityContext, probes and
 PodDisruptionBudget; the API server calls their webhook through the chart's Service (its ClusterIP, routed
-by kube-proxy to the leader's Pod). What test_chart.py cannot show, since there the operator runs as a
-process on the host: the Pod spec itself works (read-only root filesystem, certificate mount, in-cluster
-credentials, ports and probes), leader election between real Pods, and the uninstall hook.
+by kube-proxy to either Ready Pod: every replica admits, the Lease holder alone acts). What test_chart.py
+cannot show, since there the operator runs as a process on the host: the Pod spec itself works (read-only
+root filesystem, certificate mount, in-cluster credentials, ports and probes), leader election between
+real Pods, and the uninstall hook.
 
 The failover time and what admission answered during `helm upgrade` are printed (not asserted beyond
 "never admitted a refused change": they measure this machine as much as Ballast).
@@ -67,21 +68,24 @@ def is_ready(pod: kubernetes.client.V1Pod) -> bool:
 
 
 def leader(core) -> kubernetes.client.V1Pod | None:
-    """The Pod that holds the Lease, labels itself, and is the webhook Service's only endpoint."""
+    """The Pod that holds the Lease and labels itself (only it acts)."""
     holder = kubernetes.client.CoordinationV1Api(core.api_client).read_namespaced_lease(
         RELEASE, NAMESPACE).spec.holder_identity
     labelled = [p for p in operator_pods(core) if (p.metadata.labels or {}).get(LEADER_LABEL) == "true"]
+    return labelled[0] if len(labelled) == 1 and labelled[0].metadata.name == holder else None
+
+
+def webhook_endpoints(core) -> set[str]:
     endpoints = core.read_namespaced_endpoints(f"{RELEASE}-webhook", NAMESPACE).subsets or []
-    addresses = {a.ip for s in endpoints for a in s.addresses or []}
-    if len(labelled) == 1 and labelled[0].metadata.name == holder and addresses == {labelled[0].status.pod_ip}:
-        return labelled[0]
-    return None
+    return {a.ip for s in endpoints for a in s.addresses or []}
 
 
 def settled(core) -> kubernetes.client.V1Pod | None:
-    """The leader, once both replicas run Ready."""
+    """The leader, once both replicas run Ready and both serve admission (every replica admits)."""
     pods = operator_pods(core)
-    return leader(core) if len(pods) == 2 and all(is_ready(p) for p in pods) else None
+    if len(pods) != 2 or not all(is_ready(p) for p in pods):
+        return None
+    return leader(core) if webhook_endpoints(core) == {p.status.pod_ip for p in pods} else None
 
 
 def container_log(pod: kubernetes.client.V1Pod, lines: int = 15) -> str:
@@ -182,8 +186,8 @@ def test_the_chart_runs_two_operator_pods_as_specified(chart, core, api_client):
         assert pod.spec.containers[0].security_context.read_only_root_filesystem is True
         assert pod.spec.security_context.run_as_user == images.OPERATOR_UID
         assert pod.status.container_statuses[0].restart_count == 0, pod_diagnosis(core)
-    # The leader alone is labelled and behind the webhook Service; the standby is Ready (to take over).
-    assert leader(core) is not None
+    # One leader acts; both Ready replicas are behind the webhook Service (every replica admits).
+    assert wait_settled(core, 30, "the two replicas never both served admission under one leader") is not None
     budgets = kubernetes.dynamic.DynamicClient(api_client).resources.get(
         api_version="policy/v1beta1", kind="PodDisruptionBudget")
     budget = wait_for(lambda: (b := budgets.get(name="ballast", namespace=NAMESPACE)).status.expectedPods == 2 and b,
@@ -216,7 +220,7 @@ def test_deleting_the_leader_pod_fails_over(chart, guarded, core, apps):
     deleted = time.monotonic()
     core.delete_namespaced_pod(old.metadata.name, NAMESPACE)
     new = wait_for(lambda: (p := leader(core)) and p.metadata.name != old.metadata.name and p, 60,
-                   "no other Pod took over the lease, label and Service")
+                   "no other Pod took over the Lease and label")
     led = time.monotonic() - deleted
     wait_for(lambda: refusal(apps, guarded), 60, "the new leader never refused")
     admitting = time.monotonic() - deleted
@@ -229,8 +233,8 @@ def test_deleting_the_leader_pod_fails_over(chart, guarded, core, apps):
 
 def test_helm_upgrade_keeps_admission(chart, guarded, core, apps, cluster):
     """A rolling upgrade replaces both Pods while a non-compliant Deployment is probed throughout: it is never
-    admitted (the webhook's failurePolicy is Fail), and Ballast refuses it again once the new Pods lead. The
-    calls that failed while leadership moved (the webhook Service had no ready leader) are counted and printed."""
+    admitted (the webhook's failurePolicy is Fail), and every call is answered by a replica: none fails for
+    want of a Ready one (issue 12's promise, on real Pods)."""
     before = {p.metadata.name for p in operator_pods(core)}
     answers: Counter[str] = Counter()
     with ThreadPoolExecutor(1) as helm_thread:
@@ -258,6 +262,8 @@ def test_helm_upgrade_keeps_admission(chart, guarded, core, apps, cluster):
     deployment = apps.read_namespaced_deployment(RELEASE, NAMESPACE)
     assert "--log-format=plain" in deployment.spec.template.spec.containers[0].args
     assert answers["admitted"] == 0, answers
+    # Every Ready replica admits and a stopping one drains: no call finds the Service without a replica.
+    assert not failures, (answers, failures[0][:300])
     assert wait_for(lambda: refusal(apps, guarded), 60, "admission did not work after the upgrade")
     print(f"helm upgrade: both Pods replaced in {took:.1f}s; admission answers meanwhile {dict(answers)}"
           + (f"; the first failure: {failures[0][:300]}" if failures else ""))

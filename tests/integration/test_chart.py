@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import filecmp
-import os
 from pathlib import Path
 
 import kubernetes
@@ -19,17 +18,12 @@ from ballast.cli.operator import run
 from tests.harness import wait_for
 from tests.harness.kubectl import kubectl
 from tests.harness.operator import OperatorProcess
+from tests.integration.helmlib import helm_or_skip
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy
 from tests.integration.releasing import FAST_TIER, FINAL, GOOD, change, release_in
 from tests.integration.test_admission import refused
 
-try:
-    import helm_sdkpy as helm
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("helm-sdkpy is missing: `make install` adds it (pip --ignore-requires-python)",
-                allow_module_level=True)
+helm = helm_or_skip()
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "ballast"
 

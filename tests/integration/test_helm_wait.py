@@ -6,23 +6,16 @@ What it does is documented in the README (section "Pipelines and GitOps"); this 
 from __future__ import annotations
 
 import asyncio
-import os
 
-import pytest
 import yaml
 
 from tests.harness import wait_for
+from tests.integration.helmlib import helm_or_skip
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS
 from tests.integration.pipelines import plugin
 from tests.integration.releasing import GOOD
 
-try:
-    import helm_sdkpy as helm
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("helm-sdkpy is missing: `make install` adds it (pip --ignore-requires-python)",
-                allow_module_level=True)
+helm = helm_or_skip()
 
 TEMPLATE = {
     "apiVersion": "apps/v1", "kind": "Deployment",

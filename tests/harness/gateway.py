@@ -44,8 +44,11 @@ import urllib3
 from kubernetes import watch
 
 from tests.harness import wait_for
+from tests.harness.kubectl import kubectl
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
+HTTPROUTE_CRD = Path(__file__).resolve().parents[1] / "integration" / "data" / "gateway-api-httproute-v1.yaml"
+"""The HTTPRoute v1 CRD the tests use, written from the Gateway API specification."""
 HOST_FETCH = "req.hdr(host),field(1,:),lower"
 """The request's host without a port, as HTTPRoute hostnames are matched."""
 
@@ -248,6 +251,15 @@ def render(rules: list[Rule], bind: str, state_dir: Path) -> str:
 # -- the imperative shell: watch, render, reload ------------------------------------------------------
 
 
+def install_httproute_crd(kubeconfig: str) -> None:
+    """Apply the HTTPRoute CRD (idempotent) and wait until the API server serves it."""
+    applied = kubectl(kubeconfig, "apply", "-f", str(HTTPROUTE_CRD), check=False)
+    if applied.returncode != 0:
+        raise GatewayError(f"the HTTPRoute CRD {HTTPROUTE_CRD} was not applied: {applied.stderr}")
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=30s",
+            "crd/httproutes.gateway.networking.k8s.io")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -366,12 +378,13 @@ class GatewayController:
             conn.settimeout(2)
             conn.connect(str(self.master_socket))
             conn.sendall(command.encode() + b"\n")
+            conn.shutdown(socket.SHUT_WR)  # one command: the master answers and closes
             chunks = []
             while chunk := conn.recv(65536):
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    def _workers(self) -> set[int]:
+    def workers(self) -> set[int]:
         """Pids of HAProxy's current workers (not the old ones finishing their requests)."""
         try:
             shown = self._master("show proc")
@@ -384,10 +397,10 @@ class GatewayController:
     def _workers_or_exit(self) -> set[int]:
         if not self.running():
             raise GatewayError(f"HAProxy exited; see {self.log_path}")
-        return self._workers()
+        return self.workers()
 
     def _reload(self, rules: list[Rule], config: str) -> None:
-        before = self._workers()
+        before = self.workers()
         self.config_path.write_text(config)
         self._check_config()
         assert self.process is not None

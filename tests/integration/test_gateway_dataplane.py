@@ -15,7 +15,6 @@ Run under the real-node lock: `flock /tmp/ballast-node.lock pytest tests/integra
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +24,13 @@ import pytest
 
 from tests.harness import images, require_binary, wait_for
 from tests.harness.binomial import acceptance_range
-from tests.harness.gateway import GROUP, PLURAL, VERSION, GatewayController, install_httproute_crd
+from tests.harness.gateway import GatewayController, install_httproute_crd
 from tests.harness.loadgen import LoadGenerator, errors
 from tests.harness.node import LocalNode
 from tests.harness.processes import process_matches
-from tests.integration.realpods import demo_pod_template, import_image, ready_endpoints
+from tests.integration.realpods import import_image, ready_endpoints
+from tests.integration.weighted import CANARY, STABLE, deploy_versions, measure, served, set_weights
 
-STABLE, CANARY = "shop", "shop-canary"
-ROUTE = "shop"
 REQUESTS = 1000
 """Per measured split: at 90/10 the 99.9 % range is 70-132 canary answers (a replica split gives ~333)."""
 RPS = 150
@@ -51,17 +49,7 @@ def shop(real_node: LocalNode, pytestconfig: pytest.Config, local_cluster, api_c
     namespace = f"gw-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": namespace}})
     try:
-        for name, version, replicas in ((STABLE, "v1", 2), (CANARY, "v2", 1)):
-            labels = {"app": name}
-            apps.create_namespaced_deployment(namespace, {
-                "metadata": {"name": name},
-                "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                         "template": demo_pod_template(labels, version=version)}})
-            core.create_namespaced_service(namespace, {"metadata": {"name": name}, "spec": {
-                "selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
-        for name, replicas in ((STABLE, 2), (CANARY, 1)):
-            wait_for(lambda n=name, r=replicas: ready_endpoints(core, namespace, n) == r, 120,
-                     f"{name} never had {replicas} ready endpoint(s)")
+        deploy_versions(core, apps, namespace, {STABLE: ("v1", 2), CANARY: ("v2", 1)})
         yield namespace
     finally:
         core.delete_namespace(namespace)
@@ -76,35 +64,8 @@ def gateway(cluster, tmp_path: Path) -> Iterator[GatewayController]:
     assert not controller.errors, controller.errors
 
 
-def set_weights(custom, namespace: str, stable: int, canary: int) -> float:
-    """Create or replace the route with these weights; when it was written (time.monotonic())."""
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "HTTPRoute", "metadata": {"name": ROUTE},
-            "spec": {"parentRefs": [{"name": "edge"}], "rules": [{"backendRefs": [
-                {"name": STABLE, "port": 80, "weight": stable}, {"name": CANARY, "port": 80, "weight": canary}]}]}}
-    written = time.monotonic()
-    try:
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-    except kubernetes.client.ApiException as exc:
-        if exc.status != 409:
-            raise
-        custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, ROUTE, {"spec": body["spec"]})
-    return written
-
-
-def serving(gateway: GatewayController, namespace: str, stable: tuple[int, int], canary: tuple[int, int]) -> float:
-    """Wait until HAProxy serves these (weight, ready endpoints) per Service; when it began to."""
-    wanted = {f"{namespace}/{STABLE}:80": stable, f"{namespace}/{CANARY}:80": canary}
-    applied = gateway.wait_applied(lambda _: gateway.weights(f"{namespace}/{ROUTE}") == wanted, APPLY_DEADLINE,
-                                   f"HAProxy never served {wanted}")
-    return applied.at
-
-
-def measure(url: str, n: int = REQUESTS) -> dict[str, int]:
-    """Send n requests (at least) and count the answers by the version that gave them ("" = none of the app's)."""
-    load = LoadGenerator(f"{url}/", rps=RPS, workers=32, count_versions=True)
-    with load:
-        wait_for(lambda: len(load.answers()) >= n, n / RPS * 4 + 30, f"{n} requests were never answered")
-    return load.versions()
+def measure_versions(url: str, requests: int = REQUESTS) -> dict[str, int]:
+    return measure(url, requests, RPS).versions()
 
 
 def assert_share(by_version: dict[str, int], version: str, share: float) -> None:
@@ -117,15 +78,15 @@ def assert_share(by_version: dict[str, int], version: str, share: float) -> None
 
 def test_the_route_weights_split_real_traffic_and_a_change_is_honoured_in_time(shop, gateway, custom):
     set_weights(custom, shop, 90, 10)
-    serving(gateway, shop, (90, 2), (10, 1))
-    split = measure(gateway.url)
+    served(gateway, shop, (90, 2), (10, 1), APPLY_DEADLINE)
+    split = measure_versions(gateway.url)
     assert set(split) == {"v1", "v2"}, split  # every request answered by one of the two versions
     assert_share(split, "v2", 0.10)  # not a third, though the canary is a third of the pods
 
     with LoadGenerator(f"{gateway.url}/", rps=50, count_versions=True) as during:  # users across the reload
         written = set_weights(custom, shop, 50, 50)
-        took = serving(gateway, shop, (50, 2), (50, 1)) - written
-        after = measure(gateway.url)
+        took = served(gateway, shop, (50, 2), (50, 1), APPLY_DEADLINE) - written
+        after = measure_versions(gateway.url)
     assert took <= APPLY_DEADLINE
     assert_share(after, "v2", 0.50)
     assert errors(during.counts()) == 0, during.counts()  # a hot reload drops no request
@@ -136,17 +97,15 @@ def test_the_route_weights_split_real_traffic_and_a_change_is_honoured_in_time(s
 def test_a_backend_without_ready_endpoints_gets_no_traffic_and_its_share_is_answered_503(
         shop, gateway, custom, apps, core):
     set_weights(custom, shop, 100, 0)
-    serving(gateway, shop, (100, 2), (0, 1))
-    only_stable = measure(gateway.url, 300)
+    served(gateway, shop, (100, 2), (0, 1), APPLY_DEADLINE)
+    only_stable = measure_versions(gateway.url, 300)
     assert set(only_stable) == {"v1"}, only_stable  # weight 0: not one request, and no failures either
 
     set_weights(custom, shop, 50, 50)
     apps.patch_namespaced_deployment_scale(CANARY, shop, {"spec": {"replicas": 0}})
     try:
-        serving(gateway, shop, (50, 2), (50, 0))
-        load = LoadGenerator(f"{gateway.url}/", rps=RPS, workers=32, count_versions=True)
-        with load:
-            wait_for(lambda: len(load.answers()) >= REQUESTS, 60, "requests never answered")
+        served(gateway, shop, (50, 2), (50, 0), APPLY_DEADLINE)
+        load = measure(gateway.url, REQUESTS, RPS)
         by_version, by_status = load.versions(), load.counts()
         assert by_version.get("v2", 0) == 0, by_version
         assert set(by_status) == {200, 503}, by_status  # Gateway API: the share of a backend without endpoints

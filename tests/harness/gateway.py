@@ -312,9 +312,15 @@ class GatewayController:
 
     def start(self, timeout: float = 30.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
         rules = self._resolve()
-        self.config_path.write_text(render(rules, f"127.0.0.1:{self.port}", self.state_dir))
-        self._check_config()
+        self._write_config(render(rules, f"127.0.0.1:{self.port}", self.state_dir))
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [self.haproxy, "-W", "-db", "-S", str(self.master_socket), "-f", str(self.config_path)],
@@ -366,12 +372,15 @@ class GatewayController:
 
     # HAProxy
 
-    def _check_config(self) -> None:
-        checked = subprocess.run([self.haproxy, "-c", "-q", "-f", str(self.config_path)],
-                                 capture_output=True, text=True)
+    def _write_config(self, config: str) -> None:
+        """Replace the configuration file with `config` if HAProxy accepts it (the old one stays otherwise)."""
+        candidate = self.config_path.with_suffix(".new")
+        candidate.write_text(config)
+        checked = subprocess.run([self.haproxy, "-c", "-q", "-f", str(candidate)], capture_output=True, text=True)
         if checked.returncode != 0:
-            raise GatewayError(f"HAProxy refuses the configuration rendered from the HTTPRoutes in "
-                               f"{self.config_path}: {checked.stdout}{checked.stderr}")
+            raise GatewayError(f"HAProxy refuses the configuration rendered from the HTTPRoutes in {candidate}: "
+                               f"{checked.stdout}{checked.stderr}")
+        candidate.replace(self.config_path)
 
     def _master(self, command: str) -> str:
         with socket.socket(socket.AF_UNIX) as conn:
@@ -401,8 +410,7 @@ class GatewayController:
 
     def _reload(self, rules: list[Rule], config: str) -> None:
         before = self.workers()
-        self.config_path.write_text(config)
-        self._check_config()
+        self._write_config(config)
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGUSR2)
 
@@ -451,7 +459,8 @@ class GatewayController:
                 if config != self.config_path.read_text():
                     self._reload(rules, config)
             except (GatewayError, TimeoutError, kubernetes.client.ApiException, urllib3.exceptions.HTTPError) as exc:
-                self.errors.append(str(exc))
+                if not self.errors or self.errors[-1] != str(exc):  # a refused configuration is retried
+                    self.errors.append(str(exc))
 
     def _watch(self, kind: str) -> None:
         """Mark the configuration dirty on every change of `kind` (a fresh watch every few seconds, so

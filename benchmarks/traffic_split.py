@@ -34,35 +34,47 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import sys
 import time
 from dataclasses import dataclass
 
 import kubernetes
 
+from ballast.api.common import GROUP as BALLAST_GROUP
+from ballast.api.common import VERSION as BALLAST_VERSION
 from benchmarks.environment import environment
-from tests.harness import images
+from tests.harness import images, wait_for
 from tests.harness.binomial import acceptance_range, wilson_interval
 from tests.harness.cluster import LocalCluster
-from tests.harness.gateway import GatewayController, install_httproute_crd
+from tests.harness.gateway import GROUP, PLURAL, VERSION, Applied, GatewayController, install_httproute_crd
+from tests.harness.loadgen import LoadGenerator
 from tests.harness.node import LocalNode, NodeUnavailable
-from tests.integration.weighted import CANARY, STABLE, deploy_versions, measure, served, set_weights
+from tests.integration.kube import OWNERSHIP_ANNOTATIONS, release_policy, service_ownership
+from tests.integration.realpods import demo_pod_template, ready_endpoints
+from tests.integration.releasing import FAST_TIER, created, final_release
+from tests.integration.weighted import CANARY, ROUTE, STABLE, deploy_versions, measure, served, set_weights
 
 NAMESPACE = "bench-split"
+POLICY = "bench-split"
 STABLE_PODS, CANARY_PODS = 4, 1
 CONFIDENCE = 0.99
 APPLY_TIMEOUT = 30.0
+EDGE_SECONDS = 0.5
+"""With --weights-by ballast, requests sent this close to a route change are not counted for either step:
+they may have been accepted by the HAProxy worker of the other configuration."""
 
 
 @dataclass(frozen=True)
 class Step:
-    requested: int
+    requested: float
     """Canary weight in percent."""
     answered: int
     canary: int
     others: dict[str, int]
     """Answers by anything but the two versions ("" = no answer or not the app's), for the record."""
-    applied_seconds: float
+    applied_seconds: float | None
+    """From the route's write to HAProxy serving it (None where Ballast wrote it: the moment is not seen)."""
 
     @property
     def measured(self) -> float:
@@ -75,20 +87,24 @@ class Step:
 
 
 def ballast_routing_unavailable() -> str | None:
-    """Why `--weights-by ballast` cannot run here; None would mean it can (never yet: see the docstring)."""
+    """Why `--weights-by ballast` cannot run here (None: it can)."""
     if importlib.util.find_spec("ballast.api.routing") is None:
         return ("this Ballast has no Gateway API routing (no ballast.api.routing: issue 13 item 1 is not merged "
                 "here), so no release can set the route's weights")
-    return ("Ballast has Gateway API routing, but this benchmark does not drive a release through it yet "
-            "(a ServiceOwnership with spec.traffic.gatewayRoute and a tier with these steps)")
+    from ballast.api.serviceownership import ServiceOwnershipSpec
+
+    if "traffic" not in ServiceOwnershipSpec.model_fields:
+        return "this Ballast's ServiceOwnership has no spec.traffic.gatewayRoute to name the route by"
+    return None
 
 
 def row(step: Step) -> str:
     low, high = wilson_interval(step.canary, step.answered)
     accept_low, accept_high = acceptance_range(step.answered, step.requested / 100, CONFIDENCE)
     others = f"  others {step.others}" if step.others else ""
-    return (f"{step.requested:>7} %  {step.answered:>8}  {step.canary:>6}  {step.measured:>8.2%}  "
-            f"[{low:6.2%}, {high:6.2%}]  {accept_low:>5}-{accept_high:<5}  {step.applied_seconds:>6.2f} s  "
+    applied = "-" if step.applied_seconds is None else f"{step.applied_seconds:.2f} s"
+    return (f"{step.requested:>7g} %  {step.answered:>8}  {step.canary:>6}  {step.measured:>8.2%}  "
+            f"[{low:6.2%}, {high:6.2%}]  {accept_low:>5}-{accept_high:<5}  {applied:>8}  "
             f"{'PASS' if step.passed else 'MISS'}{others}")
 
 
@@ -97,8 +113,101 @@ def run_step(custom: kubernetes.client.CustomObjectsApi, gateway: GatewayControl
     written = set_weights(custom, NAMESPACE, 100 - weight, weight)
     applied = served(gateway, NAMESPACE, (100 - weight, STABLE_PODS), (weight, CANARY_PODS), APPLY_TIMEOUT)
     by_version = measure(gateway.url, requests, rps).versions()
+    return step_of(weight, by_version, applied - written)
+
+
+def step_of(requested: float, by_version: dict[str, int], applied_seconds: float | None) -> Step:
     others = {version: n for version, n in by_version.items() if version not in ("v1", "v2")}
-    return Step(weight, sum(by_version.values()), by_version.get("v2", 0), others, applied - written)
+    return Step(requested, sum(by_version.values()), by_version.get("v2", 0), others, applied_seconds)
+
+
+def by_test(api: kubernetes.client.ApiClient, gateway: GatewayController, weights: list[int], requests: int,
+            rps: float) -> tuple[list[Step], bool]:
+    """The script writes each step's weights; the stable and the canary are two Deployments of their own."""
+    deploy_versions(kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api), NAMESPACE,
+                    {STABLE: ("v1", STABLE_PODS), CANARY: ("v2", CANARY_PODS)})
+    print(f"weights written by this script to HTTPRoute {NAMESPACE}/{ROUTE}; stable {STABLE_PODS} pods (v1), "
+          f"canary {CANARY_PODS} pod (v2): a replica split would give the canary "
+          f"{CANARY_PODS / (STABLE_PODS + CANARY_PODS):.0%}")
+    print(f"{requests} requests per step at {rps:g}/s\n", flush=True)
+    print(HEADER)
+    steps = []
+    for weight in weights:
+        steps.append(run_step(kubernetes.client.CustomObjectsApi(api), gateway, weight, requests, rps))
+        print(row(steps[-1]), flush=True)
+    return steps, True
+
+
+def canary_share(gateway: GatewayController, applied: Applied) -> float:
+    """The canary's weight in percent of the route's rule as HAProxy served it (0 while no canary is in it)."""
+    served_now = gateway.weights(f"{NAMESPACE}/{ROUTE}", applied=applied)
+    canary = [weight for service, (weight, endpoints) in served_now.items()
+              if service.endswith("-ballast-canary:80") and endpoints]
+    total = sum(w for w, _ in served_now.values())
+    return 100 * sum(canary) / total if canary and total else 0.0
+
+
+def steps_seen(gateway: GatewayController, load: LoadGenerator) -> list[Step]:
+    """The answers of each stretch of time in which HAProxy served one canary weight (> 0), counted by version."""
+    changes: list[tuple[float, float]] = []  # (since, canary share), one entry per change of share
+    for applied in gateway.history:
+        share = canary_share(gateway, applied)
+        if not changes or changes[-1][1] != share:
+            changes.append((applied.at, share))
+    ends = [since for since, _ in changes[1:]] + [load.stopped or time.monotonic()]
+    return [step_of(share, load.versions(since + EDGE_SECONDS, until - EDGE_SECONDS), None)
+            for (since, share), until in zip(changes, ends, strict=True) if share > 0]
+
+
+def by_ballast(api: kubernetes.client.ApiClient, gateway: GatewayController, weights: list[int], requests: int,
+               rps: float) -> tuple[list[Step], bool]:
+    """A real release walks the steps: Ballast writes the route (stable and canary Services of its own), the
+    benchmark only watches what HAProxy serves and counts the answers of each step."""
+    core, apps = kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    step_seconds = math.ceil(requests / rps) + 5  # each step carries at least `requests` requests
+    custom.create_cluster_custom_object(BALLAST_GROUP, BALLAST_VERSION, "releasepolicies", release_policy(
+        POLICY, {"ballast.dev/bench": NAMESPACE}, tiers={"low": {
+            **FAST_TIER, "steps": weights, "stepDuration": f"{step_seconds}s", "readyDeadline": "60s",
+            "minRequests": 10}}))
+    custom.create_namespaced_custom_object(BALLAST_GROUP, BALLAST_VERSION, NAMESPACE, "serviceownerships",
+                                           service_ownership(STABLE, {"app": STABLE}, riskTier="low", traffic={
+                                               "gatewayRoute": {"name": ROUTE, "backend": STABLE, "port": 80}}))
+    body = {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": STABLE, "labels": {"app": STABLE}, "annotations": OWNERSHIP_ANNOTATIONS},
+            "spec": {"replicas": STABLE_PODS, "selector": {"matchLabels": {"app": STABLE}},
+                     "template": demo_pod_template({"app": STABLE}, version="v1")}}
+    wait_for(lambda: created(apps, NAMESPACE, body), 30, "the Deployment was never admitted")
+    core.create_namespaced_service(NAMESPACE, {"metadata": {"name": STABLE}, "spec": {
+        "selector": {"app": STABLE}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "HTTPRoute", "metadata": {"name": ROUTE},
+        "spec": {"parentRefs": [{"name": "edge"}], "rules": [{"backendRefs": [{"name": STABLE, "port": 80}]}]}})
+    wait_for(lambda: ready_endpoints(core, NAMESPACE, STABLE) == STABLE_PODS, 120, "the stable pods never got ready")
+    served_all = {f"{NAMESPACE}/{STABLE}:80": (1, STABLE_PODS)}
+    gateway.wait_applied(lambda _: gateway.weights(f"{NAMESPACE}/{ROUTE}") == served_all, APPLY_TIMEOUT,
+                         "HAProxy never served the stable Service")
+    probe = {"spec": {"template": {"metadata": {"annotations": {"probe": "1"}}}}}
+    wait_for(lambda: apps.patch_namespaced_deployment(STABLE, NAMESPACE, probe, dry_run="All").spec.paused, 30,
+             "the pause webhook never took over template changes")
+    print(f"weights written by Ballast: a release of {NAMESPACE}/{STABLE} (v1 -> v2, {STABLE_PODS} pods) through "
+          f"HTTPRoute {NAMESPACE}/{ROUTE}, steps {weights} of {step_seconds} s; users at {rps:g}/s throughout\n",
+          flush=True)
+    with LoadGenerator(f"{gateway.url}/", rps=rps, workers=32, count_versions=True) as load:
+        apps.patch_namespaced_deployment(STABLE, NAMESPACE, {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "env": [{"name": "VERSION", "value": "v2"}]}]}}}})
+        release = final_release(custom, NAMESPACE, timeout=len(weights) * (step_seconds + 60) + 120)
+    print(HEADER)
+    steps = steps_seen(gateway, load)
+    for step in steps:
+        print(row(step))
+    status = release["status"]
+    print(f"\nrelease {release['metadata']['name']}: {status['phase']} ({status.get('reason', '')}); "
+          f"route weights Ballast set, in order: {[step.requested for step in steps]} (steps asked: {weights})")
+    return steps, status["phase"] == "Promoted" and [step.requested for step in steps] == weights
+
+
+HEADER = "requested  answered  canary  measured  95 % interval      99 % range  route->served"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +222,13 @@ def main(argv: list[str] | None = None) -> int:
                         "a healthy cluster already running there is reused and left running")
     args = parser.parse_args(argv)
     weights = [int(w) for w in args.weights.split(",")]
-    if args.weights_by == "ballast":
-        print(f"--weights-by ballast: not yet available: {ballast_routing_unavailable()}. "
+    if args.weights_by == "ballast" and (unavailable := ballast_routing_unavailable()):
+        print(f"--weights-by ballast: not yet available: {unavailable}. "
               "Run with --weights-by test for the data plane's own figures.")
         return 2
 
-    with environment(args.state_dir, [], [NAMESPACE], start_operator=False) as env:
+    ballast = args.weights_by == "ballast"
+    with environment(args.state_dir, [POLICY], [NAMESPACE], start_operator=ballast) as env:
         node = LocalNode(LocalCluster(env.state_dir))
         reused_node = node.info is not None
         try:
@@ -130,27 +240,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             images.import_archive(node.ctr, images.demo_app_archive())
             install_httproute_crd(env.info.kubeconfig)
-            core, apps = kubernetes.client.CoreV1Api(env.api), kubernetes.client.AppsV1Api(env.api)
-            core.create_namespace({"metadata": {"name": NAMESPACE}})
-            deploy_versions(core, apps, NAMESPACE, {STABLE: ("v1", STABLE_PODS), CANARY: ("v2", CANARY_PODS)})
-            custom = kubernetes.client.CustomObjectsApi(env.api)
-            steps: list[Step] = []
+            kubernetes.client.CoreV1Api(env.api).create_namespace(
+                {"metadata": {"name": NAMESPACE, "labels": {"ballast.dev/bench": NAMESPACE}}})
             started = time.monotonic()
             with GatewayController(env.info.kubeconfig, env.state_dir / "gateway") as gateway:
-                print(f"\nweights written by this script to HTTPRoute {NAMESPACE}/shop; data plane HAProxy at "
-                      f"{gateway.url}; stable {STABLE_PODS} pods (v1), canary {CANARY_PODS} pod (v2): a replica "
-                      f"split would give the canary {CANARY_PODS / (STABLE_PODS + CANARY_PODS):.0%}")
-                print(f"{args.requests} requests per step at {args.rps:g}/s; PASS: canary count within the "
-                      f"central {CONFIDENCE:.0%} range of Binomial(n, requested)\n")
-                print("requested  answered  canary  measured  95 % interval      99 % range  route->served")
-                for weight in weights:
-                    steps.append(run_step(custom, gateway, weight, args.requests, args.rps))
-                    print(row(steps[-1]), flush=True)
+                print(f"data plane: HAProxy at {gateway.url}, configured from the HTTPRoutes "
+                      "(tests/harness/gateway.py)")
+                steps, completed = (by_ballast if ballast else by_test)(env.api, gateway, weights, args.requests,
+                                                                          args.rps)
                 errors = list(gateway.errors)
             passed = sum(step.passed for step in steps)
-            print(f"\n{passed} of {len(steps)} steps PASS in {time.monotonic() - started:.0f} s; "
+            print(f"\n{passed} of {len(steps)} steps PASS (canary count within the central {CONFIDENCE:.0%} range "
+                  f"of Binomial(answered, requested)) in {time.monotonic() - started:.0f} s; "
                   f"controller errors: {errors or 'none'}")
-            env.ok = not errors
+            env.ok = completed and not errors
             return 0 if env.ok else 1
         finally:
             if not reused_node:

@@ -294,6 +294,8 @@ class GatewayController:
         self.log_path = state_dir / "haproxy.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.applied: Applied | None = None
+        self.history: list[Applied] = []
+        """Every configuration HAProxy served, in order: which weights carried the requests sent when."""
         self.errors: list[str] = []
         """Configurations HAProxy refused and failed reloads: a test asserts there are none."""
         self._stop = threading.Event()
@@ -362,9 +364,9 @@ class GatewayController:
                 self._changed.wait(left)
             return self.applied
 
-    def weights(self, route: str, rule: int = 0) -> dict[str, tuple[int, int]]:
-        """What HAProxy serves now for one rule: backend Service -> (weight, ready endpoints)."""
-        applied = self.applied
+    def weights(self, route: str, rule: int = 0, applied: Applied | None = None) -> dict[str, tuple[int, int]]:
+        """What HAProxy serves (now, or in `applied`) for one rule: backend Service -> (weight, ready endpoints)."""
+        applied = applied or self.applied
         for resolved in applied.rules if applied else ():
             if resolved.route == route and resolved.index == rule:
                 return {b.service: (b.weight, len(b.servers)) for b in resolved.backends}
@@ -425,6 +427,7 @@ class GatewayController:
         with self._changed:
             generation = self.applied.generation + 1 if self.applied else 1
             self.applied = Applied(generation, time.monotonic(), tuple(rules))
+            self.history.append(self.applied)
             self._changed.notify_all()
 
     # Kubernetes

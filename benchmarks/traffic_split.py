@@ -23,9 +23,15 @@ that distribution, computed exactly (tests/harness/binomial.py): a correct data 
 a hundred; a data plane that split by replicas (20 %) or lagged behind the route misses by far. With
 2,000 requests that range is about +-0.6 points at 1 %, +-1.3 at 5 %, +-2.5 at 25 % and +-2.9 at 50 %.
 
-``--weights-by ballast`` would let a real Ballast release with Gateway routing walk the steps and
-measure each step while it lasts. It is not available yet: it reports so and exits 2 without starting
-anything (see ``ballast_routing_unavailable``); nothing is simulated in its place.
+``--weights-by ballast``: a real Ballast release walks the steps instead. The operator runs, a ReleasePolicy
+gives tier ``low`` these steps (each as long as ``--requests`` at ``--rps`` needs, plus 5 s), the
+ServiceOwnership of Deployment ``shop`` (v1, 4 pods) names the HTTPRoute (``spec.traffic.gatewayRoute``,
+issue 13 item 1), and v2 is shipped; Ballast writes the route (its own ``shop-ballast-stable`` and
+``shop-ballast-canary`` Services). Users send at ``--rps`` throughout; each stretch of time in which HAProxy
+served one canary weight is one step (requests sent within 0.5 s of a change are left out), and the run
+succeeds when the release is Promoted after exactly the steps asked. Where this Ballast has no Gateway
+routing, the mode says "not yet available" and exits 2 without starting anything
+(``ballast_routing_unavailable``); nothing is simulated in its place.
 
 Not a test: it prints figures and PASS/MISS per step, and exits 1 only when the run itself failed.
 """

@@ -29,6 +29,7 @@ from ballast.api import vocabulary
 from ballast.api.common import GROUP, VERSION
 from ballast.api.release import (
     FINAL_PHASES,
+    WAITING_PHASES,
     Release,
     ReleasePhase,
     ReleaseSpec,
@@ -47,11 +48,11 @@ from ballast.controllers.analysis import look, unknown
 from ballast.controllers.notifications import notify_release
 from ballast.controllers.runtime import Runtime, now
 from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
-from ballast.kube import deployments
+from ballast.kube import deployments, routes
 from ballast.kube.client import CustomObjectRef, api_client, update_status
 from ballast.policy.ownership import NamedOwnership, responsibility
 from ballast.release.conditions import with_conditions
-from ballast.release.gates import ErrorBudget, GateInputs, ReleaseRef, waiting_block
+from ballast.release.gates import Block, BlockKind, ErrorBudget, GateInputs, ReleaseRef, waiting_block
 from ballast.release.machine import (
     Action,
     ActionKind,
@@ -61,10 +62,12 @@ from ballast.release.machine import (
     Gates,
     Plan,
     Requests,
+    RouteView,
     View,
     plan,
 )
 from ballast.release.record import Change, free_release_name, release_body
+from ballast.release.routing import choose_route, route_block
 from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
@@ -188,7 +191,8 @@ async def _gather(runtime: Runtime, key: tuple[str, str]) -> _Pass | None:
         return None
     canary = await asyncio.to_thread(deployments.read_raw, namespace, deployments.canary_name(spec.deployment))
     _, policy = _policy(runtime, namespace)
-    view = _view(runtime, key, body, spec, status, policy, deployment, canary)
+    route = await asyncio.to_thread(_route_view, runtime, namespace, spec, status, policy)
+    view = _view(runtime, key, body, spec, status, policy, deployment, canary, route)
     return _Pass(key, body, spec, policy, deployment, canary, view)
 
 
@@ -208,8 +212,26 @@ def _approval(status: ReleaseStatus, annotations: dict[str, str]) -> tuple[Relea
     return status.model_copy(update={"approved_by": approver}), True
 
 
+def _route_view(runtime: Runtime, namespace: str, spec: ReleaseSpec, status: ReleaseStatus,
+                policy: ReleasePolicySpec) -> RouteView:
+    """The HTTPRoute the release drives (as recorded), or before it starts the one it would drive (blocking)."""
+    if status.route is not None:
+        route = routes.read_route(namespace, status.route.name)
+        return RouteView(rules=routes.route_rules(route), deployment=spec.deployment,
+                         resource_version=route["metadata"]["resourceVersion"] if route else "")
+    if status.phase not in WAITING_PHASES:
+        return RouteView(deployment=spec.deployment)  # started on the replica split: it stays on it
+    ownership = _ownership(runtime, namespace, spec.service)
+    choice = choose_route(ownership.spec.traffic.gateway_route if ownership is not None else None,
+                          policy.tiers.for_tier(spec.tier).gateway_route, spec.service, spec.deployment)
+    route = routes.read_route(namespace, choice.route.name) if choice is not None else None
+    return RouteView(choice=choice, rules=routes.route_rules(route), deployment=spec.deployment,
+                     resource_version=route["metadata"]["resourceVersion"] if route else "")
+
+
 def _view(runtime: Runtime, key: tuple[str, str], body: dict[str, Any], spec: ReleaseSpec, status: ReleaseStatus,
-          policy: ReleasePolicySpec, deployment: dict[str, Any] | None, canary: dict[str, Any] | None) -> View:
+          policy: ReleasePolicySpec, deployment: dict[str, Any] | None, canary: dict[str, Any] | None,
+          route: RouteView) -> View:
     namespace, name = key
     tier = policy.tiers.for_tier(spec.tier)
     annotations = _annotations(body)
@@ -225,13 +247,16 @@ def _view(runtime: Runtime, key: tuple[str, str], body: dict[str, Any], spec: Re
         budget=_error_budget(runtime, policy, namespace, spec.service),
         change_type=spec.change_type, emergency=spec.emergency,
     ))
+    if block is None and status.phase in WAITING_PHASES and (text := route_block(
+            route.choice, route.rules, tier.require_gateway_route, spec.tier.value, spec.service, namespace)):
+        block = Block(BlockKind.GATEWAY_ROUTE, text)
     return View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
         from_revision=spec.from_revision, tier=tier, deployment=DeploymentView.from_body(deployment),
         canary=_canary_view(canary, release_uid),
         gates=Gates(approval_required=tier.approval_required, approved=approved, block=block),
         requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
-        analysis=runtime.analyses.latest(key),
+        analysis=runtime.analyses.latest(key), route=route,
     )
 
 
@@ -280,7 +305,7 @@ async def _carry_out(runtime: Runtime, gathered: _Pass, decision: Plan, decided:
         _announce(body, deployment, decision.status, spec)
         notify_release(gathered.policy, body, spec, decision.status, gathered.view.now)
     for action in decision.actions:
-        if not await asyncio.to_thread(_act, action, body, deployment, spec):
+        if not await asyncio.to_thread(_act, action, body, deployment, spec, decision.status):
             runtime.release_reconciler.request(gathered.key)  # the Deployment changed since the plan: plan again
             return
     if decision.transitioned and decision.status.phase is ReleasePhase.ROLLING_BACK:
@@ -351,9 +376,13 @@ def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status
                    message=f"Release {release['metadata']['name']} {message}")
 
 
-def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | None, spec: ReleaseSpec) -> bool:
-    """Carry out one action; False (and nothing done) when the Deployment's template changed since the plan."""
+def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | None, spec: ReleaseSpec,
+         status: ReleaseStatus) -> bool:
+    """Carry out one action; False (and nothing done) when the Deployment's template or the route changed since
+    the plan."""
     namespace = release["metadata"]["namespace"]
+    if action.kind in (ActionKind.ROUTE_TRAFFIC, ActionKind.RESTORE_ROUTE):
+        return _act_on_route(action, release, spec, status)
     if action.kind is ActionKind.DELETE_CANARY:
         deployments.delete_canary(namespace, deployments.canary_name(spec.deployment), release["metadata"]["uid"])
         return True
@@ -389,6 +418,40 @@ def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | N
         fields["/metadata/annotations"] = kept
         deployments.replace_fields(namespace, spec.deployment, rv, fields)
     return True
+
+
+def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec, status: ReleaseStatus) -> bool:
+    """Route the canary's share through the HTTPRoute, or take the release out of it; False when the route or
+    the Deployment changed since the plan."""
+    record = status.route
+    if record is None:
+        return True
+    namespace, uid = release["metadata"]["namespace"], release["metadata"]["uid"]
+    if action.kind is ActionKind.RESTORE_ROUTE:
+        if action.rules and not routes.write_backend_refs(namespace, record.name, action.resource_version,
+                                                          action.rules):
+            return False
+        for service in (record.canary_service, record.stable_service):
+            routes.delete_service(namespace, service, uid)
+        return True
+    current = deployments.read_raw(namespace, spec.deployment)
+    stable = deployments.read_stable_revision(current, excluding=spec.to_revision) if current else None
+    backend = routes.read_service(namespace, record.backend)
+    if current is None or stable is None or backend is None:
+        logger.warning("Release %s/%s cannot route traffic: the Deployment, its stable ReplicaSet or Service %s "
+                       "is missing.", namespace, release["metadata"]["name"], record.backend)
+        return True  # the canary gets no traffic; its analysis stays inconclusive and the tier decides
+    ports = routes.service_ports(backend)
+    canary_selector = {**(current["spec"]["selector"].get("matchLabels") or {}),
+                       vocabulary.TRACK_LABEL: vocabulary.CANARY_TRACK}
+    try:
+        routes.ensure_service(routes.service_body(record.stable_service, namespace, routes.stable_selector(
+            current, stable.pod_template_hash), ports, release))
+        routes.ensure_service(routes.service_body(record.canary_service, namespace, canary_selector, ports, release))
+    except routes.ServiceNameTaken as error:
+        logger.warning("%s", error)
+        return True
+    return routes.write_backend_refs(namespace, record.name, action.resource_version, action.rules)
 
 
 def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int) -> None:

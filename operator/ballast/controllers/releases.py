@@ -39,6 +39,7 @@ from ballast.api.release import (
 )
 from ballast.api.releasepolicy import ReleasePolicySpec
 from ballast.api.revisions import rolled_back_record, template_hash
+from ballast.api.routing import RouteRecord
 from ballast.api.vocabulary import (
     ABORT_ANNOTATION,
     APPROVED_BY_ANNOTATION,
@@ -67,7 +68,7 @@ from ballast.release.machine import (
     plan,
 )
 from ballast.release.record import Change, free_release_name, release_body
-from ballast.release.routing import choose_route, route_block
+from ballast.release.routing import choose_route, restore_rules, route_block
 from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
@@ -428,9 +429,7 @@ def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec, st
         return True
     namespace, uid = release["metadata"]["namespace"], release["metadata"]["uid"]
     if action.kind is ActionKind.RESTORE_ROUTE:
-        if action.rules and not routes.write_backend_refs(namespace, record.name, action.resource_version,
-                                                          action.rules):
-            return False
+        _restore_route(namespace, record)
         for service in (record.canary_service, record.stable_service):
             routes.delete_service(namespace, service, uid)
         return True
@@ -452,6 +451,21 @@ def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec, st
         logger.warning("%s", error)
         return True
     return routes.write_backend_refs(namespace, record.name, action.resource_version, action.rules)
+
+
+RESTORE_ATTEMPTS = 5
+
+
+def _restore_route(namespace: str, record: RouteRecord) -> None:
+    """Take the release out of its route, over whatever was written meanwhile (a final phase is never planned
+    again, so this must not give up on a conflict)."""
+    for _ in range(RESTORE_ATTEMPTS):
+        route = routes.read_route(namespace, record.name)
+        changes = restore_rules(record, routes.route_rules(route))
+        if route is None or not changes or routes.write_backend_refs(
+                namespace, record.name, route["metadata"]["resourceVersion"], changes):
+            return
+    raise RuntimeError(f"HTTPRoute {namespace}/{record.name} kept changing while Ballast restored it")
 
 
 def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int) -> None:

@@ -42,7 +42,6 @@ from ballast.release.routing import (
     canary_size,
     foreign_edit,
     record,
-    restore_rules,
     restored,
     shown_weights,
     usable,
@@ -106,7 +105,8 @@ class ActionKind(StrEnum):
     ROUTE_TRAFFIC = "RouteTraffic"
     """Make sure the stable and canary Services exist, then write ``rules`` into the HTTPRoute."""
     RESTORE_ROUTE = "RestoreRoute"
-    """Write ``rules`` (the route without the release) into the HTTPRoute, then delete Ballast's Services."""
+    """Take the release out of the HTTPRoute (:func:`ballast.release.routing.restore_rules` of the route as it
+    is when acting: a release that is leaving always leaves), then delete Ballast's Services."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,9 @@ class Action:
     kind: ActionKind
     replicas: int = 0
     rules: Mapping[int, BackendRefs] = field(default_factory=dict)
-    """Route actions: rule index -> the backendRefs to write."""
+    """ROUTE_TRAFFIC: rule index -> the backendRefs to write."""
     resource_version: str = ""
-    """Route actions: the route's resourceVersion the rules were computed from (a write is refused past it)."""
+    """ROUTE_TRAFFIC: the route's resourceVersion the rules were computed from (a write is refused past it)."""
 
 
 @dataclass(frozen=True)
@@ -348,8 +348,7 @@ def _route_out(view: View, always: bool = True) -> list[Action]:
     route = view.status.route
     if route is None or not (always or not restored(route, view.route.rules)):
         return []
-    return [Action(ActionKind.RESTORE_ROUTE, rules=restore_rules(route, view.route.rules),
-                   resource_version=view.route.resource_version)]
+    return [Action(ActionKind.RESTORE_ROUTE)]
 
 
 def _rollback(view: View, reason: str, message: str, **changes: object) -> Plan:

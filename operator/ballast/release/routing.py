@@ -157,8 +157,9 @@ def weighted_refs(rec: RouteRecord, refs: BackendRefs, weight: int) -> BackendRe
     """One rule's backendRefs with the canary at exactly ``weight``% of what the stable backend carried.
 
     The stable backend's weight W becomes W*(100-weight) on the stable pods' Service and W*weight on the
-    canary's; other backends' weights are multiplied by 100, so they keep their share. The weights are
-    then divided by their greatest common divisor (a lone backend at 5% becomes 95 and 5). A route
+    canary's; other backends' weights are multiplied by 100, so they keep their share. All are then divided
+    by the original weights' greatest common divisor, so they read as percentages where they can (a lone
+    backend at 5% becomes 95 and 5). A route
     :func:`usable` never exceeds the Gateway API's largest weight.
     """
     route = _route_of(rec)
@@ -170,7 +171,7 @@ def weighted_refs(rec: RouteRecord, refs: BackendRefs, weight: int) -> BackendRe
             out.append({**ref, "name": rec.canary_service, "weight": own * weight})
         else:
             out.append({**ref, "weight": own * 100})
-    divisor = math.gcd(*(r["weight"] for r in out))
+    divisor = math.gcd(*(ref.get("weight", 1) for ref in refs))
     return [{**r, "weight": r["weight"] // divisor} for r in out] if divisor > 1 else out
 
 

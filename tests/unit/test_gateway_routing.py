@@ -300,3 +300,12 @@ def test_math_is_exact_for_every_step_of_every_default_tier():
             stable, canary = shown_weights(REC, weight)
             assert canary * 100 == weight * (stable + canary)
     assert shown_weights(REC, 1) == (99, 1)
+
+
+class TestShown:
+    def test_status_shows_the_route_and_the_weights_set(self):
+        from ballast.cli.sre import route_text
+        assert route_text(None) is None
+        assert route_text(REC.to_wire()) == "shop (untouched)"
+        set_weights = REC.model_copy(update={"stable_weight": 95, "canary_weight": 5})
+        assert route_text(set_weights.to_wire()) == "shop stable=95 canary=5"

@@ -68,10 +68,21 @@ def status(kubeconfig: str | None, namespace: str | None, all_namespaces: bool, 
             "tier": spec.get("riskTier", "medium"), "release": reference.get("name"),
             "phase": release_status.get("phase"), "weight": release_status.get("weight"),
             "reached": release_status.get("reachedWeight"),
+            "routing": release_status.get("routing", "ReplicaSplit") if release_status else None,
+            "route": route_text(release_status.get("route")),
             "last_verdict": _last_verdict(release), "frozen": _frozen(policies, ns, spec.get("riskTier", "medium")),
         })
-    emit(rows, ["namespace", "service", "owner", "tier", "release", "phase", "weight", "reached", "last_verdict",
-                "frozen"], output, no_color)
+    emit(rows, ["namespace", "service", "owner", "tier", "release", "phase", "weight", "reached", "routing",
+                "route", "last_verdict", "frozen"], output, no_color)
+
+
+def route_text(route: dict[str, Any] | None) -> str | None:
+    """An HTTPRoute a release drives and the weights Ballast set on it, e.g. ``shop stable=95 canary=5``."""
+    if not route:
+        return None
+    if route.get("canaryWeight") is None:
+        return f"{route['name']} (untouched)"
+    return f"{route['name']} stable={route.get('stableWeight')} canary={route['canaryWeight']}"
 
 
 @click.command("history")
@@ -180,6 +191,11 @@ def describe(release: str, kubeconfig: str | None, namespace: str | None) -> Non
             lines.append(f"Held by:     {', '.join(st.blocked_by)}")
         if st.weight_warning:
             lines.append(f"Warning:     {st.weight_warning}")
+        lines.append(f"Routing:     {st.routing.value}")
+        if st.route is not None:
+            lines.append(f"Route:       HTTPRoute {st.route.name}, backend {st.route.backend}: "
+                         f"{route_text(st.route.to_wire())} (Services {st.route.stable_service}, "
+                         f"{st.route.canary_service})")
         lines += _analysis_lines(st)
     click.echo("\n".join(lines))
 

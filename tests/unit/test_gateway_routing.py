@@ -87,7 +87,7 @@ class TestWeights:
     def test_a_route_too_heavy_to_split_is_not_used(self):
         heavy = rules({"name": "shop", "port": 80, "weight": 20_000})
         assert not usable(CHOICE, heavy)
-        assert "above 10000" in route_block(CHOICE, heavy, False, "low", "shop", "ns")
+        assert "above 10000" in route_block(CHOICE, heavy, False, "low", "shop", "ns", "shop")
 
     def test_only_the_named_port_is_weighted(self):
         two_ports = rules({"name": "shop", "port": 80}, {"name": "shop", "port": 8080})
@@ -123,26 +123,34 @@ class TestChoice:
 
 class TestBlock:
     def test_a_missing_named_route_holds_the_release(self):
-        text = route_block(CHOICE, None, False, "low", "shop", "ns")
+        text = route_block(CHOICE, None, False, "low", "shop", "ns", "shop")
         assert text.startswith("HTTPRoute ns/shop, which service shop releases through, does not exist")
 
     def test_a_route_without_the_backend_holds_the_release(self):
-        text = route_block(CHOICE, rules({"name": "other", "port": 80}), False, "low", "shop", "ns")
+        text = route_block(CHOICE, rules({"name": "other", "port": 80}), False, "low", "shop", "ns", "shop")
         assert "has no backendRef to Service shop port 80" in text
 
     def test_a_missing_templated_route_means_the_replica_split_unless_required(self):
         templated = RouteChoice(SHOP, explicit=False)
-        assert route_block(templated, None, False, "low", "shop", "ns") is None
-        assert "does not exist" in route_block(templated, None, True, "low", "shop", "ns")
+        assert route_block(templated, None, False, "low", "shop", "ns", "shop") is None
+        assert "does not exist" in route_block(templated, None, True, "low", "shop", "ns", "shop")
 
     def test_a_tier_that_requires_a_route_holds_a_service_without_one(self):
-        assert route_block(None, None, False, "critical", "shop", "ns") is None
-        assert route_block(None, None, True, "critical", "shop", "ns") == (
+        assert route_block(None, None, False, "critical", "shop", "ns", "shop") is None
+        assert route_block(None, None, True, "critical", "shop", "ns", "shop") == (
             "Tier critical requires a Gateway route, and service shop names none: set spec.traffic.gatewayRoute on "
             "its ServiceOwnership (or gatewayRoute on the tier in the ReleasePolicy). The release waits until then.")
 
+    def test_a_route_an_earlier_release_still_drives_holds_the_next(self):
+        held = apply(LONE, weighted_rules(REC, 5))
+        assert route_block(CHOICE, held, False, "low", "shop", "ns", "shop") == (
+            "HTTPRoute ns/shop still sends traffic to an earlier release of shop (Services shop-ballast-canary, "
+            "shop-ballast-stable): the release waits until that one hands the route back. If none is running, put "
+            "the route's backendRefs back to Service shop.")
+        assert not usable(CHOICE, held)
+
     def test_a_usable_route_holds_nothing(self):
-        assert route_block(CHOICE, LONE, True, "low", "shop", "ns") is None
+        assert route_block(CHOICE, LONE, True, "low", "shop", "ns", "shop") is None
 
 
 class TestForeignEdits:

@@ -249,7 +249,8 @@ def _view(runtime: Runtime, key: tuple[str, str], body: dict[str, Any], spec: Re
         change_type=spec.change_type, emergency=spec.emergency,
     ))
     if block is None and status.phase in WAITING_PHASES and (text := route_block(
-            route.choice, route.rules, tier.require_gateway_route, spec.tier.value, spec.service, namespace)):
+            route.choice, route.rules, tier.require_gateway_route, spec.tier.value, spec.service, namespace,
+            spec.deployment)):
         block = Block(BlockKind.GATEWAY_ROUTE, text)
     return View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,

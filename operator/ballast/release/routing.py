@@ -82,7 +82,7 @@ def choose_route(explicit: GatewayRoute | None, template: GatewayRouteTemplate |
 
 
 def route_block(choice: RouteChoice | None, rules: Rules | None, required: bool, tier: str, service: str,
-                namespace: str) -> str | None:
+                namespace: str, deployment: str) -> str | None:
     """Why a release may not start yet for want of a usable route, or None.
 
     A route the ServiceOwnership names must exist and send to its backend; a tier's templated route only
@@ -101,6 +101,11 @@ def route_block(choice: RouteChoice | None, rules: Rules | None, required: bool,
     if rules is None:
         return (f"HTTPRoute {namespace}/{route.name}, which {who} releases through, does not exist: create it or "
                 "name the right route in spec.traffic.gatewayRoute. The release waits until then.")
+    earlier = {stable_service_name(deployment), canary_service_name(deployment)}
+    if any(ref.get("name") in earlier for rule in rules for ref in rule.get("backendRefs") or []):
+        return (f"HTTPRoute {namespace}/{route.name} still sends traffic to an earlier release of {deployment} "
+                f"(Services {', '.join(sorted(earlier))}): the release waits until that one hands the route back. "
+                f"If none is running, put the route's backendRefs back to Service {route.backend}.")
     original = original_backends(rules, route)
     if not original:
         port = f" port {route.port}" if route.port else ""

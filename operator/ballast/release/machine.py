@@ -391,10 +391,6 @@ def _progressing(view: View) -> Plan:
     if status.reached_weight not in (None, reached):
         status = status.model_copy(update={"reached_weight": reached, "weight_warning": warning})
     ready = view.canary is not None and view.canary.replicas == desired and view.canary.ready_replicas >= desired
-    if ready:
-        # Only a ready canary gets traffic from the route; the step's window starts once it has it.
-        status, routing = _route_to(view, status, weight)
-        actions += routing
     if not ready:
         # The deadline counts time not ready within the step, so a pod that restarts late in a long,
         # healthy step is not mistaken for a canary that never came up.
@@ -410,6 +406,9 @@ def _progressing(view: View) -> Plan:
     if status.not_ready_since is not None:
         spent = status.not_ready_seconds + (now - status.not_ready_since).total_seconds()
         status = status.model_copy(update={"not_ready_seconds": spent, "not_ready_since": None})
+    # Only a ready canary gets traffic from the route; the step's window starts once it has it.
+    status, routing = _route_to(view, status, weight)
+    actions += routing
     if status.canary_ready_at is None:
         return Plan(status.model_copy(update={"canary_ready_at": now}), actions,
                     requeue_after=min(EARLY_CHECK_SECONDS, parse_duration(tier.step_duration).total_seconds()))

@@ -8,10 +8,14 @@ from datetime import timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from ballast.api.common import RiskTier
 from ballast.api.release import ReleasePhase, ReleaseStatus
-from ballast.api.releasepolicy import TIER_DEFAULTS
+from ballast.api.releasepolicy import TIER_DEFAULTS, Tiers
 from ballast.api.routing import GatewayRoute, GatewayRouteTemplate, RoutingMode
+from ballast.api.serviceownership import ServiceOwnershipSpec
+from ballast.cli.sre import route_text
 from ballast.release.machine import ActionKind, CanaryView, DeploymentView, Requests, RouteView, View, plan
 from ballast.release.routing import (
     MAX_WEIGHT,
@@ -312,8 +316,34 @@ def test_math_is_exact_for_every_step_of_every_default_tier():
 
 class TestShown:
     def test_status_shows_the_route_and_the_weights_set(self):
-        from ballast.cli.sre import route_text
         assert route_text(None) is None
         assert route_text(REC.to_wire()) == "shop (untouched)"
         set_weights = REC.model_copy(update={"stable_weight": 95, "canary_weight": 5})
         assert route_text(set_weights.to_wire()) == "shop stable=95 canary=5"
+
+
+class TestModels:
+    BASE = {"selector": {"matchLabels": {"app": "shop"}}, "owner": "payments",
+            "runbook": "https://runbooks.example.com/shop"}
+
+    def test_a_service_ownership_names_its_route(self):
+        spec = ServiceOwnershipSpec.model_validate({**self.BASE, "traffic": {"gatewayRoute": ROUTE_WIRE}})
+        assert spec.traffic.gateway_route == SHOP
+        assert ServiceOwnershipSpec.model_validate(self.BASE).traffic.gateway_route is None
+
+    @pytest.mark.parametrize("route", [{"name": "Shop_Route", "backend": "shop"}, {"name": "shop", "backend": ""},
+                                       {"name": "shop", "backend": "shop", "port": 0},
+                                       {"name": "shop", "backend": "shop", "port": 70000}, {"backend": "shop"}])
+    def test_a_malformed_route_is_refused(self, route):
+        with pytest.raises(ValidationError):
+            ServiceOwnershipSpec.model_validate({**self.BASE, "traffic": {"gatewayRoute": route}})
+
+    def test_a_tier_sets_a_templated_route_and_may_require_one(self):
+        tiers = Tiers.model_validate({"critical": {"gatewayRoute": {"port": 80}, "requireGatewayRoute": True}})
+        critical = tiers.for_tier(RiskTier.CRITICAL)
+        assert (critical.gateway_route, critical.require_gateway_route) == (GatewayRouteTemplate(port=80), True)
+        assert critical.steps == TIER_DEFAULTS[RiskTier.CRITICAL].steps  # the rest stays the tier's default
+        assert tiers.for_tier(RiskTier.LOW).gateway_route is None
+
+
+ROUTE_WIRE = {"name": "shop", "backend": "shop", "port": 80}

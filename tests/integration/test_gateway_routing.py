@@ -216,3 +216,18 @@ def test_a_tier_requiring_a_route_holds_a_release_without_one_until_the_policy_g
         assert backend_refs(httproutes, namespace) == ORIGINAL
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)
+
+
+def test_a_route_a_finished_release_left_routed_is_handed_back_by_the_next(routed, custom, apps, httproutes):
+    namespace, _ = routed
+    change(apps, namespace, "app:2.0", GOOD)
+    assert final_release(custom, namespace)["status"]["phase"] == "Promoted"
+    # As if the operator had stopped between the release's last status write and its restore.
+    httproutes.patch_namespaced_custom_object(GATEWAY, V1, namespace, ROUTES, "shop", {"spec": {"rules": [
+        {"backendRefs": [{"name": "shop-ballast-stable", "port": 80, "weight": 90},
+                         {"name": "shop-ballast-canary", "port": 80, "weight": 10}]}]}})
+    change(apps, namespace, "app:3.0", GOOD)
+    second = final_release(custom, namespace, count=2)["status"]
+    assert (second["phase"], second["routing"]) == ("Promoted", "GatewayRoute"), second
+    assert second["route"]["original"] == [{"rule": 0, "backendRefs": ORIGINAL}]
+    assert backend_refs(httproutes, namespace) == ORIGINAL

@@ -68,7 +68,7 @@ from ballast.release.machine import (
     plan,
 )
 from ballast.release.record import Change, free_release_name, release_body
-from ballast.release.routing import choose_route, restore_rules, route_block
+from ballast.release.routing import choose_route, held_by_a_release, restore_rules, route_block
 from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
@@ -226,6 +226,9 @@ def _route_view(runtime: Runtime, namespace: str, spec: ReleaseSpec, status: Rel
     choice = choose_route(ownership.spec.traffic.gateway_route if ownership is not None else None,
                           policy.tiers.for_tier(spec.tier).gateway_route, spec.service, spec.deployment)
     route = routes.read_route(namespace, choice.route.name) if choice is not None else None
+    if route is not None and held_by_a_release(routes.route_rules(route) or [], spec.deployment) and \
+            _hand_back(runtime, namespace, spec.deployment, route["metadata"]["name"]):
+        route = routes.read_route(namespace, route["metadata"]["name"])
     return RouteView(choice=choice, rules=routes.route_rules(route), deployment=spec.deployment,
                      resource_version=route["metadata"]["resourceVersion"] if route else "")
 
@@ -430,9 +433,7 @@ def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec, st
         return True
     namespace, uid = release["metadata"]["namespace"], release["metadata"]["uid"]
     if action.kind is ActionKind.RESTORE_ROUTE:
-        _restore_route(namespace, record)
-        for service in (record.canary_service, record.stable_service):
-            routes.delete_service(namespace, service, uid)
+        _leave_route(namespace, record, uid)
         return True
     current = deployments.read_raw(namespace, spec.deployment)
     stable = deployments.read_stable_revision(current, excluding=spec.to_revision) if current else None
@@ -454,19 +455,41 @@ def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec, st
     return routes.write_backend_refs(namespace, record.name, action.resource_version, action.rules)
 
 
+def _hand_back(runtime: Runtime, namespace: str, deployment: str, route: str) -> bool:
+    """Restore a route that a finished release of the Deployment left routed (the operator stopped between
+    writing the final status and restoring); False when no finished release recorded it."""
+    finished = sorted((s for s in runtime.releases.get(namespace, []) if s["spec"].get("deployment") == deployment
+                       and (s.get("status") or {}).get("phase") in {p.value for p in FINAL_PHASES}),
+                      key=lambda s: s["metadata"].get("creationTimestamp") or "", reverse=True)
+    for snap in finished:
+        body = _read_release(namespace, snap["metadata"]["name"])
+        recorded = ((body or {}).get("status") or {}).get("route")
+        if body is None or not recorded or recorded.get("name") != route:
+            continue
+        record = RouteRecord.model_validate(recorded)
+        logger.warning("HTTPRoute %s/%s still routes to finished Release %s; restoring it.", namespace, route,
+                       snap["metadata"]["name"])
+        _leave_route(namespace, record, body["metadata"]["uid"])
+        return True
+    return False
+
+
 RESTORE_ATTEMPTS = 5
 
 
-def _restore_route(namespace: str, record: RouteRecord) -> None:
+def _leave_route(namespace: str, record: RouteRecord, release_uid: str) -> None:
     """Take the release out of its route, over whatever was written meanwhile (a final phase is never planned
-    again, so this must not give up on a conflict)."""
+    again, so this must not give up on a conflict), then delete the release's two Services."""
     for _ in range(RESTORE_ATTEMPTS):
         route = routes.read_route(namespace, record.name)
         changes = restore_rules(record, routes.route_rules(route))
         if route is None or not changes or routes.write_backend_refs(
                 namespace, record.name, route["metadata"]["resourceVersion"], changes):
-            return
-    raise RuntimeError(f"HTTPRoute {namespace}/{record.name} kept changing while Ballast restored it")
+            break
+    else:
+        raise RuntimeError(f"HTTPRoute {namespace}/{record.name} kept changing while Ballast restored it")
+    for service in (record.canary_service, record.stable_service):
+        routes.delete_service(namespace, service, release_uid)
 
 
 def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int) -> None:

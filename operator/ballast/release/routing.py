@@ -101,11 +101,11 @@ def route_block(choice: RouteChoice | None, rules: Rules | None, required: bool,
     if rules is None:
         return (f"HTTPRoute {namespace}/{route.name}, which {who} releases through, does not exist: create it or "
                 "name the right route in spec.traffic.gatewayRoute. The release waits until then.")
-    earlier = {stable_service_name(deployment), canary_service_name(deployment)}
-    if any(ref.get("name") in earlier for rule in rules for ref in rule.get("backendRefs") or []):
+    if held_by_a_release(rules, deployment):
         return (f"HTTPRoute {namespace}/{route.name} still sends traffic to an earlier release of {deployment} "
-                f"(Services {', '.join(sorted(earlier))}): the release waits until that one hands the route back. "
-                f"If none is running, put the route's backendRefs back to Service {route.backend}.")
+                f"(Services {canary_service_name(deployment)}, {stable_service_name(deployment)}): the release "
+                f"waits until that one hands the route back. If none is running, put the route's backendRefs back "
+                f"to Service {route.backend}.")
     original = original_backends(rules, route)
     if not original:
         port = f" port {route.port}" if route.port else ""
@@ -120,6 +120,12 @@ def route_block(choice: RouteChoice | None, rules: Rules | None, required: bool,
 
 def _too_heavy(original: list[RouteRuleBackends]) -> bool:
     return any(ref.get("weight", 1) * 100 > MAX_WEIGHT for r in original for ref in r.backend_refs)
+
+
+def held_by_a_release(rules: Rules, deployment: str) -> bool:
+    """Whether the route sends to the Services a release of ``deployment`` routes through."""
+    ours = {stable_service_name(deployment), canary_service_name(deployment)}
+    return any(ref.get("name") in ours for rule in rules for ref in rule.get("backendRefs") or [])
 
 
 def usable(choice: RouteChoice | None, rules: Rules | None) -> bool:

@@ -233,6 +233,7 @@ class TestMachine:
         route_actions = [a for a in ready.actions if a.kind is ActionKind.ROUTE_TRAFFIC]
         assert route_actions and route_actions[0].rules == weighted_rules(REC, 10)
         assert route_actions[0].resource_version == "7"
+        assert route_actions[0].route == ready.status.route
         assert (ready.status.route.stable_weight, ready.status.route.canary_weight) == (90, 10)
         assert ready.status.canary_ready_at == T0
 
@@ -273,7 +274,7 @@ class TestMachine:
         else:
             kw["deployment"] = None
         result = plan(gview(routed(ready_at=T0), **kw))
-        assert result.actions[0].kind is ActionKind.RESTORE_ROUTE
+        assert (result.actions[0].kind, result.actions[0].route) == (ActionKind.RESTORE_ROUTE, REC)
 
     def test_promotion_restores_the_route_before_rolling_out(self):
         at_weight = apply(LONE, weighted_rules(REC, 50))

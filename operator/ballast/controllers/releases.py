@@ -310,7 +310,7 @@ async def _carry_out(runtime: Runtime, gathered: _Pass, decision: Plan, decided:
         _announce(body, deployment, decision.status, spec)
         notify_release(gathered.policy, body, spec, decision.status, gathered.view.now)
     for action in decision.actions:
-        if not await asyncio.to_thread(_act, action, body, deployment, spec, decision.status):
+        if not await asyncio.to_thread(_act, action, body, deployment, spec):
             runtime.release_reconciler.request(gathered.key)  # the Deployment changed since the plan: plan again
             return
     if decision.transitioned and decision.status.phase is ReleasePhase.ROLLING_BACK:
@@ -381,13 +381,12 @@ def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status
                    message=f"Release {release['metadata']['name']} {message}")
 
 
-def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | None, spec: ReleaseSpec,
-         status: ReleaseStatus) -> bool:
+def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | None, spec: ReleaseSpec) -> bool:
     """Carry out one action; False (and nothing done) when the Deployment's template or the route changed since
     the plan."""
     namespace = release["metadata"]["namespace"]
     if action.kind in (ActionKind.ROUTE_TRAFFIC, ActionKind.RESTORE_ROUTE):
-        return _act_on_route(action, release, spec, status)
+        return _act_on_route(action, release, spec)
     if action.kind is ActionKind.DELETE_CANARY:
         deployments.delete_canary(namespace, deployments.canary_name(spec.deployment), release["metadata"]["uid"])
         return True
@@ -425,10 +424,10 @@ def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | N
     return True
 
 
-def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec, status: ReleaseStatus) -> bool:
-    """Route the canary's share through the HTTPRoute, or take the release out of it; False when the route or
-    the Deployment changed since the plan."""
-    record = status.route
+def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec) -> bool:
+    """Route the canary's share through the HTTPRoute, or take the release out of it; False when the route
+    changed since the plan."""
+    record = action.route
     if record is None:
         return True
     namespace, uid = release["metadata"]["namespace"], release["metadata"]["uid"]

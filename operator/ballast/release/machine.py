@@ -30,7 +30,7 @@ from ballast.api.release import (
 )
 from ballast.api.releasepolicy import InconclusiveAction, TierSettings
 from ballast.api.revisions import template_hash
-from ballast.api.routing import RoutingMode
+from ballast.api.routing import RouteRecord, RoutingMode
 from ballast.api.vocabulary import PENDING_ANNOTATION
 from ballast.release.checks import CheckOutcome
 from ballast.release.gates import Block
@@ -117,6 +117,8 @@ class Action:
     """ROUTE_TRAFFIC: rule index -> the backendRefs to write."""
     resource_version: str = ""
     """ROUTE_TRAFFIC: the route's resourceVersion the rules were computed from (a write is refused past it)."""
+    route: RouteRecord | None = None
+    """Route actions: the route the release drives, as its status records it."""
 
 
 @dataclass(frozen=True)
@@ -348,7 +350,7 @@ def _route_out(view: View, always: bool = True) -> list[Action]:
     route = view.status.route
     if route is None or not (always or not restored(route, view.route.rules)):
         return []
-    return [Action(ActionKind.RESTORE_ROUTE)]
+    return [Action(ActionKind.RESTORE_ROUTE, route=route)]
 
 
 def _rollback(view: View, reason: str, message: str, **changes: object) -> Plan:
@@ -365,10 +367,10 @@ def _route_to(view: View, status: ReleaseStatus, weight: int) -> tuple[ReleaseSt
     if route is None or at_weight(route, view.route.rules, weight):
         return status, []
     stable_weight, canary_weight = shown_weights(route, weight)
-    status = status.model_copy(update={"route": route.model_copy(
-        update={"stable_weight": stable_weight, "canary_weight": canary_weight})})
-    return status, [Action(ActionKind.ROUTE_TRAFFIC, rules=weighted_rules(route, weight),
-                           resource_version=view.route.resource_version)]
+    route = route.model_copy(update={"stable_weight": stable_weight, "canary_weight": canary_weight})
+    return status.model_copy(update={"route": route}), [Action(
+        ActionKind.ROUTE_TRAFFIC, rules=weighted_rules(route, weight), resource_version=view.route.resource_version,
+        route=route)]
 
 
 def _progressing(view: View) -> Plan:

@@ -6,13 +6,15 @@ route is read back from the API server's watch history, so no step's weights can
 
 from __future__ import annotations
 
+import json
+
 import kubernetes
 import pytest
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
 from tests.harness.kubectl import kubectl
-from tests.integration.kube import events_for
+from tests.integration.kube import ballast, events_for
 from tests.integration.releasing import BAD, FAST_TIER, GOOD, change, final_release, govern, release_in, releases
 from tests.integration.test_gateway_api_crd import CRD
 
@@ -134,11 +136,20 @@ def canary_routed(httproutes, namespace) -> bool:
     return any(r["name"] == "shop-ballast-canary" for r in backend_refs(httproutes, namespace))
 
 
-def test_an_abort_restores_the_route(slowly_routed, custom, apps, httproutes):
+def test_the_sre_sees_the_route_and_an_abort_restores_it(slowly_routed, custom, apps, httproutes, cluster):
     namespace, _ = slowly_routed
     change(apps, namespace, "app:2.0", GOOD)
     wait_for(lambda: canary_routed(httproutes, namespace), 60, "the route never sent traffic to the canary")
     release = release_in(custom, namespace, ("Progressing",))
+    shown = ballast(cluster.kubeconfig, "status", "-n", namespace, "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert [(r["weight"], r["reached"], r["routing"], r["route"]) for r in json.loads(shown.stdout)] == [
+        (25, 25, "GatewayRoute", "shop stable=75 canary=25")]
+    described = ballast(cluster.kubeconfig, "describe", "-n", namespace, release["metadata"]["name"])
+    assert described.returncode == 0, described.stderr
+    assert "Routing:     GatewayRoute" in described.stdout
+    assert ("Route:       HTTPRoute shop, backend shop: shop stable=75 canary=25 (Services shop-ballast-stable, "
+            "shop-ballast-canary)") in described.stdout
     custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "releases", release["metadata"]["name"],
                                           {"metadata": {"annotations": {"ballast.dev/abort": "INC-9"}}})
     status = final_release(custom, namespace)["status"]

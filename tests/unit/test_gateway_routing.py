@@ -317,10 +317,11 @@ def test_math_is_exact_for_every_step_of_every_default_tier():
 
 class TestShown:
     def test_status_shows_the_route_and_the_weights_set(self):
-        assert route_text(None) is None
-        assert route_text(REC.to_wire()) == "shop (untouched)"
+        assert route_text(None, None) is None
+        assert route_text(REC.to_wire(), "Progressing") == "shop (untouched)"
         set_weights = REC.model_copy(update={"stable_weight": 95, "canary_weight": 5})
-        assert route_text(set_weights.to_wire()) == "shop stable=95 canary=5"
+        assert route_text(set_weights.to_wire(), "Progressing") == "shop stable=95 canary=5"
+        assert route_text(set_weights.to_wire(), "RolledBack") == "shop (restored)"
 
 
 class TestModels:

@@ -347,5 +347,10 @@ class TestModels:
         assert critical.steps == TIER_DEFAULTS[RiskTier.CRITICAL].steps  # the rest stays the tier's default
         assert tiers.for_tier(RiskTier.LOW).gateway_route is None
 
+    def test_a_template_with_an_unknown_variable_is_refused(self):
+        with pytest.raises(ValidationError, match=r"uses \$svc; a route template knows only \$service and "
+                                                  r"\$deployment"):
+            GatewayRouteTemplate(name="$svc-public")
+
 
 ROUTE_WIRE = {"name": "shop", "backend": "shop", "port": 80}

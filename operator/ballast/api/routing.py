@@ -7,10 +7,11 @@ either, the canary's share of traffic is its share of the pods (replica split), 
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ballast.api.common import ApiModel
 
@@ -18,6 +19,19 @@ _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])
 _TEMPLATED_NAME = r"^[-a-z0-9.$]+$"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+ROUTE_VARIABLES = ("$service", "$deployment")
+
+
+def _known_variables(template: str) -> str:
+    unknown = sorted(set(re.findall(r"\$[a-z]*", template)) - set(ROUTE_VARIABLES))
+    if unknown:
+        raise ValueError(f"{template!r} uses {', '.join(unknown)}; a route template knows only "
+                         f"{' and '.join(ROUTE_VARIABLES)}")
+    return template
+
+
+RouteTemplate = Annotated[str, Field(default="$service", min_length=1, max_length=253, pattern=_TEMPLATED_NAME),
+                          AfterValidator(_known_variables)]
 
 
 class GatewayRoute(ApiModel):
@@ -46,9 +60,9 @@ class GatewayRouteTemplate(ApiModel):
     replica split, unless the tier requires a route.
     """
 
-    name: str = Field(default="$service", min_length=1, max_length=253, pattern=_TEMPLATED_NAME)
+    name: RouteTemplate = "$service"
     """The HTTPRoute's name."""
-    backend: str = Field(default="$service", min_length=1, max_length=253, pattern=_TEMPLATED_NAME)
+    backend: RouteTemplate = "$service"
     """The stable Service, as the route's ``backendRefs`` name it."""
     port: Port | None = None
     """Only the route's backendRefs to this Service port; all of them when left out."""

@@ -76,8 +76,10 @@ def choose_route(explicit: GatewayRoute | None, template: GatewayRouteTemplate |
         return RouteChoice(explicit, explicit=True)
     if template is None:
         return None
-    return RouteChoice(GatewayRoute(name=_fill(template.name, service, deployment),
-                                    backend=_fill(template.backend, service, deployment), port=template.port),
+    # Not validated: a filled-in name that no object can have is simply a route that does not exist.
+    return RouteChoice(GatewayRoute.model_construct(name=_fill(template.name, service, deployment),
+                                                    backend=_fill(template.backend, service, deployment),
+                                                    port=template.port),
                        explicit=False)
 
 

@@ -7,6 +7,7 @@ route is read back from the API server's watch history, so no step's weights can
 from __future__ import annotations
 
 import json
+import threading
 
 import kubernetes
 import pytest
@@ -32,15 +33,14 @@ def httproutes(cluster, api_client):
     return kubernetes.client.CustomObjectsApi(api_client)
 
 
-def shop_route(httproutes, core, namespace) -> str:
-    """The stable Service 'shop' and an HTTPRoute sending all of it there; the route's resourceVersion."""
+def shop_route(httproutes, core, namespace) -> None:
+    """The stable Service 'shop' and an HTTPRoute sending all of it there."""
     core.create_namespaced_service(namespace, {"metadata": {"name": "shop"}, "spec": {
         "selector": {"app": "shop"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
     created = httproutes.create_namespaced_custom_object(GATEWAY, V1, namespace, ROUTES, {
         "apiVersion": f"{GATEWAY}/{V1}", "kind": "HTTPRoute", "metadata": {"name": "shop"},
         "spec": {"parentRefs": [{"name": "edge"}], "rules": [{"backendRefs": [{"name": "shop", "port": 80}]}]}})
     assert created["spec"]["rules"][0]["backendRefs"] == ORIGINAL
-    return created["metadata"]["resourceVersion"]
 
 
 def route_through(custom, namespace, route=ROUTE) -> None:
@@ -58,15 +58,28 @@ def backend_refs(httproutes, namespace) -> list[dict]:
         "backendRefs"]
 
 
-def written_weights(httproutes, namespace, since: str) -> list[dict[str, int]]:
-    """Every version of the route's backend weights since resourceVersion ``since``, in order (watch history)."""
-    seen = []
-    for event in kubernetes.watch.Watch().stream(httproutes.list_namespaced_custom_object, GATEWAY, V1, namespace,
-                                                 ROUTES, resource_version=since, timeout_seconds=2):
-        if event["type"] == "MODIFIED":
-            refs = event["object"]["spec"]["rules"][0]["backendRefs"]
-            seen.append({r["name"]: r["weight"] for r in refs})
-    return seen
+class RouteWrites:
+    """Every version of the route's backend weights from now on, in order, as a watch delivers them."""
+
+    def __init__(self, httproutes, namespace):
+        self.seen: list[dict[str, int]] = []
+        self._watch = kubernetes.watch.Watch()
+        # A list's resourceVersion is the store's current one: the watch starts now, within the watch cache.
+        since = httproutes.list_namespaced_custom_object(GATEWAY, V1, namespace, ROUTES)["metadata"]["resourceVersion"]
+        threading.Thread(target=self._follow, args=(httproutes, namespace, since), daemon=True).start()
+
+    def _follow(self, httproutes, namespace, since):
+        for event in self._watch.stream(httproutes.list_namespaced_custom_object, GATEWAY, V1, namespace, ROUTES,
+                                        resource_version=since, timeout_seconds=600, _request_timeout=610):
+            if event["type"] == "MODIFIED":
+                refs = event["object"]["spec"]["rules"][0]["backendRefs"]
+                self.seen.append({r["name"]: r["weight"] for r in refs})
+
+    def until_restored(self) -> list[dict[str, int]]:
+        """The versions seen once the route is back to the stable Service alone; the watch then stops."""
+        wait_for(lambda: self.seen and self.seen[-1] == {"shop": 1}, 30, f"the route was not restored: {self.seen}")
+        self._watch.stop()
+        return list(self.seen)
 
 
 def ballast_services(core, namespace) -> list[str]:
@@ -76,15 +89,15 @@ def ballast_services(core, namespace) -> list[str]:
 
 def _routed(custom, apps, core, namespace, httproutes, tier):
     name = govern(custom, apps, namespace, low_tier=tier)
-    since = shop_route(httproutes, core, namespace)
+    shop_route(httproutes, core, namespace)
     route_through(custom, namespace)
-    yield namespace, since
+    yield namespace
     custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", name)
 
 
 @pytest.fixture
 def routed(custom, apps, core, namespace, operator, httproutes):
-    """A governed namespace whose service 'shop' releases through HTTPRoute 'shop'; (namespace, route version)."""
+    """A governed namespace whose service 'shop' releases through HTTPRoute 'shop'."""
     yield from _routed(custom, apps, core, namespace, httproutes, FAST_TIER)
 
 
@@ -99,7 +112,8 @@ STEP_50 = {"shop-ballast-stable": 50, "shop-ballast-canary": 50}
 
 
 def test_promotion_sets_each_steps_exact_weights_then_restores_the_route(routed, custom, apps, core, httproutes):
-    namespace, since = routed
+    namespace = routed
+    writes = RouteWrites(httproutes, namespace)
     change(apps, namespace, "app:2.0", GOOD)
     running = release_in(custom, namespace, ("Progressing",))
     selectors = wait_for(lambda: {s.metadata.name: s.spec.selector for s in core.list_namespaced_service(namespace)
@@ -116,18 +130,19 @@ def test_promotion_sets_each_steps_exact_weights_then_restores_the_route(routed,
         (25, "Pass"), (50, "Pass")]
     # Exactly the steps' weights, in order, whatever the replicas (3 stable: one canary pod would be 25%, two
     # 40%), then the route as it was.
-    assert written_weights(httproutes, namespace, since) == [STEP_25, STEP_50, {"shop": 1}]
+    assert writes.until_restored() == [STEP_25, STEP_50, {"shop": 1}]
     assert backend_refs(httproutes, namespace) == ORIGINAL
     wait_for(lambda: ballast_services(core, namespace) == [], 30, "Ballast's Services outlived the release")
     assert running["metadata"]["name"] == releases(custom, namespace)[0]["metadata"]["name"]
 
 
 def test_a_failing_canary_is_rolled_back_and_the_route_restored(routed, custom, apps, core, httproutes):
-    namespace, since = routed
+    namespace = routed
+    writes = RouteWrites(httproutes, namespace)
     change(apps, namespace, "app:2.0", BAD)
     status = final_release(custom, namespace)["status"]
     assert (status["phase"], status["reason"]) == ("RolledBack", "AnalysisFailed"), status
-    assert written_weights(httproutes, namespace, since) == [STEP_25, {"shop": 1}]
+    assert writes.until_restored() == [STEP_25, {"shop": 1}]
     assert backend_refs(httproutes, namespace) == ORIGINAL
     wait_for(lambda: ballast_services(core, namespace) == [], 30, "Ballast's Services outlived the release")
 
@@ -137,7 +152,7 @@ def canary_routed(httproutes, namespace) -> bool:
 
 
 def test_the_sre_sees_the_route_and_an_abort_restores_it(slowly_routed, custom, apps, httproutes, cluster):
-    namespace, _ = slowly_routed
+    namespace = slowly_routed
     change(apps, namespace, "app:2.0", GOOD)
     wait_for(lambda: canary_routed(httproutes, namespace), 60, "the route never sent traffic to the canary")
     release = release_in(custom, namespace, ("Progressing",))
@@ -158,7 +173,7 @@ def test_the_sre_sees_the_route_and_an_abort_restores_it(slowly_routed, custom, 
 
 
 def test_a_superseded_release_hands_the_route_back_and_the_next_one_drives_it(slowly_routed, custom, apps, httproutes):
-    namespace, _ = slowly_routed
+    namespace = slowly_routed
     change(apps, namespace, "app:2.0", GOOD)
     wait_for(lambda: canary_routed(httproutes, namespace), 60, "the route never sent traffic to the canary")
     change(apps, namespace, "app:3.0", GOOD)
@@ -171,7 +186,8 @@ def test_a_superseded_release_hands_the_route_back_and_the_next_one_drives_it(sl
 
 
 def test_an_operator_killed_mid_step_restores_and_continues(routed, custom, apps, core, operator, httproutes):
-    namespace, since = routed
+    namespace = routed
+    writes = RouteWrites(httproutes, namespace)
     change(apps, namespace, "app:2.0", GOOD)
     wait_for(lambda: canary_routed(httproutes, namespace), 60, "the route never sent traffic to the canary")
     operator.kill()
@@ -180,14 +196,14 @@ def test_an_operator_killed_mid_step_restores_and_continues(routed, custom, apps
     assert status["phase"] == "Promoted", status
     assert [(a["step"], a["verdict"]) for a in status["analyses"] if a["verdict"] != "Inconclusive"] == [
         (0, "Pass"), (1, "Pass")]
-    weights = written_weights(httproutes, namespace, since)
+    weights = writes.until_restored()
     assert weights[-1] == {"shop": 1} and STEP_25 in weights and STEP_50 in weights, weights
     assert backend_refs(httproutes, namespace) == ORIGINAL
     wait_for(lambda: ballast_services(core, namespace) == [], 30, "Ballast's Services outlived the release")
 
 
 def test_a_foreign_edit_rolls_back_and_keeps_the_edit(slowly_routed, custom, apps, core, httproutes):
-    namespace, _ = slowly_routed
+    namespace = slowly_routed
     change(apps, namespace, "app:2.0", GOOD)
     wait_for(lambda: canary_routed(httproutes, namespace), 60, "the route never sent traffic to the canary")
     # Someone shifts half the traffic by hand.
@@ -230,7 +246,7 @@ def test_a_tier_requiring_a_route_holds_a_release_without_one_until_the_policy_g
 
 
 def test_a_route_a_finished_release_left_routed_is_handed_back_by_the_next(routed, custom, apps, httproutes):
-    namespace, _ = routed
+    namespace = routed
     change(apps, namespace, "app:2.0", GOOD)
     assert final_release(custom, namespace)["status"]["phase"] == "Promoted"
     # As if the operator had stopped between the release's last status write and its restore.

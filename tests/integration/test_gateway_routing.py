@@ -258,3 +258,20 @@ def test_a_route_a_finished_release_left_routed_is_handed_back_by_the_next(route
     assert (second["phase"], second["routing"]) == ("Promoted", "GatewayRoute"), second
     assert second["route"]["original"] == [{"rule": 0, "backendRefs": ORIGINAL}]
     assert backend_refs(httproutes, namespace) == ORIGINAL
+
+
+def test_a_service_name_someone_else_holds_holds_the_release_and_is_never_touched(routed, custom, apps, core,
+                                                                                  httproutes):
+    namespace = routed
+    core.create_namespaced_service(namespace, {"metadata": {"name": "shop-ballast-canary"}, "spec": {
+        "selector": {"app": "other"}, "ports": [{"port": 80}]}})
+    change(apps, namespace, "app:2.0", GOOD)
+    blocked = release_in(custom, namespace, ("Blocked",))
+    assert blocked["status"]["message"] == (
+        f"Service {namespace}/shop-ballast-canary exists and is not the release's: Ballast needs that name to route "
+        "the canary's traffic. Rename or delete it. The release waits until then.")
+    assert core.read_namespaced_service("shop-ballast-canary", namespace).spec.selector == {"app": "other"}
+    core.delete_namespaced_service("shop-ballast-canary", namespace)
+    status = final_release(custom, namespace)["status"]
+    assert (status["phase"], status["routing"]) == ("Promoted", "GatewayRoute"), status
+    assert backend_refs(httproutes, namespace) == ORIGINAL

@@ -28,9 +28,9 @@ from ballast.release.routing import (
     restore_rules,
     restored,
     route_block,
+    route_problem,
     shown_weights,
     stable_service_name,
-    usable,
     weighted_refs,
     weighted_rules,
 )
@@ -90,8 +90,7 @@ class TestWeights:
 
     def test_a_route_too_heavy_to_split_is_not_used(self):
         heavy = rules({"name": "shop", "port": 80, "weight": 20_000})
-        assert not usable(CHOICE, heavy)
-        assert "above 10000" in route_block(CHOICE, heavy, False, "low", "shop", "ns", "shop")
+        assert "above 10000" in route_problem(CHOICE, heavy, "ns", "shop")
 
     def test_only_the_named_port_is_weighted(self):
         two_ports = rules({"name": "shop", "port": 80}, {"name": "shop", "port": 8080})
@@ -126,35 +125,49 @@ class TestChoice:
 
 
 class TestBlock:
-    def test_a_missing_named_route_holds_the_release(self):
-        text = route_block(CHOICE, None, False, "low", "shop", "ns", "shop")
-        assert text.startswith("HTTPRoute ns/shop, which service shop releases through, does not exist")
+    def test_a_missing_route_is_a_problem(self):
+        assert route_problem(CHOICE, None, "ns", "shop") == (
+            "HTTPRoute ns/shop does not exist: create it, or name the right route in spec.traffic.gatewayRoute.")
 
-    def test_a_route_without_the_backend_holds_the_release(self):
-        text = route_block(CHOICE, rules({"name": "other", "port": 80}), False, "low", "shop", "ns", "shop")
-        assert "has no backendRef to Service shop port 80" in text
+    def test_a_route_without_the_backend_is_a_problem(self):
+        text = route_problem(CHOICE, rules({"name": "other", "port": 80}), "ns", "shop")
+        assert "has no backendRef to Service shop port 80: add it to the route" in text
 
-    def test_a_missing_templated_route_means_the_replica_split_unless_required(self):
+    def test_a_route_an_earlier_release_still_drives_is_a_problem(self):
+        held = apply(LONE, weighted_rules(REC, 5))
+        assert route_problem(CHOICE, held, "ns", "shop") == (
+            "HTTPRoute ns/shop still sends traffic to an earlier release of shop (Services shop-ballast-canary, "
+            "shop-ballast-stable): that release hands it back when it ends; if none is running, put the route's "
+            "backendRefs back to Service shop.")
+
+    def test_a_missing_backend_service_is_a_problem(self):
+        assert route_problem(CHOICE, LONE, "ns", "shop", backend_exists=False).startswith(
+            "Service ns/shop, which HTTPRoute shop sends to, does not exist")
+
+    def test_a_services_name_someone_else_holds_is_a_problem(self):
+        assert route_problem(CHOICE, LONE, "ns", "shop", taken=["shop-ballast-canary"]) == (
+            "Service ns/shop-ballast-canary exists and is not the release's: Ballast needs that name to route the "
+            "canary's traffic. Rename or delete it.")
+
+    def test_a_usable_route_has_no_problem(self):
+        assert route_problem(CHOICE, LONE, "ns", "shop") is None
+
+    def test_a_named_routes_problem_holds_the_release(self):
+        assert route_block(CHOICE, "HTTPRoute ns/shop does not exist.", False, "low", "shop") == (
+            "HTTPRoute ns/shop does not exist. The release waits until then.")
+        assert route_block(CHOICE, None, True, "low", "shop") is None
+
+    def test_a_templated_routes_problem_means_the_replica_split_unless_required(self):
         templated = RouteChoice(SHOP, explicit=False)
-        assert route_block(templated, None, False, "low", "shop", "ns", "shop") is None
-        assert "does not exist" in route_block(templated, None, True, "low", "shop", "ns", "shop")
+        assert route_block(templated, "HTTPRoute ns/shop does not exist.", False, "low", "shop") is None
+        assert route_block(templated, "HTTPRoute ns/shop does not exist.", True, "low", "shop") == (
+            "HTTPRoute ns/shop does not exist. The release waits until then.")
 
     def test_a_tier_that_requires_a_route_holds_a_service_without_one(self):
-        assert route_block(None, None, False, "critical", "shop", "ns", "shop") is None
-        assert route_block(None, None, True, "critical", "shop", "ns", "shop") == (
+        assert route_block(None, None, False, "critical", "shop") is None
+        assert route_block(None, None, True, "critical", "shop") == (
             "Tier critical requires a Gateway route, and service shop names none: set spec.traffic.gatewayRoute on "
             "its ServiceOwnership (or gatewayRoute on the tier in the ReleasePolicy). The release waits until then.")
-
-    def test_a_route_an_earlier_release_still_drives_holds_the_next(self):
-        held = apply(LONE, weighted_rules(REC, 5))
-        assert route_block(CHOICE, held, False, "low", "shop", "ns", "shop") == (
-            "HTTPRoute ns/shop still sends traffic to an earlier release of shop (Services shop-ballast-canary, "
-            "shop-ballast-stable): the release waits until that one hands the route back. If none is running, put "
-            "the route's backendRefs back to Service shop.")
-        assert not usable(CHOICE, held)
-
-    def test_a_usable_route_holds_nothing(self):
-        assert route_block(CHOICE, LONE, True, "low", "shop", "ns", "shop") is None
 
 
 class TestForeignEdits:
@@ -201,10 +214,11 @@ class TestRestore:
 STEPS = TIER.steps  # [10, 50]
 
 
-def gview(status: ReleaseStatus, *, rules_now=LONE, canary=None, deployment=PAUSED, choice=CHOICE, **kw) -> View:
+def gview(status: ReleaseStatus, *, rules_now=LONE, canary=None, deployment=PAUSED, choice=CHOICE, problem=None,
+          **kw) -> View:
     return View(now=T0, status=status, steps=STEPS, to_revision="new-rev", from_revision="old-rev", tier=TIER,
-                deployment=deployment, canary=canary,
-                route=RouteView(choice=choice, rules=rules_now, resource_version="7", deployment="shop"), **kw)
+                deployment=deployment, canary=canary, route=RouteView(
+                    choice=choice, rules=rules_now, problem=problem, resource_version="7", deployment="shop"), **kw)
 
 
 def routed(step=0, weight=10, ready_at=None) -> ReleaseStatus:
@@ -223,7 +237,8 @@ class TestMachine:
         assert "canary at 10% of the traffic through HTTPRoute shop (1 pod(s))" in status.message
 
     def test_without_a_usable_route_the_release_splits_by_replicas(self):
-        result = plan(gview(ReleaseStatus(), choice=RouteChoice(SHOP, explicit=False), rules_now=None))
+        result = plan(gview(ReleaseStatus(), choice=RouteChoice(SHOP, explicit=False), rules_now=None,
+                            problem="HTTPRoute ns/shop does not exist."))
         assert (result.status.routing, result.status.route) == (RoutingMode.REPLICA_SPLIT, None)
 
     def test_the_route_moves_only_once_the_canary_is_ready(self):

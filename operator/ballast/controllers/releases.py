@@ -68,7 +68,15 @@ from ballast.release.machine import (
     plan,
 )
 from ballast.release.record import Change, free_release_name, release_body
-from ballast.release.routing import choose_route, held_by_a_release, restore_rules, route_block
+from ballast.release.routing import (
+    canary_service_name,
+    choose_route,
+    held_by_a_release,
+    restore_rules,
+    route_block,
+    route_problem,
+    stable_service_name,
+)
 from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
@@ -192,7 +200,7 @@ async def _gather(runtime: Runtime, key: tuple[str, str]) -> _Pass | None:
         return None
     canary = await asyncio.to_thread(deployments.read_raw, namespace, deployments.canary_name(spec.deployment))
     _, policy = _policy(runtime, namespace)
-    route = await asyncio.to_thread(_route_view, runtime, namespace, spec, status, policy)
+    route = await asyncio.to_thread(_route_view, runtime, namespace, spec, status, policy, body["metadata"]["uid"])
     view = _view(runtime, key, body, spec, status, policy, deployment, canary, route)
     return _Pass(key, body, spec, policy, deployment, canary, view)
 
@@ -214,7 +222,7 @@ def _approval(status: ReleaseStatus, annotations: dict[str, str]) -> tuple[Relea
 
 
 def _route_view(runtime: Runtime, namespace: str, spec: ReleaseSpec, status: ReleaseStatus,
-                policy: ReleasePolicySpec) -> RouteView:
+                policy: ReleasePolicySpec, release_uid: str) -> RouteView:
     """The HTTPRoute the release drives (as recorded), or before it starts the one it would drive (blocking)."""
     if status.route is not None:
         route = routes.read_route(namespace, status.route.name)
@@ -225,11 +233,19 @@ def _route_view(runtime: Runtime, namespace: str, spec: ReleaseSpec, status: Rel
     ownership = _ownership(runtime, namespace, spec.service)
     choice = choose_route(ownership.spec.traffic.gateway_route if ownership is not None else None,
                           policy.tiers.for_tier(spec.tier).gateway_route, spec.service, spec.deployment)
-    route = routes.read_route(namespace, choice.route.name) if choice is not None else None
+    if choice is None:
+        return RouteView(deployment=spec.deployment)
+    route = routes.read_route(namespace, choice.route.name)
     if route is not None and held_by_a_release(routes.route_rules(route) or [], spec.deployment) and \
             _hand_back(runtime, namespace, spec.deployment, route["metadata"]["name"]):
         route = routes.read_route(namespace, route["metadata"]["name"])
-    return RouteView(choice=choice, rules=routes.route_rules(route), deployment=spec.deployment,
+    rules = routes.route_rules(route)
+    taken = [name for name in (stable_service_name(spec.deployment), canary_service_name(spec.deployment))
+             if not _service_name_free(runtime, namespace, spec.deployment, name, release_uid)]
+    problem = route_problem(choice, rules, namespace, spec.deployment,
+                            backend_exists=routes.read_service(namespace, choice.route.backend) is not None,
+                            taken=taken)
+    return RouteView(choice=choice, rules=rules, problem=problem, deployment=spec.deployment,
                      resource_version=route["metadata"]["resourceVersion"] if route else "")
 
 
@@ -252,8 +268,7 @@ def _view(runtime: Runtime, key: tuple[str, str], body: dict[str, Any], spec: Re
         change_type=spec.change_type, emergency=spec.emergency,
     ))
     if block is None and status.phase in WAITING_PHASES and (text := route_block(
-            route.choice, route.rules, tier.require_gateway_route, spec.tier.value, spec.service, namespace,
-            spec.deployment)):
+            route.choice, route.problem, tier.require_gateway_route, spec.tier.value, spec.service)):
         block = Block(BlockKind.GATEWAY_ROUTE, text)
     return View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
@@ -454,13 +469,30 @@ def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec) ->
     return routes.write_backend_refs(namespace, record.name, action.resource_version, action.rules)
 
 
+def _finished_releases(runtime: Runtime, namespace: str, deployment: str) -> list[dict[str, Any]]:
+    """The finished Releases of a Deployment (index snapshots), newest first."""
+    return sorted((s for s in runtime.releases.get(namespace, []) if s["spec"].get("deployment") == deployment
+                   and (s.get("status") or {}).get("phase") in {p.value for p in FINAL_PHASES}),
+                  key=lambda s: s["metadata"].get("creationTimestamp") or "", reverse=True)
+
+
+def _service_name_free(runtime: Runtime, namespace: str, deployment: str, name: str, release_uid: str) -> bool:
+    """Whether the release may use a Service of this name: none exists or its own does. One that a finished
+    release of the Deployment left behind (the operator stopped before deleting it) is deleted."""
+    current = routes.read_service(namespace, name)
+    if current is None or deployments.owned_by(current, release_uid):
+        return True
+    for snap in _finished_releases(runtime, namespace, deployment):
+        if deployments.owned_by(current, snap["metadata"]["uid"]):
+            routes.delete_service(namespace, name, snap["metadata"]["uid"])
+            return True
+    return False
+
+
 def _hand_back(runtime: Runtime, namespace: str, deployment: str, route: str) -> bool:
     """Restore a route that a finished release of the Deployment left routed (the operator stopped between
     writing the final status and restoring); False when no finished release recorded it."""
-    finished = sorted((s for s in runtime.releases.get(namespace, []) if s["spec"].get("deployment") == deployment
-                       and (s.get("status") or {}).get("phase") in {p.value for p in FINAL_PHASES}),
-                      key=lambda s: s["metadata"].get("creationTimestamp") or "", reverse=True)
-    for snap in finished:
+    for snap in _finished_releases(runtime, namespace, deployment):
         body = _read_release(namespace, snap["metadata"]["name"])
         recorded = ((body or {}).get("status") or {}).get("route")
         if body is None or not recorded or recorded.get("name") != route:

@@ -44,7 +44,6 @@ from ballast.release.routing import (
     record,
     restored,
     shown_weights,
-    usable,
     weighted_rules,
 )
 from ballast.release.verdict import Judgement, Sample
@@ -215,6 +214,8 @@ class RouteView:
     """The route the ServiceOwnership or the tier names (None: replica split)."""
     rules: Rules | None = None
     """The route's ``spec.rules`` now; None when it does not exist."""
+    problem: str | None = None
+    """Why the chosen route cannot be driven (:func:`ballast.release.routing.route_problem`); None when it can."""
     resource_version: str = ""
     deployment: str = ""
     """The Deployment's name, which Ballast's Services are named after."""
@@ -327,7 +328,7 @@ def _canary_share(view: View, weight: int) -> tuple[int, int, str]:
 
 def _start_step(view: View, index: int, reason: str = "StepStarted") -> Plan:
     if index == 0 and view.status.route is None and view.route.choice is not None and \
-            view.route.rules is not None and usable(view.route.choice, view.route.rules):
+            view.route.rules is not None and view.route.problem is None:
         # The route as it is before the release, recorded (write-ahead) before anything changes it.
         chosen = record(view.route.choice, view.route.rules, view.route.deployment)
         view = replace(view, status=view.status.model_copy(

@@ -83,41 +83,55 @@ def choose_route(explicit: GatewayRoute | None, template: GatewayRouteTemplate |
                        explicit=False)
 
 
-def route_block(choice: RouteChoice | None, rules: Rules | None, required: bool, tier: str, service: str,
-                namespace: str, deployment: str) -> str | None:
-    """Why a release may not start yet for want of a usable route, or None.
+def route_problem(choice: RouteChoice, rules: Rules | None, namespace: str, deployment: str,
+                  backend_exists: bool = True, taken: Sequence[str] = ()) -> str | None:
+    """Why a release cannot drive the chosen route (a sentence naming the object and the fix), or None.
 
-    A route the ServiceOwnership names must exist and send to its backend; a tier's templated route only
-    has to where the tier requires a route (elsewhere a missing one means the replica split).
+    ``backend_exists``: the backend Service exists (its ports are copied); ``taken``: Ballast's Service names
+    held by Services that are not the release's.
     """
-    who = f"service {service}" if service else "this Deployment"
-    if choice is None:
-        if not required:
-            return None
-        return (f"Tier {tier} requires a Gateway route, and {who} names none: set spec.traffic.gatewayRoute on "
-                f"its ServiceOwnership (or gatewayRoute on the tier in the ReleasePolicy). The release waits "
-                "until then.")
-    if not (choice.explicit or required):
-        return None
     route = choice.route
     if rules is None:
-        return (f"HTTPRoute {namespace}/{route.name}, which {who} releases through, does not exist: create it or "
-                "name the right route in spec.traffic.gatewayRoute. The release waits until then.")
+        return (f"HTTPRoute {namespace}/{route.name} does not exist: create it, or name the right route in "
+                "spec.traffic.gatewayRoute.")
     if held_by_a_release(rules, deployment):
         return (f"HTTPRoute {namespace}/{route.name} still sends traffic to an earlier release of {deployment} "
-                f"(Services {canary_service_name(deployment)}, {stable_service_name(deployment)}): the release "
-                f"waits until that one hands the route back. If none is running, put the route's backendRefs back "
-                f"to Service {route.backend}.")
+                f"(Services {canary_service_name(deployment)}, {stable_service_name(deployment)}): that release "
+                f"hands it back when it ends; if none is running, put the route's backendRefs back to Service "
+                f"{route.backend}.")
     original = original_backends(rules, route)
     if not original:
         port = f" port {route.port}" if route.port else ""
-        return (f"HTTPRoute {namespace}/{route.name} has no backendRef to Service {route.backend}{port}, which "
-                f"{who} releases through: add it to the route or correct spec.traffic.gatewayRoute. The release "
-                "waits until then.")
+        return (f"HTTPRoute {namespace}/{route.name} has no backendRef to Service {route.backend}{port}: add it to "
+                "the route, or correct spec.traffic.gatewayRoute.")
     if _too_heavy(original):
         return (f"HTTPRoute {namespace}/{route.name} has backend weights above {MAX_WEIGHT // 100}, too large to "
-                "split exactly by whole percentages: scale the route's weights down. The release waits until then.")
+                "split exactly by whole percentages: scale the route's weights down.")
+    if not backend_exists:
+        return (f"Service {namespace}/{route.backend}, which HTTPRoute {route.name} sends to, does not exist: Ballast "
+                "gives the release's Services its ports. Create it, or correct spec.traffic.gatewayRoute.backend.")
+    if taken:
+        return (f"Service {', '.join(f'{namespace}/{name}' for name in taken)} exists and is not the release's: "
+                "Ballast needs that name to route the canary's traffic. Rename or delete it.")
     return None
+
+
+def route_block(choice: RouteChoice | None, problem: str | None, required: bool, tier: str, service: str) -> str | None:
+    """Why a release may not start yet for want of a usable route, or None.
+
+    A route the ServiceOwnership names must be usable (``problem`` is None); a tier's templated route only
+    where the tier requires a route (elsewhere an unusable one means the replica split).
+    """
+    if choice is None:
+        if not required:
+            return None
+        who = f"service {service}" if service else "this Deployment"
+        return (f"Tier {tier} requires a Gateway route, and {who} names none: set spec.traffic.gatewayRoute on "
+                f"its ServiceOwnership (or gatewayRoute on the tier in the ReleasePolicy). The release waits "
+                "until then.")
+    if problem is None or not (choice.explicit or required):
+        return None
+    return f"{problem} The release waits until then."
 
 
 def _too_heavy(original: list[RouteRuleBackends]) -> bool:
@@ -128,15 +142,6 @@ def held_by_a_release(rules: Rules, deployment: str) -> bool:
     """Whether the route sends to the Services a release of ``deployment`` routes through."""
     ours = {stable_service_name(deployment), canary_service_name(deployment)}
     return any(ref.get("name") in ours for rule in rules for ref in rule.get("backendRefs") or [])
-
-
-def usable(choice: RouteChoice | None, rules: Rules | None) -> bool:
-    """Whether a release can drive the chosen route: it exists, sends to the backend, and its weights can be
-    split by whole percentages."""
-    if choice is None or rules is None:
-        return False
-    original = original_backends(rules, choice.route)
-    return bool(original) and not _too_heavy(original)
 
 
 # -- the route's backends ----------------------------------------------------------------------------------
@@ -173,7 +178,7 @@ def weighted_refs(rec: RouteRecord, refs: BackendRefs, weight: int) -> BackendRe
     canary's; other backends' weights are multiplied by 100, so they keep their share. All are then divided
     by the original weights' greatest common divisor, so they read as percentages where they can (a lone
     backend at 5% becomes 95 and 5). A route
-    :func:`usable` never exceeds the Gateway API's largest weight.
+    :func:`route_problem` accepts never exceeds the Gateway API's largest weight.
     """
     route = _route_of(rec)
     out: BackendRefs = []

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ballast.api.common import ApiModel, ApiResource, Condition, RiskTier
+from ballast.api.routing import RouteRecord, RoutingMode
 from ballast.api.vocabulary import MANAGED_BY, MANAGED_BY_LABEL, ChangeType
 
 
@@ -168,6 +169,11 @@ class ReleaseStatus(ApiModel):
     """The canary's share of the pods in percent: the traffic it gets, as the Service splits by replicas."""
     weight_warning: str = ""
     """Set while the replica split cannot reach the step's weight within 5 points: by how much, and the fix."""
+    routing: RoutingMode = RoutingMode.REPLICA_SPLIT
+    """How the canary gets its share: ``ReplicaSplit`` (its share of the pods) or ``GatewayRoute`` (exact
+    weights set on an HTTPRoute)."""
+    route: RouteRecord | None = None
+    """With ``GatewayRoute``: the HTTPRoute driven, its backendRefs before the release, and the weights set."""
     analyses: list[AnalysisResult] = Field(default_factory=list)
     """The most recent analyses, in order (at most ``MAX_ANALYSES_KEPT``; ``analysisCounts`` counts them all)."""
     analysis_counts: dict[str, int] = Field(default_factory=dict)
@@ -178,7 +184,8 @@ class ReleaseStatus(ApiModel):
     """A sentence explaining the current phase."""
     approved_by: UserInfo | None = None
     """Who approved the release, where its tier requires approval."""
-    blocked_by: list[Literal["concurrency", "error-budget", "canary-name"]] = Field(default_factory=list)
+    blocked_by: list[Literal["concurrency", "error-budget", "canary-name", "gateway-route"]] = Field(
+        default_factory=list)
     """Every gate that held the release back at some point (for the scoreboard)."""
     conditions: list[Condition] = Field(default_factory=list)
     """``Progressing`` (traffic is moving), ``Degraded`` (the change is being or was undone, or failed) and,
@@ -211,6 +218,7 @@ class Release(ApiResource):
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Weight", "type": "integer", "jsonPath": ".status.weight"},
         {"name": "Reached", "type": "integer", "jsonPath": ".status.reachedWeight"},
+        {"name": "Routing", "type": "string", "jsonPath": ".status.routing", "priority": 1},
         {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

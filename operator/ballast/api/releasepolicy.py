@@ -24,6 +24,7 @@ from ballast.api.common import (
 )
 from ballast.api.notifications import NotificationReceiver
 from ballast.api.release import MAX_ANALYSES_KEPT
+from ballast.api.routing import GatewayRouteTemplate
 from ballast.api.vocabulary import ALERTS_ANNOTATION, OWNER_ANNOTATION, RUNBOOK_ANNOTATION, ChangeType
 
 
@@ -121,6 +122,12 @@ class TierSettings(ApiModel):
     checks: Checks = Field(default_factory=list)
     """Custom checks: named PromQL queries with a ceiling, a floor or a comparison with the baseline. The
     ServiceOwnership's own checks apply as well."""
+    gateway_route: GatewayRouteTemplate | None = None
+    """The HTTPRoute of every service of the tier whose ServiceOwnership names none (names templated with
+    ``$service`` and ``$deployment``); where that route does not exist, the replica split applies."""
+    require_gateway_route: bool = False
+    """Hold (``Blocked``) a release of this tier until its service has an HTTPRoute to shift exact weights
+    through: a replica split is too coarse for the tier's first step."""
 
 
 TIER_DEFAULTS: dict[RiskTier, TierSettings] = {

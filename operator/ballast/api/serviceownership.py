@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ballast.api.checks import Checks
 from ballast.api.common import ApiModel, ApiResource, Condition, Duration, HttpUrl, LabelSelector, RiskTier, TeamName
+from ballast.api.routing import TrafficRouting
 
 
 class Contact(ApiModel):
@@ -51,6 +52,8 @@ class ServiceOwnershipSpec(ApiModel):
     """Optional availability objective; with it, an exhausted error budget blocks feature releases."""
     checks: Checks = Field(default_factory=list)
     """The service's own custom checks, judged in every analysis of its releases beside the policy tier's."""
+    traffic: TrafficRouting = Field(default_factory=TrafficRouting)
+    """How traffic reaches the canary: an HTTPRoute's exact weights, or (by default) the replica split."""
 
 
 class ReleaseReference(ApiModel):

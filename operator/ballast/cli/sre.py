@@ -10,7 +10,7 @@ import kubernetes
 
 from ballast.api.checks import LATENCY_CHECK
 from ballast.api.common import GROUP, VERSION, parse_duration
-from ballast.api.release import CheckResult, Release, ReleaseStatus, TrafficSample
+from ballast.api.release import FINAL_PHASES, CheckResult, Release, ReleaseStatus, TrafficSample
 from ballast.api.releasepolicy import FreezeRefusal
 from ballast.cli.common import connect, kubeconfig_option, namespace_option
 from ballast.cli.render import emit, no_color_option, output_option
@@ -68,10 +68,23 @@ def status(kubeconfig: str | None, namespace: str | None, all_namespaces: bool, 
             "tier": spec.get("riskTier", "medium"), "release": reference.get("name"),
             "phase": release_status.get("phase"), "weight": release_status.get("weight"),
             "reached": release_status.get("reachedWeight"),
+            "routing": release_status.get("routing", "ReplicaSplit") if release_status else None,
+            "route": route_text(release_status.get("route"), release_status.get("phase")),
             "last_verdict": _last_verdict(release), "frozen": _frozen(policies, ns, spec.get("riskTier", "medium")),
         })
-    emit(rows, ["namespace", "service", "owner", "tier", "release", "phase", "weight", "reached", "last_verdict",
-                "frozen"], output, no_color)
+    emit(rows, ["namespace", "service", "owner", "tier", "release", "phase", "weight", "reached", "routing",
+                "route", "last_verdict", "frozen"], output, no_color)
+
+
+def route_text(route: dict[str, Any] | None, phase: str | None) -> str | None:
+    """An HTTPRoute a release drives and the weights Ballast set on it, e.g. ``shop stable=95 canary=5``."""
+    if not route:
+        return None
+    if phase in {p.value for p in FINAL_PHASES}:
+        return f"{route['name']} (restored)"
+    if route.get("canaryWeight") is None:
+        return f"{route['name']} (untouched)"
+    return f"{route['name']} stable={route.get('stableWeight')} canary={route['canaryWeight']}"
 
 
 @click.command("history")
@@ -180,6 +193,11 @@ def describe(release: str, kubeconfig: str | None, namespace: str | None) -> Non
             lines.append(f"Held by:     {', '.join(st.blocked_by)}")
         if st.weight_warning:
             lines.append(f"Warning:     {st.weight_warning}")
+        lines.append(f"Routing:     {st.routing.value}")
+        if st.route is not None:
+            lines.append(f"Route:       HTTPRoute {st.route.name}, backend {st.route.backend}: "
+                         f"{route_text(st.route.to_wire(), st.phase.value)} (Services {st.route.stable_service}, "
+                         f"{st.route.canary_service})")
         lines += _analysis_lines(st)
     click.echo("\n".join(lines))
 

@@ -29,6 +29,7 @@ from ballast.api import vocabulary
 from ballast.api.common import GROUP, VERSION
 from ballast.api.release import (
     FINAL_PHASES,
+    WAITING_PHASES,
     Release,
     ReleasePhase,
     ReleaseSpec,
@@ -38,6 +39,7 @@ from ballast.api.release import (
 )
 from ballast.api.releasepolicy import ReleasePolicySpec
 from ballast.api.revisions import rolled_back_record, template_hash
+from ballast.api.routing import RouteRecord
 from ballast.api.vocabulary import (
     ABORT_ANNOTATION,
     APPROVED_BY_ANNOTATION,
@@ -47,11 +49,11 @@ from ballast.controllers.analysis import look, unknown
 from ballast.controllers.notifications import notify_release
 from ballast.controllers.runtime import Runtime, now
 from ballast.instruments import RELEASE_TRANSITIONS, ROLLBACK_ACTUATION
-from ballast.kube import deployments
+from ballast.kube import deployments, routes
 from ballast.kube.client import CustomObjectRef, api_client, update_status
 from ballast.policy.ownership import NamedOwnership, responsibility
 from ballast.release.conditions import with_conditions
-from ballast.release.gates import ErrorBudget, GateInputs, ReleaseRef, waiting_block
+from ballast.release.gates import Block, BlockKind, ErrorBudget, GateInputs, ReleaseRef, waiting_block
 from ballast.release.machine import (
     Action,
     ActionKind,
@@ -61,10 +63,20 @@ from ballast.release.machine import (
     Gates,
     Plan,
     Requests,
+    RouteView,
     View,
     plan,
 )
 from ballast.release.record import Change, free_release_name, release_body
+from ballast.release.routing import (
+    canary_service_name,
+    choose_route,
+    held_by_a_release,
+    restore_rules,
+    route_block,
+    route_problem,
+    stable_service_name,
+)
 from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
@@ -188,7 +200,8 @@ async def _gather(runtime: Runtime, key: tuple[str, str]) -> _Pass | None:
         return None
     canary = await asyncio.to_thread(deployments.read_raw, namespace, deployments.canary_name(spec.deployment))
     _, policy = _policy(runtime, namespace)
-    view = _view(runtime, key, body, spec, status, policy, deployment, canary)
+    route = await asyncio.to_thread(_route_view, runtime, namespace, spec, status, policy, body["metadata"]["uid"])
+    view = _view(runtime, key, body, spec, status, policy, deployment, canary, route)
     return _Pass(key, body, spec, policy, deployment, canary, view)
 
 
@@ -208,8 +221,37 @@ def _approval(status: ReleaseStatus, annotations: dict[str, str]) -> tuple[Relea
     return status.model_copy(update={"approved_by": approver}), True
 
 
+def _route_view(runtime: Runtime, namespace: str, spec: ReleaseSpec, status: ReleaseStatus,
+                policy: ReleasePolicySpec, release_uid: str) -> RouteView:
+    """The HTTPRoute the release drives (as recorded), or before it starts the one it would drive (blocking)."""
+    if status.route is not None:
+        route = routes.read_route(namespace, status.route.name)
+        return RouteView(rules=routes.route_rules(route), deployment=spec.deployment,
+                         resource_version=route["metadata"]["resourceVersion"] if route else "")
+    if status.phase not in WAITING_PHASES:
+        return RouteView(deployment=spec.deployment)  # started on the replica split: it stays on it
+    ownership = _ownership(runtime, namespace, spec.service)
+    choice = choose_route(ownership.spec.traffic.gateway_route if ownership is not None else None,
+                          policy.tiers.for_tier(spec.tier).gateway_route, spec.service, spec.deployment)
+    if choice is None:
+        return RouteView(deployment=spec.deployment)
+    route = routes.read_route(namespace, choice.route.name)
+    if route is not None and held_by_a_release(routes.route_rules(route) or [], spec.deployment) and \
+            _hand_back(runtime, namespace, spec.deployment, route["metadata"]["name"]):
+        route = routes.read_route(namespace, route["metadata"]["name"])
+    rules = routes.route_rules(route)
+    taken = [name for name in (stable_service_name(spec.deployment), canary_service_name(spec.deployment))
+             if not _service_name_free(runtime, namespace, spec.deployment, name, release_uid)]
+    problem = route_problem(choice, rules, namespace, spec.deployment,
+                            backend_exists=routes.read_service(namespace, choice.route.backend) is not None,
+                            taken=taken)
+    return RouteView(choice=choice, rules=rules, problem=problem, deployment=spec.deployment,
+                     resource_version=route["metadata"]["resourceVersion"] if route else "")
+
+
 def _view(runtime: Runtime, key: tuple[str, str], body: dict[str, Any], spec: ReleaseSpec, status: ReleaseStatus,
-          policy: ReleasePolicySpec, deployment: dict[str, Any] | None, canary: dict[str, Any] | None) -> View:
+          policy: ReleasePolicySpec, deployment: dict[str, Any] | None, canary: dict[str, Any] | None,
+          route: RouteView) -> View:
     namespace, name = key
     tier = policy.tiers.for_tier(spec.tier)
     annotations = _annotations(body)
@@ -225,13 +267,16 @@ def _view(runtime: Runtime, key: tuple[str, str], body: dict[str, Any], spec: Re
         budget=_error_budget(runtime, policy, namespace, spec.service),
         change_type=spec.change_type, emergency=spec.emergency,
     ))
+    if block is None and status.phase in WAITING_PHASES and (text := route_block(
+            route.choice, route.problem, tier.require_gateway_route, spec.tier.value, spec.service)):
+        block = Block(BlockKind.GATEWAY_ROUTE, text)
     return View(
         now=now(), status=status, steps=spec.steps or tier.steps, to_revision=spec.to_revision,
         from_revision=spec.from_revision, tier=tier, deployment=DeploymentView.from_body(deployment),
         canary=_canary_view(canary, release_uid),
         gates=Gates(approval_required=tier.approval_required, approved=approved, block=block),
         requests=Requests(abort=annotations.get(ABORT_ANNOTATION), promote=PROMOTE_ANNOTATION in annotations),
-        analysis=runtime.analyses.latest(key),
+        analysis=runtime.analyses.latest(key), route=route,
     )
 
 
@@ -352,8 +397,11 @@ def _announce(release: dict[str, Any], deployment: dict[str, Any] | None, status
 
 
 def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | None, spec: ReleaseSpec) -> bool:
-    """Carry out one action; False (and nothing done) when the Deployment's template changed since the plan."""
+    """Carry out one action; False (and nothing done) when the Deployment's template or the route changed since
+    the plan."""
     namespace = release["metadata"]["namespace"]
+    if action.kind in (ActionKind.ROUTE_TRAFFIC, ActionKind.RESTORE_ROUTE):
+        return _act_on_route(action, release, spec)
     if action.kind is ActionKind.DELETE_CANARY:
         deployments.delete_canary(namespace, deployments.canary_name(spec.deployment), release["metadata"]["uid"])
         return True
@@ -389,6 +437,90 @@ def _act(action: Action, release: dict[str, Any], deployment: dict[str, Any] | N
         fields["/metadata/annotations"] = kept
         deployments.replace_fields(namespace, spec.deployment, rv, fields)
     return True
+
+
+def _act_on_route(action: Action, release: dict[str, Any], spec: ReleaseSpec) -> bool:
+    """Route the canary's share through the HTTPRoute, or take the release out of it; False when the route
+    changed since the plan."""
+    record = action.route
+    if record is None:
+        return True
+    namespace, uid = release["metadata"]["namespace"], release["metadata"]["uid"]
+    if action.kind is ActionKind.RESTORE_ROUTE:
+        _leave_route(namespace, record, uid)
+        return True
+    current = deployments.read_raw(namespace, spec.deployment)
+    stable = deployments.read_stable_revision(current, excluding=spec.to_revision) if current else None
+    backend = routes.read_service(namespace, record.backend)
+    if current is None or stable is None or backend is None:
+        logger.warning("Release %s/%s cannot route traffic: the Deployment, its stable ReplicaSet or Service %s "
+                       "is missing.", namespace, release["metadata"]["name"], record.backend)
+        return True  # the canary gets no traffic; its analysis stays inconclusive and the tier decides
+    ports = routes.service_ports(backend)
+    canary_selector = {**(current["spec"]["selector"].get("matchLabels") or {}),
+                       vocabulary.TRACK_LABEL: vocabulary.CANARY_TRACK}
+    try:
+        routes.ensure_service(routes.service_body(record.stable_service, namespace, routes.stable_selector(
+            current, stable.pod_template_hash), ports, release))
+        routes.ensure_service(routes.service_body(record.canary_service, namespace, canary_selector, ports, release))
+    except routes.ServiceNameTaken as error:
+        logger.warning("%s", error)
+        return True
+    return routes.write_backend_refs(namespace, record.name, action.resource_version, action.rules)
+
+
+def _finished_releases(runtime: Runtime, namespace: str, deployment: str) -> list[dict[str, Any]]:
+    """The finished Releases of a Deployment (index snapshots), newest first."""
+    return sorted((s for s in runtime.releases.get(namespace, []) if s["spec"].get("deployment") == deployment
+                   and (s.get("status") or {}).get("phase") in {p.value for p in FINAL_PHASES}),
+                  key=lambda s: s["metadata"].get("creationTimestamp") or "", reverse=True)
+
+
+def _service_name_free(runtime: Runtime, namespace: str, deployment: str, name: str, release_uid: str) -> bool:
+    """Whether the release may use a Service of this name: none exists or its own does. One that a finished
+    release of the Deployment left behind (the operator stopped before deleting it) is deleted."""
+    current = routes.read_service(namespace, name)
+    if current is None or deployments.owned_by(current, release_uid):
+        return True
+    for snap in _finished_releases(runtime, namespace, deployment):
+        if deployments.owned_by(current, snap["metadata"]["uid"]):
+            routes.delete_service(namespace, name, snap["metadata"]["uid"])
+            return True
+    return False
+
+
+def _hand_back(runtime: Runtime, namespace: str, deployment: str, route: str) -> bool:
+    """Restore a route that a finished release of the Deployment left routed (the operator stopped between
+    writing the final status and restoring); False when no finished release recorded it."""
+    for snap in _finished_releases(runtime, namespace, deployment):
+        body = _read_release(namespace, snap["metadata"]["name"])
+        recorded = ((body or {}).get("status") or {}).get("route")
+        if body is None or not recorded or recorded.get("name") != route:
+            continue
+        record = RouteRecord.model_validate(recorded)
+        logger.warning("HTTPRoute %s/%s still routes to finished Release %s; restoring it.", namespace, route,
+                       snap["metadata"]["name"])
+        _leave_route(namespace, record, body["metadata"]["uid"])
+        return True
+    return False
+
+
+RESTORE_ATTEMPTS = 5
+
+
+def _leave_route(namespace: str, record: RouteRecord, release_uid: str) -> None:
+    """Take the release out of its route, over whatever was written meanwhile (a final phase is never planned
+    again, so this must not give up on a conflict), then delete the release's two Services."""
+    for _ in range(RESTORE_ATTEMPTS):
+        route = routes.read_route(namespace, record.name)
+        changes = restore_rules(record, routes.route_rules(route))
+        if route is None or not changes or routes.write_backend_refs(
+                namespace, record.name, route["metadata"]["resourceVersion"], changes):
+            break
+    else:
+        raise RuntimeError(f"HTTPRoute {namespace}/{record.name} kept changing while Ballast restored it")
+    for service in (record.canary_service, record.stable_service):
+        routes.delete_service(namespace, service, release_uid)
 
 
 def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int) -> None:

@@ -22,6 +22,8 @@ class BlockKind(StrEnum):
     CANARY_NAME = "canary-name"
     CONCURRENCY = "concurrency"
     ERROR_BUDGET = "error-budget"
+    GATEWAY_ROUTE = "gateway-route"
+    """The service's HTTPRoute is missing or unusable, or its tier requires one and it names none."""
 
 
 @dataclass(frozen=True)

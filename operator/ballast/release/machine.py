@@ -30,9 +30,22 @@ from ballast.api.release import (
 )
 from ballast.api.releasepolicy import InconclusiveAction, TierSettings
 from ballast.api.revisions import template_hash
+from ballast.api.routing import RouteRecord, RoutingMode
 from ballast.api.vocabulary import PENDING_ANNOTATION
 from ballast.release.checks import CheckOutcome
 from ballast.release.gates import Block
+from ballast.release.routing import (
+    BackendRefs,
+    RouteChoice,
+    Rules,
+    at_weight,
+    canary_size,
+    foreign_edit,
+    record,
+    restored,
+    shown_weights,
+    weighted_rules,
+)
 from ballast.release.verdict import Judgement, Sample
 
 EARLY_CHECK_SECONDS = 1.0
@@ -88,12 +101,23 @@ class ActionKind(StrEnum):
     """Un-pause the Deployment on the new template and drop the pending marker."""
     RESTORE = "Restore"
     """Put the stable template back, un-pause, drop the pending marker, remember the revision as rolled back."""
+    ROUTE_TRAFFIC = "RouteTraffic"
+    """Make sure the stable and canary Services exist, then write ``rules`` into the HTTPRoute."""
+    RESTORE_ROUTE = "RestoreRoute"
+    """Take the release out of the HTTPRoute (:func:`ballast.release.routing.restore_rules` of the route as it
+    is when acting: a release that is leaving always leaves), then delete Ballast's Services."""
 
 
 @dataclass(frozen=True)
 class Action:
     kind: ActionKind
     replicas: int = 0
+    rules: Mapping[int, BackendRefs] = field(default_factory=dict)
+    """ROUTE_TRAFFIC: rule index -> the backendRefs to write."""
+    resource_version: str = ""
+    """ROUTE_TRAFFIC: the route's resourceVersion the rules were computed from (a write is refused past it)."""
+    route: RouteRecord | None = None
+    """Route actions: the route the release drives, as its status records it."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +206,22 @@ class Analysis:
 
 
 @dataclass(frozen=True)
+class RouteView:
+    """What the engine sees of the HTTPRoute: the one recorded in the status, or before the release starts the
+    one it would drive."""
+
+    choice: RouteChoice | None = None
+    """The route the ServiceOwnership or the tier names (None: replica split)."""
+    rules: Rules | None = None
+    """The route's ``spec.rules`` now; None when it does not exist."""
+    problem: str | None = None
+    """Why the chosen route cannot be driven (:func:`ballast.release.routing.route_problem`); None when it can."""
+    resource_version: str = ""
+    deployment: str = ""
+    """The Deployment's name, which Ballast's Services are named after."""
+
+
+@dataclass(frozen=True)
 class View:
     now: datetime
     status: ReleaseStatus
@@ -195,6 +235,7 @@ class View:
     requests: Requests = Requests()
     analysis: Analysis | None = None
     """The latest finished analysis of this release, if any: used when its window is the current one."""
+    route: RouteView = RouteView()
 
 
 @dataclass
@@ -236,13 +277,13 @@ def plan(view: View) -> Plan:
 
     if deployment is None:
         return move(ReleasePhase.FAILED, "DeploymentDeleted", "The Deployment was deleted during the release.",
-                    [Action(ActionKind.DELETE_CANARY)])
+                    [*_route_out(view), Action(ActionKind.DELETE_CANARY)])
     overtaken = deployment.revision != view.to_revision and not (
         status.phase is ReleasePhase.ROLLING_BACK and deployment.revision == view.from_revision)
     if overtaken:
         return move(ReleasePhase.SUPERSEDED, "Superseded",
                     f"The Deployment's pod template changed again (now {deployment.revision}); a new release "
-                    "takes over.", [Action(ActionKind.DELETE_CANARY)])
+                    "takes over.", [*_route_out(view), Action(ActionKind.DELETE_CANARY)])
     if status.phase is ReleasePhase.ROLLING_BACK:
         return _rolling_back(view)
     if view.requests.abort is not None:
@@ -271,24 +312,66 @@ def _waiting(view: View) -> Plan:
     return _start_step(view, 0)
 
 
-def _start_step(view: View, index: int, reason: str = "StepStarted") -> Plan:
+def _canary_share(view: View, weight: int) -> tuple[int, int, str]:
+    """Canary replicas for ``weight``, the weight that reaches, and why it falls short ('' when it does not).
+
+    Through a route the canary gets exactly the weight and is sized to carry it; with the replica split
+    its share of the pods is its share of the traffic.
+    """
     assert view.deployment is not None
+    stable = view.deployment.replicas
+    if view.status.route is not None:
+        return canary_size(stable, weight), weight, ""
+    replicas = canary_replicas(stable, weight)
+    return replicas, reached_weight(stable, replicas), weight_warning(stable, weight)
+
+
+def _start_step(view: View, index: int, reason: str = "StepStarted") -> Plan:
+    if index == 0 and view.status.route is None and view.route.choice is not None and \
+            view.route.rules is not None and view.route.problem is None:
+        # The route as it is before the release, recorded (write-ahead) before anything changes it.
+        chosen = record(view.route.choice, view.route.rules, view.route.deployment)
+        view = replace(view, status=view.status.model_copy(
+            update={"routing": RoutingMode.GATEWAY_ROUTE, "route": chosen}))
     weight = view.steps[index]
-    replicas = canary_replicas(view.deployment.replicas, weight)
-    reached = reached_weight(view.deployment.replicas, replicas)
-    warning = weight_warning(view.deployment.replicas, weight)
+    replicas, reached, warning = _canary_share(view, weight)
+    route = view.status.route
+    share = (f"{weight}% of the traffic through HTTPRoute {route.name} ({replicas} pod(s))" if route is not None
+             else f"{weight}% ({replicas} pod(s), {reached}% of the pods)")
     status = _to(view.status, view.now, ReleasePhase.PROGRESSING, "WeightNotReached" if warning else reason,
-                 f"Step {index + 1} of {len(view.steps)}: canary at {weight}% ({replicas} pod(s), {reached}% of "
-                 f"the pods).{' ' + warning if warning else ''}",
+                 f"Step {index + 1} of {len(view.steps)}: canary at {share}.{' ' + warning if warning else ''}",
                  step=index, weight=weight, reached_weight=reached, weight_warning=warning,
                  step_started_at=view.now, canary_ready_at=None, not_ready_seconds=0.0, not_ready_since=view.now)
     return Plan(status, [Action(ActionKind.ENSURE_CANARY, replicas)], requeue_after=1, transitioned=True)
 
 
+def _route_out(view: View, always: bool = True) -> list[Action]:
+    """The action that takes the release out of its route (none without one, or, unless ``always``, when the
+    route no longer sends to Ballast's Services)."""
+    route = view.status.route
+    if route is None or not (always or not restored(route, view.route.rules)):
+        return []
+    return [Action(ActionKind.RESTORE_ROUTE, route=route)]
+
+
 def _rollback(view: View, reason: str, message: str, **changes: object) -> Plan:
     status = _to(view.status, view.now, ReleasePhase.ROLLING_BACK, reason, message, **changes)
-    return Plan(status, [Action(ActionKind.DELETE_CANARY), Action(ActionKind.RESTORE)], requeue_after=1,
-                transitioned=True)
+    # Traffic leaves the canary first, then its pods go.
+    return Plan(status, [*_route_out(view), Action(ActionKind.DELETE_CANARY), Action(ActionKind.RESTORE)],
+                requeue_after=1, transitioned=True)
+
+
+def _route_to(view: View, status: ReleaseStatus, weight: int) -> tuple[ReleaseStatus, list[Action]]:
+    """The status and action that give the ready canary exactly ``weight``% through the route, where it does
+    not have it yet (nothing with the replica split)."""
+    route = status.route
+    if route is None or at_weight(route, view.route.rules, weight):
+        return status, []
+    stable_weight, canary_weight = shown_weights(route, weight)
+    route = route.model_copy(update={"stable_weight": stable_weight, "canary_weight": canary_weight})
+    return status.model_copy(update={"route": route}), [Action(
+        ActionKind.ROUTE_TRAFFIC, rules=weighted_rules(route, weight), resource_version=view.route.resource_version,
+        route=route)]
 
 
 def _progressing(view: View) -> Plan:
@@ -298,15 +381,18 @@ def _progressing(view: View) -> Plan:
     if view.requests.promote and tier.allow_skip:
         return Plan(_to(status, now, ReleasePhase.PROMOTING, "PromotedByRequest",
                         "Remaining steps skipped by request; rolling out natively."),
-                    [Action(ActionKind.PROMOTE)], requeue_after=1, transitioned=True)
-    desired = canary_replicas(view.deployment.replicas, weight)
+                    [*_route_out(view), Action(ActionKind.PROMOTE)], requeue_after=1, transitioned=True)
+    if status.route is not None and (edit := foreign_edit(status.route, view.route.rules, view.steps)):
+        return _rollback(view, "RouteEdited",
+                         f"{edit} Ballast never overwrites such an edit: the release rolls back, and only Ballast's "
+                         f"own Services are taken out of the route. Release again once HTTPRoute {status.route.name} "
+                         "is as intended.")
+    desired, reached, warning = _canary_share(view, weight)
     actions = [] if view.canary is not None and view.canary.replicas == desired else \
         [Action(ActionKind.ENSURE_CANARY, desired)]
-    reached = reached_weight(view.deployment.replicas, desired)
     # The Deployment was scaled during the step (a status written before the field existed waits for its next step).
     if status.reached_weight not in (None, reached):
-        status = status.model_copy(update={"reached_weight": reached,
-                                           "weight_warning": weight_warning(view.deployment.replicas, weight)})
+        status = status.model_copy(update={"reached_weight": reached, "weight_warning": warning})
     ready = view.canary is not None and view.canary.replicas == desired and view.canary.ready_replicas >= desired
     if not ready:
         # The deadline counts time not ready within the step, so a pod that restarts late in a long,
@@ -323,6 +409,9 @@ def _progressing(view: View) -> Plan:
     if status.not_ready_since is not None:
         spent = status.not_ready_seconds + (now - status.not_ready_since).total_seconds()
         status = status.model_copy(update={"not_ready_seconds": spent, "not_ready_since": None})
+    # Only a ready canary gets traffic from the route; the step's window starts once it has it.
+    status, routing = _route_to(view, status, weight)
+    actions += routing
     if status.canary_ready_at is None:
         return Plan(status.model_copy(update={"canary_ready_at": now}), actions,
                     requeue_after=min(EARLY_CHECK_SECONDS, parse_duration(tier.step_duration).total_seconds()))
@@ -395,7 +484,7 @@ def _judged(view: View, analysis: Analysis) -> Plan:
         if status.step + 1 >= len(view.steps):
             return Plan(_to(recorded, now, ReleasePhase.PROMOTING, "AnalysisPassed",
                             f"Every step passed; rolling out natively. Last: {judgement.message}"),
-                        [Action(ActionKind.PROMOTE)], requeue_after=1, transitioned=True)
+                        [*_route_out(view), Action(ActionKind.PROMOTE)], requeue_after=1, transitioned=True)
         return _start_step(replace(view, status=recorded), status.step + 1, reason="StepPassed")
     # Inconclusive, in error or failed below the limit: analyse a fresh window at the same step.
     return Plan(recorded, requeue_after=EARLY_CHECK_SECONDS)
@@ -430,6 +519,8 @@ def _promoting(view: View) -> Plan:
         return _rollback(view, "RolloutStalled",
                          f"The native rollout of revision {view.to_revision} made no progress within the "
                          "Deployment's progressDeadlineSeconds.")
+    if route_actions := _route_out(view, always=False):
+        return Plan(status, route_actions, requeue_after=1)  # traffic back on the stable Service before rolling
     if deployment.paused or deployment.pending:
         return Plan(status, [Action(ActionKind.PROMOTE)], requeue_after=1)
     if not deployment.rolled_out:
@@ -443,7 +534,7 @@ def _promoting(view: View) -> Plan:
 def _rolling_back(view: View) -> Plan:
     status, deployment = view.status, view.deployment
     assert deployment is not None
-    actions = [] if view.canary is None else [Action(ActionKind.DELETE_CANARY)]
+    actions = [*_route_out(view, always=False), *([] if view.canary is None else [Action(ActionKind.DELETE_CANARY)])]
     if deployment.revision == view.to_revision or deployment.paused or deployment.pending:
         return Plan(status, [*actions, Action(ActionKind.RESTORE)], requeue_after=1)
     if actions:

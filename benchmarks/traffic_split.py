@@ -29,9 +29,7 @@ ServiceOwnership of Deployment ``shop`` (v1, 4 pods) names the HTTPRoute (``spec
 issue 13 item 1), and v2 is shipped; Ballast writes the route (its own ``shop-ballast-stable`` and
 ``shop-ballast-canary`` Services). Users send at ``--rps`` throughout; each stretch of time in which HAProxy
 served one canary weight is one step (requests sent within 0.5 s of a change are left out), and the run
-succeeds when the release is Promoted after exactly the steps asked. Where this Ballast has no Gateway
-routing, the mode says "not yet available" and exits 2 without starting anything
-(``ballast_routing_unavailable``); nothing is simulated in its place.
+succeeds when the release is Promoted after exactly the steps asked.
 
 Not a test: it prints figures and PASS/MISS per step, and exits 1 only when the run itself failed.
 """
@@ -39,7 +37,6 @@ Not a test: it prints figures and PASS/MISS per step, and exits 1 only when the 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 import time
@@ -90,18 +87,6 @@ class Step:
     def passed(self) -> bool:
         low, high = acceptance_range(self.answered, self.requested / 100, CONFIDENCE)
         return low <= self.canary <= high and not self.others
-
-
-def ballast_routing_unavailable() -> str | None:
-    """Why `--weights-by ballast` cannot run here (None: it can)."""
-    if importlib.util.find_spec("ballast.api.routing") is None:
-        return ("this Ballast has no Gateway API routing (no ballast.api.routing: issue 13 item 1 is not merged "
-                "here), so no release can set the route's weights")
-    from ballast.api.serviceownership import ServiceOwnershipSpec
-
-    if "traffic" not in ServiceOwnershipSpec.model_fields:
-        return "this Ballast's ServiceOwnership has no spec.traffic.gatewayRoute to name the route by"
-    return None
 
 
 def row(step: Step) -> str:
@@ -228,11 +213,6 @@ def main(argv: list[str] | None = None) -> int:
                         "a healthy cluster already running there is reused and left running")
     args = parser.parse_args(argv)
     weights = [int(w) for w in args.weights.split(",")]
-    if args.weights_by == "ballast" and (unavailable := ballast_routing_unavailable()):
-        print(f"--weights-by ballast: not yet available: {unavailable}. "
-              "Run with --weights-by test for the data plane's own figures.")
-        return 2
-
     ballast = args.weights_by == "ballast"
     with environment(args.state_dir, [POLICY], [NAMESPACE], start_operator=ballast) as env:
         node = LocalNode(LocalCluster(env.state_dir))

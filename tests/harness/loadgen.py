@@ -5,7 +5,9 @@ release test can check that a rollback really spared users, not only that the po
 Each request opens a new connection, so kube-proxy spreads them over all ready pods as it would
 spread many users; requests go out on a fixed schedule from a thread pool, so slow answers do not
 lower the rate. The request itself is the kind demo's load generator's (deploy/kind/demo-app/loadgen.py),
-so what the harness counts is what the demo counts.
+so what the harness counts is what the demo counts. With `count_versions` each answer's body is read
+too, for the version that answered ("recommendations <VERSION>: <code>"): a traffic split is counted by
+what users got, whoever split it (tests/harness/gateway.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +29,21 @@ _kind_loadgen = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_kind_loadgen)
 hit = _kind_loadgen.hit
 """hit(url) -> the HTTP status, or 0 when nothing answered within 2 s."""
+DEMO_ANSWER = "recommendations "
+
+
+def hit_version(url: str) -> tuple[int, str]:
+    """Like hit(), and the version that answered: the demo app's VERSION from its answer's body ("" when the
+    body is not the demo app's, e.g. a proxy's own 503)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            status, body = response.status, response.read(200)
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read(200)
+    except OSError:
+        return 0, ""
+    text = body.decode(errors="replace")
+    return status, text[len(DEMO_ANSWER):].rsplit(":", 1)[0] if text.startswith(DEMO_ANSWER) else ""
 
 
 @dataclass(frozen=True)
@@ -32,14 +51,17 @@ class Answer:
     sent: float
     """time.monotonic() when the request went out."""
     status: int
+    version: str = ""
+    """The demo app's version that answered (only with count_versions; "" for no answer or not the app)."""
 
 
 class LoadGenerator:
     """`with LoadGenerator(url, rps) as load:` sends until the block ends; then read `load.counts()`."""
 
-    def __init__(self, url: str, rps: float, workers: int = 16) -> None:
+    def __init__(self, url: str, rps: float, workers: int = 16, count_versions: bool = False) -> None:
         self.url = url
         self.rps = rps
+        self.count_versions = count_versions
         self._workers = workers
         self._answers: list[Answer] = []
         self._lock = threading.Lock()
@@ -76,9 +98,9 @@ class LoadGenerator:
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _send(self, sent: float) -> None:
-        status = hit(self.url)
+        answer = Answer(sent, *hit_version(self.url)) if self.count_versions else Answer(sent, hit(self.url))
         with self._lock:
-            self._answers.append(Answer(sent, status))
+            self._answers.append(answer)
 
     def answers(self, since: float = 0.0, until: float = float("inf")) -> list[Answer]:
         with self._lock:
@@ -87,6 +109,11 @@ class LoadGenerator:
     def counts(self, since: float = 0.0, until: float = float("inf")) -> dict[int, int]:
         """Answers by status (0 = no answer) for requests sent in [since, until) (time.monotonic())."""
         return dict(sorted(Counter(a.status for a in self.answers(since, until)).items()))
+
+    def versions(self, since: float = 0.0, until: float = float("inf")) -> dict[str, int]:
+        """Answers by the version that gave them ("" = none of the app's), like counts(); needs count_versions."""
+        assert self.count_versions, "LoadGenerator(count_versions=True) reads which version answered"
+        return dict(sorted(Counter(a.version for a in self.answers(since, until)).items()))
 
 
 def errors(counts: dict[int, int]) -> int:

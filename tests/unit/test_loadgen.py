@@ -50,3 +50,16 @@ def test_no_answer_is_status_zero_and_an_error() -> None:
         time.sleep(0.3)
     counts = load.counts()
     assert set(counts) == {0} and loadgen.errors(counts) == counts[0] >= 3
+
+
+def test_counts_the_version_that_answered_when_asked(demo) -> None:
+    load = loadgen.LoadGenerator(f"http://127.0.0.1:{demo.server_port}/", rps=40, count_versions=True)
+    with load:
+        wait_for(lambda: sum(load.versions().values()) >= 5, 10, "no answers")
+        demo.version = "v2:rc1"  # a colon in the version: only the last one separates the status code
+        switched = time.monotonic()
+        wait_for(lambda: load.versions(since=switched).get("v2:rc1", 0) >= 5, 10, "v2:rc1 never answered")
+    assert load.versions(until=switched).get("test", 0) >= 5  # (one in flight at the switch may read v2:rc1)
+    assert set(load.versions(since=switched)) == {"v2:rc1"}
+    assert loadgen.hit_version("http://127.0.0.1:9/") == (0, "")  # nothing listens: no answer, no version
+    assert loadgen.hit_version(f"http://127.0.0.1:{demo.server_port}/healthz") == (200, "")  # not the app's answer

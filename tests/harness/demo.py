@@ -28,6 +28,8 @@ The cluster (and the node) stay up afterwards for exploring; `make cluster-down`
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -41,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+import yaml
 
 from ballast.api.vocabulary import CANARY_TRACK, TRACK_LABEL
 from tests.harness import images, wait_for
@@ -66,6 +69,11 @@ REAL_SERVICES = KIND / "demo-app.yaml"
 """The demo's Deployments and Services on real pods: what `make kind-demo` applies too."""
 SIMULATED_SERVICES = EXAMPLES / "05-deployments.yaml"
 """The same Deployments for podsim and trafficsim, where no real node can run."""
+
+CHART = REPO_ROOT / "charts" / "ballast"
+CHART_VALUES = KIND / "values.yaml"
+"""The chart's values on the real node: what `make kind-demo` installs it with (only Prometheus's URL differs)."""
+OPERATOR_NAMESPACE = "ballast-system"
 
 USERS_RPS = 30
 """Requests a second each service gets from its users: with two stable pods the canary takes about a third,
@@ -209,6 +217,9 @@ def expect_refusal(result: subprocess.CompletedProcess[str], what: str) -> None:
 # -- real pods: the node, the image, the users, and what the pods answered ---------------------------------
 
 def start_real_node(cluster: LocalCluster) -> LocalNode:
+    """Start the node and import the demo app's and the operator's images into its containerd.
+
+    NodeUnavailable, with the node stopped again, where an image cannot be built here."""
     say("""
         Starting a real node beside it: containerd, the CNI bridge, kubelet, kube-proxy and kube-scheduler
         (the first run builds kubelet, kube-proxy and kube-scheduler: about 4-9 minutes, cached after).""")
@@ -216,12 +227,18 @@ def start_real_node(cluster: LocalCluster) -> LocalNode:
     node.start()
     print(f"node {node.name} Ready in {node.ready_seconds or 0:.0f}s; its logs: {node.dir / 'logs'}")
     say(f"""
-        Importing the demo app's image {images.DEMO_APP_IMAGE} (deploy/kind/demo-app) into its containerd. The
-        first run builds it from Debian packages with mmdebstrap (about {images.BASE_BUILD_SECONDS} s; cached in
+        Importing the demo app's image {images.DEMO_APP_IMAGE} (deploy/kind/demo-app) and the operator's,
+        {images.OPERATOR_IMAGE} (the Dockerfile's final stage), into its containerd. The first run builds them
+        from Debian packages and the project's wheel, without Docker (about 2-3 minutes; cached in
         {images.CACHE_DIR}).""")
     started = time.monotonic()
-    images.import_archive(node.ctr, images.demo_app_archive())
-    print(f"image ready in {time.monotonic() - started:.0f}s")
+    try:
+        for archive in (images.demo_app_archive, images.operator_archive):
+            images.import_archive(node.ctr, archive())
+    except images.ImageBuildError as exc:
+        node.stop()
+        raise NodeUnavailable(f"the images cannot be built here: {exc}") from exc
+    print(f"images ready in {time.monotonic() - started:.0f}s")
     return node
 
 
@@ -341,10 +358,11 @@ def status_and_admission(admin: Person, alice: Person) -> None:
 
     say("""
         So that this demo takes seconds, not hours, the platform team shortens the canary steps of two tiers
-        to 25% then 50% of traffic, 5 seconds each (the example policy says 1 to 5 minutes per step).""")
+        to 25% then 50% of traffic, 5 seconds each (the example policy says 1 to 5 minutes per step). So that
+        it tells the same story on any day, it also sets the example's weekend and year-end freezes aside.""")
     quick = {"steps": [25, 50], "stepDuration": "5s", "minRequests": 20}
     admin.run("patch", "releasepolicy", "production", "--type", "merge", "-p",
-              json.dumps({"spec": {"tiers": {"low": quick, "critical": quick}}}))
+              json.dumps({"spec": {"tiers": {"low": quick, "critical": quick}, "freezeWindows": []}}))
 
     say("Alice, on the discovery team, ships a new version of recommendations. Ballast refuses it:")
     alice.wait_refused("recommendations", "3.3.0", "0.005")
@@ -438,17 +456,69 @@ def sre_view(sre: Person, rolled_back: str) -> None:
     sre.run("ballast", "scoreboard", "-n", NAMESPACE)
 
 
-def start_pods(cluster: LocalCluster, requested: str) -> tuple[Pods, LocalNode | None]:
-    """Start the real node and import the demo image where this machine can; else say why and simulate."""
-    unable = [] if requested == "simulated" else problems()
-    pods, message = choose_pods(requested, unable, ci=os.environ.get("CI") == "true")
+def real_pod_problems(info: ClusterInfo) -> list[str]:
+    """Why the demo cannot use real pods here: the node's own reasons, and what the chart needs besides."""
+    found = problems()
+    if not info.host_address:
+        found.append("this machine has no default route, so pods could not reach the API server or Prometheus")
+    if importlib.util.find_spec("helm_sdkpy") is None:
+        found.append("helm-sdkpy is missing (`make install` adds it): it installs Ballast's chart on the node")
+    return found
+
+
+def start_pods(cluster: LocalCluster, info: ClusterInfo, requested: str) -> tuple[Pods, LocalNode | None]:
+    """Start the real node and import the images where this machine can; else say why and simulate."""
+    ci = os.environ.get("CI") == "true"
+    pods, message = choose_pods(requested, [] if requested == "simulated" else real_pod_problems(info), ci)
     if pods.real:
         try:
             return pods, start_real_node(cluster)
         except NodeUnavailable as exc:  # found only at start: another node runs here, a build failed
-            pods, message = choose_pods(requested, [str(exc)], ci=os.environ.get("CI") == "true")
+            pods, message = choose_pods(requested, [str(exc)], ci)
     say(message)
     return pods, None
+
+
+@contextmanager
+def chart_installed(info: ClusterInfo, admin: Person) -> Iterator[None]:
+    """Ballast installed by its chart on the real node with deploy/kind/values.yaml, as `make kind-demo` does;
+    left running afterwards, like the rest of the cluster."""
+    import helm_sdkpy as helm  # only here: the simulated path runs without it
+
+    values = {**yaml.safe_load(CHART_VALUES.read_text()), "prometheusUrl": info.pod_prometheus_url}
+    values_file = CHART_VALUES.relative_to(REPO_ROOT)
+    say(f"""
+        Installing Ballast with its Helm chart and the values make kind-demo uses ({values_file}):
+        two operator Pods under the chart's ServiceAccount, electing a leader; the API server calls their webhooks
+        through the chart's Service. Only Prometheus's address differs from kind: here it runs on the host.""")
+    print(f"platform$ helm install ballast charts/ballast -n {OPERATOR_NAMESPACE} --create-namespace "
+          f"-f {values_file} --set prometheusUrl={values['prometheusUrl']}", flush=True)
+    kubectl(info.kubeconfig, "create", "namespace", OPERATOR_NAMESPACE)
+    # ServiceAccount admission refuses pods until the namespace's default ServiceAccount has its token.
+    wait_for(lambda: admin.get("serviceaccount", "default", "-n", OPERATOR_NAMESPACE, "--ignore-not-found",
+                               "-o", "jsonpath={.secrets[*].name}"), 60, f"{OPERATOR_NAMESPACE} never got a token")
+    config = helm.Configuration(namespace=OPERATOR_NAMESPACE, kubeconfig=info.kubeconfig)
+    asyncio.run(helm.Install(config).run("ballast", str(CHART), values=values, wait=False, timeout=60))
+    admin.run("rollout", "status", "deployment/ballast", "-n", OPERATOR_NAMESPACE, "--timeout=180s")
+    admin.run("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "wide", "-L", "ballast.dev/leader")
+    yield
+
+
+@contextmanager
+def operator_process(info: ClusterInfo, state_dir: str) -> Iterator[None]:
+    """The operator as a process on the host, for simulated pods; stopped afterwards."""
+    say("Running the operator: `ballast operator run`, as its own identity `ballast-operator`.")
+    operator = OperatorProcess(info, Path(state_dir) / "logs" / "operator-demo.log")
+    operator.start()
+    print(f"operator log: {operator.log_path}\noperator metrics: {operator.metrics_url}")
+    try:
+        yield
+    finally:
+        operator.stop()
+        # With the operator stopped, an Enforce policy's webhooks (failurePolicy Fail) would refuse every
+        # change in shop; remove them so the cluster left behind stays usable.
+        kubectl(info.kubeconfig, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+                "ballast.dev", "--ignore-not-found", check=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -467,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     info = cluster.start()
     print(f"kubeconfig: {info.kubeconfig}\nPrometheus: {info.prometheus_url}")
     try:
-        pods, node = start_pods(cluster, args.pods)
+        pods, node = start_pods(cluster, info, args.pods)
     except DemoUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -476,30 +546,20 @@ def main(argv: list[str] | None = None) -> int:
     setup(info, admin)
 
     # Simulated pods need no users started: trafficsim plays them.
-    with real_services(info, admin) if pods.real else nullcontext() as users:
-        say("Running the operator: `ballast operator run`, as its own identity `ballast-operator`.")
-        operator = OperatorProcess(info, Path(args.state_dir) / "logs" / "operator-demo.log")
-        operator.start()
-        print(f"operator log: {operator.log_path}\noperator metrics: {operator.metrics_url}")
-        try:
-            status_and_admission(admin, alice)
-            promotion(info, admin, alice, users)
-            rolled_back = rollback(info, alice, users)
-            freeze_and_approval(admin, bob, alice)
-            sre_view(Person("sre", info.kubeconfig, pods), rolled_back)
-        finally:
-            operator.stop()
-            # With the operator stopped, an Enforce policy's webhooks (failurePolicy Fail) would refuse every
-            # change in shop; remove them so the cluster left behind stays usable.
-            kubectl(info.kubeconfig, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration",
-                    "ballast.dev", "--ignore-not-found", check=False)
+    with (real_services(info, admin) if pods.real else nullcontext()) as users, \
+            (chart_installed(info, admin) if pods.real else operator_process(info, args.state_dir)):
+        status_and_admission(admin, alice)
+        promotion(info, admin, alice, users)
+        rolled_back = rollback(info, alice, users)
+        freeze_and_approval(admin, bob, alice)
+        sre_view(Person("sre", info.kubeconfig, pods), rolled_back)
 
-    node_line = f"\n          (its real node {node.name} too; its pods keep serving)" if node else ""
+    running = (f"its real node {node.name} and Ballast, installed by its chart in {OPERATOR_NAMESPACE}, keep "
+               "running" if node else "the operator is not: its webhook configurations were removed")
     say(f"""
-        Done. The cluster is still running (the operator is not; its webhook configurations were removed):{node_line}
+        Done. The cluster is still running ({running}):
           export KUBECONFIG={info.kubeconfig}
           kubectl get serviceownerships,releasepolicies,releases -A
-          .venv/bin/ballast operator run --kubeconfig {info.user_kubeconfigs["ballast-operator"]}
           make cluster-down   # stop everything
         """)
     return 0

@@ -405,9 +405,10 @@ def rollback(info: ClusterInfo, alice: Person, users: Users | None) -> str:
     name = alice.wait_release("recommendations", before, FINAL, "finished")
     if dict(alice.releases("recommendations"))[name] != "RolledBack":
         raise RuntimeError(f"the bad release {name} was not rolled back; `kubectl ballast describe {name} -n shop`")
-    print(alice.get("deployment", "recommendations", "-n", NAMESPACE, "-o",
-                    "jsonpath=recommendations now runs {.spec.template.spec.containers[0].image}"
-                    " {.spec.template.spec.containers[0].env[?(@.name==\"VERSION\")].value}\n"))
+    version = ('{.spec.template.spec.containers[0].env[?(@.name=="VERSION")].value}' if alice.pods.real
+               else "{.spec.template.spec.containers[0].image}")
+    running = alice.get("deployment", "recommendations", "-n", NAMESPACE, "-o", f"jsonpath={version}")
+    print(f"recommendations now runs {running}")
     if users is not None:
         show_traffic(info, users, "recommendations", shipped)
     say("Re-applying the rolled-back version is refused until someone sets ballast.dev/retry:")

@@ -209,9 +209,8 @@ class Person:
 
 
 def expect_refusal(result: subprocess.CompletedProcess[str], what: str) -> None:
-    if result.returncode != 0:
-        return
-    raise RuntimeError(f"{what} was admitted; Ballast should have refused it")
+    if result.returncode == 0:
+        raise RuntimeError(f"{what} was admitted; Ballast should have refused it")
 
 
 # -- real pods: the node, the image, the users, and what the pods answered ---------------------------------
@@ -284,12 +283,16 @@ def traffic_by_pod(prometheus_url: str, deployment: str, seconds: float) -> dict
 
 
 def traffic_table(deployment: str, by_pod: dict[str, dict[str, float]]) -> str:
-    """`traffic_by_pod` as a table: each pod's track, requests, share of the service's requests and 5xx."""
+    """`traffic_by_pod` as a table: each pod's track, requests, share of the service's requests and 5xx.
+
+    Pods that answered nothing in the window (an earlier release's canary, a pod just started) are left out."""
     total = sum(sum(codes.values()) for codes in by_pod.values()) or 1.0
     canary = f"{deployment}-canary-"
     lines = [f"{'POD':<44} {'TRACK':<7} {'REQUESTS':>8} {'SHARE':>6} {'5XX':>5}"]
     for pod, codes in sorted(by_pod.items(), key=lambda item: (not item[0].startswith(canary), item[0])):
         answered = sum(codes.values())
+        if answered < 0.5:
+            continue
         failed = sum(n for code, n in codes.items() if code.startswith("5"))
         lines.append(f"{pod:<44} {'canary' if pod.startswith(canary) else 'stable':<7} {answered:>8.0f} "
                      f"{answered / total:>6.0%} {failed:>5.0f}")

@@ -54,6 +54,7 @@ def test_traffic_table_puts_the_canary_first_with_its_share_and_errors():
         "recommendations-5f6d7c8b9d-x2x4z": {"200": 59.6, "500": 0.4},
         "recommendations-canary-7c8b9d5f6d-abcde": {"200": 24.0, "500": 6.0},
         "recommendations-5f6d7c8b9d-q8w7e": {"200": 60.0, "500": 0.0},
+        "recommendations-canary-0a1b2c3d4e-fghij": {"200": 0.0, "500": 0.0},  # an earlier release's canary
     }).splitlines()
     assert table[0].split() == ["POD", "TRACK", "REQUESTS", "SHARE", "5XX"]
     assert table[1].split() == ["recommendations-canary-7c8b9d5f6d-abcde", "canary", "30", "20%", "6"]

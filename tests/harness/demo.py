@@ -483,13 +483,19 @@ def start_pods(cluster: LocalCluster, info: ClusterInfo, requested: str) -> tupl
     return pods, None
 
 
+def chart_values(prometheus_url: str) -> dict[str, object]:
+    """deploy/kind/values.yaml, with which `make kind-demo` installs the chart, and Prometheus where pods reach
+    it here (kind's runs in the cluster at the chart's default URL; here Debian's runs on the host)."""
+    return {**yaml.safe_load(CHART_VALUES.read_text()), "prometheusUrl": prometheus_url}
+
+
 @contextmanager
 def chart_installed(info: ClusterInfo, admin: Person) -> Iterator[None]:
     """Ballast installed by its chart on the real node with deploy/kind/values.yaml, as `make kind-demo` does;
     left running afterwards, like the rest of the cluster."""
     import helm_sdkpy as helm  # only here: the simulated path runs without it
 
-    values = {**yaml.safe_load(CHART_VALUES.read_text()), "prometheusUrl": info.pod_prometheus_url}
+    values = chart_values(info.pod_prometheus_url)
     values_file = CHART_VALUES.relative_to(REPO_ROOT)
     say(f"""
         Installing Ballast with its Helm chart and the values make kind-demo uses ({values_file}):

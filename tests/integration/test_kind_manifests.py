@@ -146,6 +146,9 @@ def test_chart_values_are_one_file_whose_image_the_harness_builds():
     # kind-demo builds that image: the chart's appVersion read from Chart.yaml.
     assert script_variable("OPERATOR_IMAGE") == "ballast:$APP_VERSION"
     assert "charts/ballast/Chart.yaml" in script_variable("APP_VERSION")
+    # make demo installs the chart on the local node with the same file; only Prometheus's address differs.
+    assert demo.chart_values("http://192.0.2.1:9090") == {**values, "prometheusUrl": "http://192.0.2.1:9090"}
+    assert "prometheusUrl" not in values
     # The operator's Pods may run on the local real node as the demo's pods do.
     pod_tolerations = [d["spec"]["template"]["spec"]["tolerations"] for d in documents(KIND / "demo-app.yaml")
                        if d["kind"] == "Deployment"]

@@ -5,7 +5,7 @@
   each with the reason); both run the demo app's one image under one name, built from one definition
   (deploy/kind/demo-app/Dockerfile there, tests/harness/images.py here); the chart is installed with
   deploy/kind/values.yaml alone, whose image is the one the harness builds; and every probe the manifests
-  declare is an endpoint the app answers as the probe means it.
+  declare is an endpoint the app answers as the probe means it; shipping a version changes the same fields.
 - Every object hack/kind-demo.sh applies is accepted by kube-apiserver in a server-side dry run, unpruned.
 - Prometheus, with deploy/kind's scrape configuration, labels the demo app's series so that Ballast's
   default analysis queries find them. Debian's Prometheus has no Kubernetes discovery, so the test
@@ -102,6 +102,14 @@ def test_kind_demo_applies_what_the_local_demo_applies_and_only_kinds_own_extras
     # In the story's order: the services before the policy that governs them (they predate Ballast).
     order = [p for p in applied if p in local]
     assert order.index(demo.REAL_SERVICES) < order.index(REPO_ROOT / "examples" / "02-releasepolicy-production.yaml")
+
+
+def test_shipping_a_version_changes_the_same_fields_on_both_paths():
+    """kind-demo's version_patch and make demo's Pods.template: a version is the demo app's env."""
+    (function,) = re.findall(r"^version_patch\(\) \{\n.*?^\}$", SCRIPT.read_text(), re.MULTILINE | re.DOTALL)
+    patch = subprocess.run(["bash", "-c", f"{function}\nversion_patch 3.5.0 0.2"], capture_output=True, text=True,
+                           check=True).stdout
+    assert json.loads(patch) == {"spec": {"template": demo.Pods(real=True).template("recommendations", "3.5.0", "0.2")}}
 
 
 def test_one_demo_app_image_under_one_name():

@@ -2,7 +2,7 @@
 
 - One path for users: `make kind-demo` (hack/kind-demo.sh) applies exactly the manifests `make demo` applies
   on the local real node (tests/harness/demo.py), plus only what a kind cluster needs besides (KIND_ONLY,
-  each with the reason); both run the demo app's one image under one name, built from one definition
+  each with the reason); both run the demo app's one image under one name, from two definitions that agree
   (deploy/kind/demo-app/Dockerfile there, tests/harness/images.py here); the chart is installed with
   deploy/kind/values.yaml alone, whose image is the one the harness builds; and every probe the manifests
   declare is an endpoint the app answers as the probe means it; shipping a version changes the same fields.

@@ -200,6 +200,9 @@ class Person:
         `phases`; return its name."""
         def reached() -> str | None:
             new = [(name, phase) for name, phase in self.releases(deployment) if name not in before]
+            if len(new) > 1:  # the story would go on with one of them while the other waits forever
+                opened = ", ".join(f"{name} ({phase or 'no phase'})" for name, phase in new)
+                raise RuntimeError(f"Ballast opened {len(new)} Releases for one change of {deployment}: {opened}")
             return new[-1][0] if new and new[-1][1] in phases else None
         return wait_for(reached, 180, f"the new release of {deployment} never {what}")
 

@@ -48,6 +48,7 @@ def play(pods: str, state: Path) -> str:
         cluster = LocalCluster(state)
         node.LocalNode(cluster).stop()
         cluster.stop()
+    (state.parent / "demo.out").write_text(run.stdout + run.stderr)  # the whole story, for a post-mortem
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-3000:]
     return run.stdout
 
@@ -55,7 +56,7 @@ def play(pods: str, state: Path) -> str:
 def assert_every_chapter(out: str) -> None:
     assert [chapter for chapter in CHAPTERS if chapter not in out] == []
     status = out[out.index("kubectl ballast status"):out.index("kubectl ballast describe")]
-    assert "Promoted" in status and "RolledBack" in status and "yes (incident-review)" in status
+    assert "Promoted" in status and "RolledBack" in status and "yes (incident-review)" in status, status
     board = out[out.index("kubectl ballast scoreboard"):].splitlines()
     header = next(line for line in board if line.startswith("TEAM"))
     rows = {line.split()[0]: dict(zip(re.split(r"\s{2,}", header), re.split(r"\s{2,}", line), strict=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.harness import demo
+from tests.harness.node import NodeUnavailable
 
 
 def test_real_pods_where_the_node_can_run():
@@ -64,3 +65,22 @@ def test_traffic_table_puts_the_canary_first_with_its_share_and_errors():
 def test_traffic_table_without_traffic_has_only_its_header():
     assert demo.traffic_table("checkout", {}).splitlines() == [
         f"{'POD':<44} {'TRACK':<7} {'REQUESTS':>8} {'SHARE':>6} {'5XX':>5}"]
+
+
+def test_a_node_that_fails_at_start_falls_back_saying_why_or_fails_under_ci(monkeypatch, capsys):
+    """What only start() finds (another real node runs here, an image cannot be built) is handled like the
+    problems found before it: simulated pods with the reason, or a failure where real pods are required."""
+    def cannot_start(cluster):
+        raise NodeUnavailable("another real node runs on this machine (one fits)")
+
+    monkeypatch.setattr(demo, "real_pod_problems", lambda info: [])
+    monkeypatch.setattr(demo, "start_real_node", cannot_start)
+    monkeypatch.delenv("CI", raising=False)
+    pods, node = demo.start_pods(cluster=None, info=None, requested="auto")
+    assert not pods.real and node is None
+    assert "No real node on this machine (another real node runs on this machine (one fits))" in capsys.readouterr().out
+    with pytest.raises(demo.DemoUnavailable, match="--pods real forbids"):
+        demo.start_pods(cluster=None, info=None, requested="real")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(demo.DemoUnavailable, match="CI=true forbids"):
+        demo.start_pods(cluster=None, info=None, requested="auto")

@@ -7,6 +7,9 @@ CLUSTER := $(PY) -m tests.harness.cluster --state-dir $(STATE)
 # `make cluster-up` also starts a real node (containerd, kubelet, kube-proxy, kube-scheduler) where the
 # machine can run one (NODE=auto); NODE=1 insists (fails with the reason), NODE=0 keeps every pod simulated.
 NODE ?= auto
+# `make demo` plays on real pods where the machine can run the real node (PODS=auto; under CI=true it fails
+# instead of simulating), PODS=real insists (fails with the reason), PODS=simulated uses podsim and trafficsim.
+PODS ?= auto
 
 .PHONY: help install test unit integration manifests demo kind-demo kind-down cluster-up cluster-down cluster-status lint clean
 
@@ -50,8 +53,8 @@ cluster-down: ## Stop exactly the processes cluster-up started (and clean up the
 cluster-status: $(VENV)/.installed ## Show which local control-plane processes are alive
 	$(CLUSTER) status
 
-demo: $(VENV)/.installed ## The demo on the local control plane
-	$(PY) -m tests.harness.demo --state-dir $(STATE)
+demo: $(VENV)/.installed ## The demo on the local control plane, on real pods where possible (PODS=auto|real|simulated)
+	$(PY) -m tests.harness.demo --state-dir $(STATE) --pods $(PODS)
 
 kind-demo: ## The demo on real pods in a kind cluster (needs Docker, kind, kubectl, helm; see deploy/kind/)
 	STATE=$(STATE) bash hack/kind-demo.sh

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make kind-demo`: Ballast in a kind cluster, on real pods, with a real Prometheus and real traffic.
-# The story of `make demo`: a good version is promoted through canary steps, a bad one is rolled back
-# automatically. Needs Docker, kind, kubectl and helm, so it runs neither on the development machines
-# (no Docker) nor in CI. `hack/kind-demo.sh down` (`make kind-down`) deletes the cluster.
+# The first chapters of `make demo`, on the same manifests, chart values and demo app (deploy/kind/): a
+# change to a Deployment without a runbook is refused, then fixed; a good version is promoted through
+# canary steps; a bad one is rolled back automatically. Needs Docker, kind, kubectl and helm, so it runs
+# neither on the development machines (no Docker) nor in CI; tests/integration/test_kind_manifests.py
+# holds it to what `make demo` runs there. `hack/kind-demo.sh down` (`make kind-down`) deletes the cluster.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -80,19 +82,30 @@ phase_in() { # phase_in RELEASE PHASE...
 }
 FINAL=(Promoted RolledBack Superseded Failed)
 
-# ship VERSION ERROR_RATIO: what a service team's `kubectl apply` of a new version amounts to, a changed
-# pod template. Sets RELEASE to the Release Ballast opens for it.
+# version_patch VERSION ERROR_RATIO: what a service team's `kubectl apply` of a new version amounts to, a
+# changed pod template: the demo app's env, as tests/harness/demo.py (Pods.template) ships it.
+version_patch() {
+  printf '{"spec":{"template":{"spec":{"containers":[{"name":"recommendations","env":[{"name":"VERSION","value":"%s"},{"name":"ERROR_RATIO","value":"%s"}]}]}}}}' "$1" "$2"
+}
+# refused_now VERSION ERROR_RATIO: a server-side dry run of that change is refused (the webhook is active).
+refused_now() {
+  ! kubectl patch deployment/recommendations -n "$NS" -p "$(version_patch "$1" "$2")" --dry-run=server >/dev/null 2>&1
+}
+# ship VERSION ERROR_RATIO: apply that change; sets RELEASE to the Release Ballast opens for it.
 ship() {
-  local before patch
+  local before
   before=$(releases)
-  patch=$(printf '{"spec":{"template":{"metadata":{"labels":{"app.kubernetes.io/version":"%s"}},"spec":{"containers":[{"name":"recommendations","env":[{"name":"VERSION","value":"%s"},{"name":"ERROR_RATIO","value":"%s"}]}]}}}}' "$1" "$1" "$2")
-  show kubectl patch deployment/recommendations -n "$NS" -p "$patch"
+  show kubectl patch deployment/recommendations -n "$NS" -p "$(version_patch "$1" "$2")"
   wait_until 60 "a Release for version $1" has_release_after "$before"
   RELEASE=$(release_after "$before")
   echo "Release: $RELEASE"
 }
+policy_webhooks_gone() {
+  ! kubectl get validatingwebhookconfiguration,mutatingwebhookconfiguration ballast.dev \
+    -o jsonpath='{.items[*].webhooks[*].name}' 2>/dev/null | tr ' ' '\n' | grep -q '^production\.'
+}
 
-# -- the cluster, Prometheus and the operator ---------------------------------------------------------
+# -- the cluster, the images, Prometheus and the operator -------------------------------------------------
 
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   say "Reusing the kind cluster '$CLUSTER'."
@@ -102,19 +115,26 @@ else
   show kind create cluster --config kind-config.yaml --wait 180s
 fi
 
-say "Building the operator image from the Dockerfile and loading it into the cluster's nodes."
-show docker build -t ballast:dev .
-show kind load docker-image ballast:dev --name "$CLUSTER"
+# The chart's default image (repository ballast, tag = its appVersion), as deploy/kind/values.yaml keeps it,
+# and the demo app's image that deploy/kind/demo-app.yaml and loadgen.yaml name.
+APP_VERSION=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' charts/ballast/Chart.yaml)
+OPERATOR_IMAGE=ballast:$APP_VERSION
+DEMO_APP_IMAGE=ballast-demo-app:local
+say "Building the operator image (Dockerfile) and the demo app's (deploy/kind/demo-app/Dockerfile), and" \
+  "loading both into the cluster's nodes (nothing is pushed or pulled)."
+show docker build -t "$OPERATOR_IMAGE" .
+show docker build -t "$DEMO_APP_IMAGE" deploy/kind/demo-app
+show kind load docker-image "$OPERATOR_IMAGE" "$DEMO_APP_IMAGE" --name "$CLUSTER"
 
 say "Installing Prometheus (scrapes every pod annotated prometheus.io/scrape, every 5 s)."
 show kubectl apply -f deploy/kind/prometheus.yaml
 show kubectl rollout status deployment/prometheus-server -n monitoring --timeout=300s
 
-say "Installing Ballast with its Helm chart."
+say "Installing Ballast with its Helm chart and the demos' values (deploy/kind/values.yaml)."
 reinstall=false
 helm status ballast -n ballast-system >/dev/null 2>&1 && reinstall=true
 show helm upgrade --install ballast charts/ballast -n ballast-system --create-namespace \
-  --set image.repository=ballast --set image.tag=dev --set image.pullPolicy=Never --wait --timeout 5m
+  -f deploy/kind/values.yaml --wait --timeout 5m
 if $reinstall; then
   # Same tag, maybe a new image: the pod template did not change, so only a restart picks it up.
   show kubectl rollout restart deployment/ballast -n ballast-system
@@ -122,57 +142,68 @@ if $reinstall; then
 fi
 show kubectl apply -f deploy/kind/operator-metrics.yaml
 
-# -- the policy and the service -------------------------------------------------------------------------
+# -- the services, as they ran before Ballast governed them -------------------------------------------------
 
 if [[ -n $(kubectl get namespace "$NS" traffic --ignore-not-found -o name) ]]; then
-  say "Removing the previous run's service, so the story starts from version 1.0.0 again."
+  say "Removing the previous run's policy and services, so the story starts from the beginning again."
+  show kubectl delete releasepolicy production --ignore-not-found
+  wait_until 60 "the operator to remove the policy's webhooks" policy_webhooks_gone
   show kubectl delete namespace "$NS" traffic --ignore-not-found --timeout=180s
 fi
 
-say "Applying the production ReleasePolicy from examples/. So that the demo takes minutes, not hours," \
-  "the low tier's canary steps are shortened to 25% then 50% of traffic, 30 seconds each."
-show kubectl apply -f examples/01-namespace-shop.yaml -f examples/02-releasepolicy-production.yaml
+say "Deploying the services as they ran before Ballast: checkout (2 replicas) and recommendations" \
+  "(2 replicas, no runbook annotation), and their users sending each 20 requests a second."
+show kubectl apply -f examples/01-namespace-shop.yaml -f deploy/kind/demo-app.yaml -f deploy/kind/loadgen.yaml
+show kubectl rollout status deployment/checkout -n "$NS" --timeout=300s
+show kubectl rollout status deployment/recommendations -n "$NS" --timeout=300s
+show kubectl rollout status deployment/loadgen -n traffic --timeout=300s
+show kubectl get pods -n "$NS" -o wide
+
+# -- the story ------------------------------------------------------------------------------------------
+
+say "The platform team applies the production ReleasePolicy and the teams their ServiceOwnerships" \
+  "(examples/). So that the demo takes minutes, not hours, the low tier's canary steps are shortened to" \
+  "25% then 50% of traffic, 30 seconds each."
+show kubectl apply -f examples/02-releasepolicy-production.yaml -f examples/03-serviceownership-checkout.yaml \
+  -f examples/04-serviceownership-recommendations.yaml
 show kubectl patch releasepolicy production --type merge \
   -p '{"spec":{"tiers":{"low":{"steps":[25,50],"stepDuration":"30s","minRequests":20}}}}'
 wait_until 60 "the operator to register its webhooks for the policy" pause_webhook_active
-
-say "Deploying recommendations 1.0.0 (0.5% errors, 4 replicas), its ServiceOwnership (tier low), and a" \
-  "load generator sending it 20 requests a second. The code comes from ConfigMaps; no image is built."
-# The ConfigMaps go first, so that no pod waits for its volume.
-kubectl create namespace traffic --dry-run=client -o yaml | kubectl apply -f -
-kubectl create configmap demo-app -n "$NS" --from-file=deploy/kind/demo-app/app.py \
-  --dry-run=client -o yaml | kubectl apply -f -
-kubectl create configmap loadgen -n traffic --from-file=deploy/kind/demo-app/loadgen.py \
-  --dry-run=client -o yaml | kubectl apply -f -
-show kubectl apply -f deploy/kind/demo-app.yaml
-show kubectl rollout status deployment/recommendations -n "$NS" --timeout=300s
-show kubectl rollout status deployment/loadgen -n traffic --timeout=300s
 wait_until 60 "the ServiceOwnership to find the Deployment" ownership_sees_deployment
 wait_until 120 "Prometheus to see the traffic" \
   prometheus_has 'sum(rate(http_requests_total{namespace="shop",pod=~"recommendations-.*"}[30s])) > 0'
 show kubectl get serviceownerships,releasepolicies -A
 
-# -- the story ------------------------------------------------------------------------------------------
+say "The discovery team ships recommendations 3.3.0. Ballast refuses it: the Deployment has no runbook."
+wait_until 60 "Ballast's webhook to judge changes to recommendations" refused_now 3.3.0 0.005
+if show kubectl patch deployment/recommendations -n "$NS" -p "$(version_patch 3.3.0 0.005)"; then
+  die "a change to a Deployment without a runbook was admitted; Ballast should have refused it"
+fi
 
-say "The team ships 1.1.0, as good as today's (0.5% errors). Ballast pauses the Deployment and starts" \
-  "a canary that takes a share of the traffic; Prometheus compares it with the stable pods:"
-ship 1.1.0 0.005
+say "They add the runbook the message asks for and ship again (as good as today's: 0.5% errors)." \
+  "Ballast pauses the Deployment and starts a canary that takes a share of the traffic; Prometheus" \
+  "compares it with the stable pods:"
+show kubectl annotate deployment/recommendations -n "$NS" \
+  ballast.dev/runbook=https://runbooks.example.com/discovery/recommendations
+ship 3.3.0 0.005
 wait_until 180 "$RELEASE to start its canary" phase_in "$RELEASE" Progressing Promoting "${FINAL[@]}"
-show kubectl get deployments,pods -n "$NS" -L app.kubernetes.io/version
+show kubectl get deployments,pods -n "$NS" -o wide -L ballast.dev/track
 say "Every step passes, so the Deployment rolls out natively and the canary goes away:"
 wait_until 360 "$RELEASE to finish" phase_in "$RELEASE" "${FINAL[@]}"
 [[ $(phase "$RELEASE") == Promoted ]] || die "$RELEASE ended $(phase "$RELEASE"), expected Promoted"
 show kubectl rollout status deployment/recommendations -n "$NS" --timeout=180s
-show kubectl get deployments,pods -n "$NS" -L app.kubernetes.io/version
+show kubectl get deployments,pods -n "$NS" -o wide -L ballast.dev/track
 
-say "Next, a bad version: 1.2.0 fails 20% of its requests. Its canary fails the analysis and Ballast" \
+say "Next, a bad version: 3.5.0 fails 20% of its requests. Its canary fails the analysis and Ballast" \
   "rolls back automatically:"
-ship 1.2.0 0.2
+ship 3.5.0 0.2
 wait_until 300 "$RELEASE to finish" phase_in "$RELEASE" "${FINAL[@]}"
 [[ $(phase "$RELEASE") == RolledBack ]] || die "$RELEASE ended $(phase "$RELEASE"), expected RolledBack"
 kubectl get release "$RELEASE" -n "$NS" -o jsonpath='{.status.reason}: {.status.message}{"\n"}'
 kubectl get deployment recommendations -n "$NS" \
   -o jsonpath='recommendations now runs {.spec.template.spec.containers[0].env[?(@.name=="VERSION")].value}{"\n"}'
+echo "What the users saw (the load generator's counts, every 10 s):"
+kubectl logs -n traffic deployment/loadgen -c recommendations-users --tail=6
 
 say "The release history SREs read:"
 show kubectl get releases -n "$NS" -o wide

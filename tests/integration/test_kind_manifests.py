@@ -1,7 +1,12 @@
 """deploy/kind against the real components these machines have; `make kind-demo` itself needs Docker.
 
-- Every object hack/kind-demo.sh applies (deploy/kind/*.yaml and the ConfigMaps it builds from
-  deploy/kind/demo-app/) is accepted by kube-apiserver in a server-side dry run, unpruned.
+- One path for users: `make kind-demo` (hack/kind-demo.sh) applies exactly the manifests `make demo` applies
+  on the local real node (tests/harness/demo.py), plus only what a kind cluster needs besides (KIND_ONLY,
+  each with the reason); both run the demo app's one image under one name, from two definitions that agree
+  (deploy/kind/demo-app/Dockerfile there, tests/harness/images.py here); the chart is installed with
+  deploy/kind/values.yaml alone, whose image is the one the harness builds; and every probe the manifests
+  declare is an endpoint the app answers as the probe means it; shipping a version changes the same fields.
+- Every object hack/kind-demo.sh applies is accepted by kube-apiserver in a server-side dry run, unpruned.
 - Prometheus, with deploy/kind's scrape configuration, labels the demo app's series so that Ballast's
   default analysis queries find them. Debian's Prometheus has no Kubernetes discovery, so the test
   hands it the pod targets that discovery would produce (the documented ``__meta_kubernetes_*`` labels)
@@ -12,8 +17,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shlex
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from string import Template
@@ -26,19 +35,48 @@ import yaml
 
 from ballast.api.releasepolicy import PrometheusQueries
 from ballast.metrics.prometheus import PrometheusProvider
-from tests.harness import require_binary, wait_for
+from tests.harness import demo, images, require_binary, wait_for
 from tests.harness.cluster import free_ports, get_ok
 from tests.harness.kubectl import kubectl
+from tests.unit.test_images import final_stage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KIND = REPO_ROOT / "deploy" / "kind"
-MANIFESTS = [KIND / "prometheus.yaml", KIND / "demo-app.yaml", KIND / "operator-metrics.yaml"]
-# (name, namespace, file) of the ConfigMaps hack/kind-demo.sh builds with `kubectl create configmap`.
-CONFIGMAPS = [("demo-app", "shop", "app.py"), ("loadgen", "traffic", "loadgen.py")]
+SCRIPT = REPO_ROOT / "hack" / "kind-demo.sh"
+KIND_ONLY = {
+    KIND / "prometheus.yaml": "Prometheus in the cluster; the local cluster runs Debian's on the host, with this "
+                              "file's `pods` job (tests/harness/podsd.py)",
+    KIND / "operator-metrics.yaml": "a NodePort so the host's browser reaches the operator's metrics",
+    KIND / "loadgen.yaml": "users in a pod; on the local node (no cluster DNS) the harness sends the same "
+                           "requests from the host (tests/harness/loadgen.py uses loadgen.py's hit())",
+}
+"""What only `make kind-demo` applies, and why the local demo needs no counterpart."""
+
+
+def script_lines() -> list[str]:
+    """hack/kind-demo.sh's lines with continuations joined and comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", SCRIPT.read_text())
+    return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+
+
+def applied_by_script() -> list[Path]:
+    """Every file hack/kind-demo.sh hands to `kubectl apply -f`, in order."""
+    return [REPO_ROOT / path for line in script_lines() if "kubectl apply" in line
+            for path in re.findall(r"-f (\S+\.yaml)", line)]
+
+
+def script_variable(name: str) -> str:
+    (value,) = [line.split("=", 1)[1] for line in script_lines() if line.startswith(f"{name}=")]
+    return value
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def containers(path: Path) -> list[dict[str, Any]]:
+    return [container for d in documents(path) if d["kind"] == "Deployment"
+            for container in d["spec"]["template"]["spec"]["containers"]]
 
 
 def key(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -54,14 +92,117 @@ def contains(actual: Any, expected: Any) -> bool:
     return actual == expected
 
 
+# -- one path: what kind-demo runs is what make demo runs here ------------------------------------------------
+
+def test_kind_demo_applies_what_the_local_demo_applies_and_only_kinds_own_extras():
+    applied = applied_by_script()
+    assert len(applied) == len(set(applied)), applied  # nothing applied twice
+    local = demo.Pods(real=True).manifests
+    assert set(applied) == set(local) | KIND_ONLY.keys(), applied
+    # In the story's order: the services before the policy that governs them (they predate Ballast).
+    order = [p for p in applied if p in local]
+    assert order.index(demo.REAL_SERVICES) < order.index(REPO_ROOT / "examples" / "02-releasepolicy-production.yaml")
+
+
+def test_shipping_a_version_changes_the_same_fields_on_both_paths():
+    """kind-demo's version_patch and make demo's Pods.template: a version is the demo app's env."""
+    (function,) = re.findall(r"^version_patch\(\) \{\n.*?^\}$", SCRIPT.read_text(), re.MULTILINE | re.DOTALL)
+    patch = subprocess.run(["bash", "-c", f"{function}\nversion_patch 3.5.0 0.2"], capture_output=True, text=True,
+                           check=True).stdout
+    assert json.loads(patch) == {"spec": {"template": demo.Pods(real=True).template("recommendations", "3.5.0", "0.2")}}
+
+
+def test_one_demo_app_image_under_one_name():
+    for path in (KIND / "demo-app.yaml", KIND / "loadgen.yaml"):
+        for container in containers(path):
+            assert container["image"] == images.DEMO_APP_IMAGE, (path, container["name"])
+            assert container["imagePullPolicy"] == "Never", (path, container["name"])  # no registry on either path
+            if "command" in container:  # the load generator: another file of the same image
+                assert container["command"][0] == "python3"
+                assert (KIND / "demo-app" / Path(container["command"][1]).name).is_file()
+    # kind-demo builds and loads it under that name (docker's short form of docker.io/library/...).
+    assert f"docker.io/library/{script_variable('DEMO_APP_IMAGE')}" == images.DEMO_APP_IMAGE
+    lines = script_lines()
+    assert any(re.search(r'docker build -t "\$DEMO_APP_IMAGE" deploy/kind/demo-app$', line) for line in lines)
+    assert any("kind load docker-image" in line and '"$DEMO_APP_IMAGE"' in line for line in lines)
+
+
+def test_demo_app_dockerfile_and_the_harness_image_agree():
+    """deploy/kind/demo-app/Dockerfile (kind) and images.DEMO_APP (the local node): same files, user,
+    entrypoint, env and port; only the base differs (python:3.12-slim there, Debian's python3 here)."""
+    stage = final_stage((KIND / "demo-app" / "Dockerfile").read_text())
+    spec = images.DEMO_APP
+    assert stage["USER"] == [spec.user]
+    assert [json.loads(e) for e in stage["ENTRYPOINT"]] == [spec.entrypoint]
+    assert [p + "/tcp" for e in stage["EXPOSE"] for p in e.split()] == spec.exposed_ports
+    env = dict(pair.split("=", 1) for e in stage["ENV"] for pair in shlex.split(e))
+    assert env == {k: v for k, v in (pair.split("=", 1) for pair in spec.env) if k != "PATH"}
+    (copy,) = stage["COPY"]
+    *sources, target = copy.split()
+    assert target == "/app/" and sorted(sources) == sorted(p.name for p in (KIND / "demo-app").glob("*.py"))
+
+
+def test_chart_values_are_one_file_whose_image_the_harness_builds():
+    (install,) = [line for line in script_lines() if "helm upgrade --install" in line]
+    assert "-f deploy/kind/values.yaml" in install and "--set" not in install
+    values = yaml.safe_load((KIND / "values.yaml").read_text())
+    chart_values = yaml.safe_load((REPO_ROOT / "charts" / "ballast" / "values.yaml").read_text())
+    app_version = yaml.safe_load((REPO_ROOT / "charts" / "ballast" / "Chart.yaml").read_text())["appVersion"]
+    image = {**chart_values["image"], **values["image"]}
+    assert f"docker.io/library/{image['repository']}:{image['tag'] or app_version}" == images.OPERATOR_IMAGE
+    assert image["pullPolicy"] == "Never"
+    # kind-demo builds that image: the chart's appVersion read from Chart.yaml.
+    assert script_variable("OPERATOR_IMAGE") == "ballast:$APP_VERSION"
+    assert "charts/ballast/Chart.yaml" in script_variable("APP_VERSION")
+    # make demo installs the chart on the local node with the same file; only Prometheus's address differs.
+    assert demo.chart_values("http://192.0.2.1:9090") == {**values, "prometheusUrl": "http://192.0.2.1:9090"}
+    assert "prometheusUrl" not in values
+    # The operator's Pods may run on the local real node as the demo's pods do.
+    pod_tolerations = [d["spec"]["template"]["spec"]["tolerations"] for d in documents(KIND / "demo-app.yaml")
+                       if d["kind"] == "Deployment"]
+    assert all(values["tolerations"] == tolerations for tolerations in pod_tolerations)
+
+
+def get_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_manifests_probes_are_the_apps_readiness_and_liveness_endpoints():
+    """A readiness probe must fail while the app starts (else a canary gets traffic before it can serve it) and
+    a liveness probe must not (else the kubelet kills every starting pod)."""
+    app = load_demo_app()
+    server = app.DemoServer(("127.0.0.1", 0), 0.0, "test", startup=3600)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        probes = containers(KIND / "demo-app.yaml")
+        assert probes and all("readinessProbe" in c and "livenessProbe" in c for c in probes)
+        for container in probes:
+            assert get_status(base + container["readinessProbe"]["httpGet"]["path"]) == 503  # starting
+            assert get_status(base + container["livenessProbe"]["httpGet"]["path"]) == 200
+        server.ready_at = 0.0
+        for container in probes:
+            assert get_status(base + container["readinessProbe"]["httpGet"]["path"]) == 200  # started
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- the API server -----------------------------------------------------------------------------------------
+
 @pytest.fixture
 def kind_namespaces(core: kubernetes.client.CoreV1Api) -> Iterator[list[str]]:
     """The namespaces the manifests live in, created for real (a dry run creates nothing to put objects in).
 
     Namespaces that already exist are someone else's: used, never deleted.
     """
-    declared = {d["metadata"]["name"]: d for path in MANIFESTS for d in documents(path) if d["kind"] == "Namespace"}
-    used = {d["metadata"]["namespace"] for path in MANIFESTS for d in documents(path) if "namespace" in d["metadata"]}
+    files = applied_by_script()
+    declared = {d["metadata"]["name"]: d for path in files for d in documents(path) if d["kind"] == "Namespace"}
+    used = {d["metadata"]["namespace"] for path in files for d in documents(path) if "namespace" in d["metadata"]}
     created = []
     for name in sorted(used | declared.keys()):
         try:
@@ -79,13 +220,8 @@ def kind_namespaces(core: kubernetes.client.CoreV1Api) -> Iterator[list[str]]:
                  f"namespaces {created} were never deleted", 1)
 
 
-def test_every_object_the_script_applies_is_accepted_by_the_api_server(cluster, crds, kind_namespaces, tmp_path):
-    files = list(MANIFESTS)
-    for name, namespace, source in CONFIGMAPS:
-        built = kubectl(cluster.kubeconfig, "create", "configmap", name, "-n", namespace,
-                        f"--from-file={KIND / 'demo-app' / source}", "--dry-run=client", "-o", "yaml").stdout
-        files.append(tmp_path / f"{name}.yaml")
-        files[-1].write_text(built)
+def test_every_object_the_script_applies_is_accepted_by_the_api_server(cluster, crds, kind_namespaces):
+    files = applied_by_script()
     expected = {key(d): d for path in files for d in documents(path)}
 
     args = [arg for path in files for arg in ("-f", str(path))]
@@ -98,15 +234,6 @@ def test_every_object_the_script_applies_is_accepted_by_the_api_server(cluster, 
     for name, obj in expected.items():
         for field in ("spec", "data", "rules", "roleRef", "subjects") & obj.keys():
             assert contains(accepted[name].get(field), obj.get(field)), f"{name}: the server changed or pruned {field}"
-    # What the pods mount is what the script builds: the file each container runs is in its ConfigMap.
-    configmaps = {name: source for name, _, source in CONFIGMAPS}
-    for obj in expected.values():
-        if obj["kind"] != "Deployment" or obj["metadata"]["namespace"] not in ("shop", "traffic"):
-            continue
-        pod = obj["spec"]["template"]["spec"]
-        (volume,) = [v["configMap"]["name"] for v in pod["volumes"]]
-        assert pod["containers"][0]["command"] == ["python", f"/app/{configmaps[volume]}"]
-        assert f"kubectl create configmap {volume} " in (REPO_ROOT / "hack" / "kind-demo.sh").read_text()
 
 
 # -- Prometheus --------------------------------------------------------------------------------------------

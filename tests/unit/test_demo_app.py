@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from ballast.cli.main import cli
-from tests.harness import require_binary, wait_for
+from tests.harness import images, require_binary, wait_for
 from tests.harness.cluster import free_ports, get_ok
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -160,12 +160,13 @@ def test_loadgen_reports_what_each_request_got(serve):
 
 
 def test_the_pod_runs_the_app_with_its_template_env():
-    """The container's command and env, as in demo-app.yaml, with the error ratio turned up to 1."""
+    """The container's env, as in demo-app.yaml, with the error ratio turned up to 1; the image's entrypoint
+    (no command in the manifest) runs app.py."""
     docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all((KIND / "demo-app.yaml").read_text())
             if d["kind"] == "Deployment"}
     template = docs["recommendations"]["spec"]["template"]
     container = template["spec"]["containers"][0]
-    assert container["command"] == ["python", "/app/app.py"]
+    assert "command" not in container and images.DEMO_APP.entrypoint == ["python3", "/app/app.py"]
     assert template["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true", "prometheus.io/port": str(container["ports"][0]["containerPort"])}
     (port,) = free_ports(1)
@@ -179,7 +180,7 @@ def test_the_pod_runs_the_app_with_its_template_env():
         wait_for(lambda: get_ok(f"{base}/healthz"), 10, "the app never answered its readiness probe")
         wait_for(lambda: get(f"{base}/readyz")[0] == 200, 10, "the app never became ready")
         assert time.monotonic() - launched >= 2.0  # STARTUP_SECONDS from the env
-        assert get(f"{base}/") == (500, "recommendations 1.0.0: 500\n")
+        assert get(f"{base}/") == (500, "recommendations 3.2.0: 500\n")
         assert histogram(base)["sum"] >= 0.01  # LATENCY_MS=20 from the env: 10-30 ms
         terminated = time.monotonic()
         process.terminate()  # SIGTERM, as the kubelet sends it: not ready, still answering, gone after DRAIN_SECONDS
@@ -192,13 +193,26 @@ def test_the_pod_runs_the_app_with_its_template_env():
     assert "error ratio 1.0, latency 20 ms, ready in 2 s" in process.stdout.read()
 
 
-def test_the_demo_service_is_admitted_by_the_example_policy():
-    """`kubectl ballast check`, the webhook's own rules: the shop manifests pass the production policy."""
+def check(documents: list[dict[str, Any]]) -> Any:
+    return CliRunner().invoke(cli, ["check", "-f", "-", "--policy",
+                                    str(REPO_ROOT / "examples" / "02-releasepolicy-production.yaml")],
+                              input=yaml.safe_dump_all(documents))
+
+
+def test_the_demo_services_pass_the_example_policy_once_recommendations_has_its_runbook():
+    """`kubectl ballast check`, the webhook's own rules: both demos' first chapter. recommendations predates
+    Ballast without a runbook and is refused for exactly that; with the runbook the demos add, both pass."""
     shop = [d for d in yaml.safe_load_all((KIND / "demo-app.yaml").read_text())
             if d["metadata"].get("namespace") == "shop"]
-    result = CliRunner().invoke(cli, ["check", "-f", "-", "--policy",
-                                      str(REPO_ROOT / "examples" / "02-releasepolicy-production.yaml")],
-                                input=yaml.safe_dump_all(shop))
+    result = check(shop)
+    assert result.exit_code != 0, result.output
+    assert "OK       Deployment shop/checkout" in result.output
+    assert "REFUSED  Deployment shop/recommendations" in result.output
+    assert result.output.count("  - ") == 1 and "is missing annotation ballast.dev/runbook" in result.output
+    recommendations = next(d for d in shop if d["metadata"]["name"] == "recommendations")
+    recommendations["metadata"]["annotations"]["ballast.dev/runbook"] = (
+        "https://runbooks.example.com/discovery/recommendations")
+    result = check(shop)
     assert result.exit_code == 0, result.output
     assert "OK       Deployment shop/recommendations" in result.output
 

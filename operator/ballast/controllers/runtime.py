@@ -155,6 +155,9 @@ class Runtime:
     """(namespace, ServiceOwnership) -> share of its SLO error budget left, refreshed in the background."""
     known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
     """Prometheus URL -> alerting rules loaded there (None while unreachable), refreshed in the background."""
+    seen_facts: dict[tuple[str, str | None, str | None], int] = field(default_factory=dict)
+    """(plural, namespace, name) -> hash of what the ownership and policy passes read of the object, as its
+    latest event showed it (``triggers.changed_facts``)."""
     pending_refusals: dict[str, list[FreezeRefusal]] = field(default_factory=dict)
     """Policy name -> changes its freeze windows refused in this replica that its status does not list yet."""
     indexes_filled: asyncio.Event = field(default_factory=asyncio.Event)

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 
+LIST_PAGE_SIZE = 500
+"""Objects per page of kopf's initial listings."""
+
 
 def configure_persistence(settings: kopf.OperatorSettings) -> None:
     """Keep any bookkeeping kopf does under Ballast's own annotation prefix, never kopf's defaults."""
@@ -56,6 +59,9 @@ async def start(
 ) -> None:
     configure_persistence(settings)
     settings.watching.server_timeout = 300
+    # List in pages: at 10,000 Deployments one unpaged list is tens of MB of JSON, parsed at once, on top
+    # of the indexes (and as much again in the API server); pages keep one page in memory at a time.
+    settings.watching.chunk_size = LIST_PAGE_SIZE
     # kopf's own API calls get the same client-side deadlines as Ballast's (watches keep theirs).
     connect, read = request_timeouts()
     settings.networking.connect_timeout = connect

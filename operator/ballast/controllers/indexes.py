@@ -42,7 +42,7 @@ UNREAD_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuratio
 often kilobytes per workload. (The rules read the policy's required annotation keys and Ballast's own.)"""
 
 
-def workload_summary(body: kopf.Body, kind: str) -> WorkloadSummary:
+def workload_summary(body: kopf.Body, kind: str | None) -> WorkloadSummary:
     """The facts of a workload the rules read: name, kind, labels, owners and annotations but the unread."""
     summary = WorkloadSummary.from_body(body, kind=kind)
     if UNREAD_ANNOTATIONS.isdisjoint(summary.annotations):

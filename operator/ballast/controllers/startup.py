@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Hashable
@@ -122,11 +123,23 @@ async def _act_on_leading(runtime: Runtime) -> None:
             runtime.handler_context.run(every_key, runtime)
 
 
+async def _filled_indexes(runtime: Runtime) -> contextvars.Context:
+    """Wait until the indexes are filled, and return the context passes asked for from outside a handler run in.
+
+    A pass asked for earlier would judge half-listed indexes (a policy's status, the webhook configurations),
+    and ``kopf.event`` works only in the context kopf sets for its handlers. At 10,000 Deployments filling
+    the indexes takes longer than a resync period.
+    """
+    await runtime.indexes_filled.wait()
+    return runtime.handler_context or contextvars.copy_context()  # set together with indexes_filled
+
+
 async def _resync(runtime: Runtime) -> None:
     """Freeze windows open and close with the clock, not with events: re-evaluate periodically."""
+    context = await _filled_indexes(runtime)
     while True:
         await asyncio.sleep(runtime.options.resync_seconds)
-        runtime.policy_reconciler.request("all")
+        context.run(runtime.policy_reconciler.request, "all")
 
 
 async def _refresh_alert_rules(runtime: Runtime) -> None:
@@ -150,6 +163,7 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
 
 async def _refresh_error_budgets(runtime: Runtime) -> None:
     """Keep every SLO's remaining error budget in memory, for release gates and ServiceOwnership status."""
+    context = await _filled_indexes(runtime)
     while True:
         # Release gates and statuses read them, admission does not: only the acting replica asks.
         for namespace in list(runtime.ownerships.keys()) if runtime.acting.leading else []:
@@ -173,7 +187,7 @@ async def _refresh_error_budgets(runtime: Runtime) -> None:
                 key = (namespace, ownership.name)
                 if runtime.error_budgets.get(key) != remaining:
                     runtime.error_budgets[key] = remaining
-                    runtime.ownership_reconciler.request(namespace)
+                    context.run(runtime.ownership_reconciler.request, namespace)
         await asyncio.sleep(runtime.options.prometheus_refresh_seconds)
 
 

@@ -19,6 +19,7 @@ from ballast.controllers.ownership import reconcile_namespace
 from ballast.controllers.policies import reconcile_policies, record_answered_refusals
 from ballast.controllers.releases import reconcile_release
 from ballast.controllers.runtime import Acting, Options, Runtime
+from ballast.controllers.toggles import quiet_toggle_sets
 from ballast.controllers.triggers import every_key
 from ballast.kube.client import connection_info, request_timeouts
 from ballast.metrics.provider import ProviderUnavailable
@@ -30,6 +31,9 @@ K = TypeVar("K", bound=Hashable)
 
 LIST_PAGE_SIZE = 500
 """Objects per page of kopf's initial listings."""
+
+# Before kopf.operator() builds its toggle sets: importing the handlers (this module) comes first.
+quiet_toggle_sets()
 
 
 def configure_persistence(settings: kopf.OperatorSettings) -> None:

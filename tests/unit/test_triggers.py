@@ -26,7 +26,7 @@ def runtime(releases: dict[str, list[dict[str, Any]]] | None = None, ownerships:
     return SimpleNamespace(ownership_reconciler=Recorder(), policy_reconciler=Recorder(),
                            release_reconciler=Recorder(), releases=releases or {}, ownerships=ownerships or {},
                            workloads=workloads or {}, acting=Acting(leading), indexes_filled=asyncio.Event(),
-                           seen_facts={})
+                           seen_facts={}, audit_inputs=0)
 
 
 def woken(state: Any) -> dict[str, list[Any]]:

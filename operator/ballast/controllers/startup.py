@@ -161,6 +161,8 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
             except ProviderUnavailable as error:
                 logger.warning("Alert rules unknown, admission degrades to warnings: %s", error)
                 names = None
+            if runtime.known_alerts.get(url) != names:
+                runtime.audit_inputs += 1  # the audit's alerts-exist findings read them
             runtime.known_alerts[url] = names
         await asyncio.sleep(runtime.options.prometheus_refresh_seconds)
 

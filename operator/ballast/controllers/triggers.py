@@ -181,6 +181,8 @@ def trigger(runtime: Runtime, plural: str, body: kopf.Body, event_type: str | No
     indexes_filled(runtime)
     # Remembered while following too: what a follower saw is what its indexes hold on taking the lead.
     changed = changed_facts(runtime, plural, body, event_type)
+    if changed:
+        runtime.audit_inputs += 1
     if not runtime.acting.leading:
         return  # nothing to act on; taking the lead brings a pass over every key
     for reconciler, keys in TRIGGERS[plural]:

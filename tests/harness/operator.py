@@ -62,11 +62,11 @@ class OperatorProcess:
         except requests.RequestException:
             return False
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
                                             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
-        wait_for(self.ready, 60, "operator never became ready")
+        wait_for(self.ready, timeout, "operator never became ready")
 
     def kill(self) -> None:
         """SIGKILL: the operator gets no chance to tidy up, as in a node failure or an OOM kill."""

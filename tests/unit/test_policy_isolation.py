@@ -120,6 +120,7 @@ def test_one_failing_error_budget_does_not_stop_the_others(monkeypatch):
                                                                     ownership("b-checkout", "checkout")]},
                     workloads=workloads)
     state.ownership_reconciler = Memo(request=lambda namespace: None)
+    state.indexes_filled.set()  # budgets are measured once kopf has filled the indexes
 
     async def scenario() -> None:
         task = asyncio.create_task(startup._refresh_error_budgets(state))

@@ -25,7 +25,8 @@ def runtime(releases: dict[str, list[dict[str, Any]]] | None = None, ownerships:
             workloads: dict[str, list[WorkloadSummary]] | None = None, leading: bool = True) -> Any:
     return SimpleNamespace(ownership_reconciler=Recorder(), policy_reconciler=Recorder(),
                            release_reconciler=Recorder(), releases=releases or {}, ownerships=ownerships or {},
-                           workloads=workloads or {}, acting=Acting(leading), indexes_filled=asyncio.Event())
+                           workloads=workloads or {}, acting=Acting(leading), indexes_filled=asyncio.Event(),
+                           seen_facts={}, audit_inputs=0)
 
 
 def woken(state: Any) -> dict[str, list[Any]]:
@@ -79,6 +80,65 @@ def test_other_workloads_wake_the_policy_audit_only(plural):
     state = runtime()
     trigger(state, plural, body("db"))
     assert woken(state) == {"policies": ["all"]}
+
+
+def forget_woken(state: Any) -> None:
+    for recorder in (state.ownership_reconciler, state.policy_reconciler, state.release_reconciler):
+        recorder.keys.clear()
+
+
+def test_a_status_write_of_a_deployment_wakes_only_its_releases():
+    # kube-controller-manager writes a Deployment's status at every rollout step: the ownership and policy
+    # passes read its labels and annotations only, the release passes follow the rollout.
+    state = runtime({"shop": [release("web-2", "web", "Progressing")]})
+    listed = body("web", labels={"app": "web"}, annotations={"ballast.dev/owner": "payments"})
+    trigger(state, "deployments", listed, None)
+    forget_woken(state)
+    trigger(state, "deployments", {**listed, "status": {"readyReplicas": 3}}, "MODIFIED")
+    assert woken(state) == {"releases": [("shop", "web-2")]}
+
+
+@pytest.mark.parametrize("metadata", [
+    {"labels": {"app": "web", "tier": "edge"}},
+    {"annotations": {"ballast.dev/owner": "search"}},
+    {"ownerReferences": [{"uid": "u-1"}]},
+], ids=["labels", "annotations", "owners"])
+def test_a_change_of_what_the_passes_read_wakes_them_again(metadata):
+    state = runtime()
+    listed = body("web", labels={"app": "web"}, annotations={"ballast.dev/owner": "payments"})
+    trigger(state, "deployments", listed, None)
+    forget_woken(state)
+    trigger(state, "deployments", {"metadata": {**listed["metadata"], **metadata}}, "MODIFIED")
+    assert woken(state) == {"ownerships": ["shop"], "policies": ["all"]}
+
+
+def test_a_deleted_and_recreated_workload_wakes_the_passes_each_time():
+    state = runtime()
+    for event_type in (None, "DELETED", "ADDED"):
+        trigger(state, "statefulsets", body("db"), event_type)
+    assert woken(state) == {"policies": ["all", "all", "all"]}
+    assert state.seen_facts  # the recreated one is remembered again
+
+
+def test_a_status_write_of_a_policy_wakes_nothing_and_a_spec_change_wakes_every_namespace():
+    state = runtime(ownerships={"shop": [], "search": []})
+    policy = {"metadata": {"name": "default", "generation": 1}}
+    trigger(state, "releasepolicies", policy, None)
+    forget_woken(state)
+    trigger(state, "releasepolicies", {**policy, "status": {"violationCount": 0}}, "MODIFIED")
+    assert woken(state) == {}
+    trigger(state, "releasepolicies", {"metadata": {"name": "default", "generation": 2}}, "MODIFIED")
+    assert woken(state) == {"ownerships": ["shop", "search"], "policies": ["all"]}
+
+
+def test_a_follower_remembers_what_it_saw_so_that_leading_starts_from_its_indexes():
+    state = runtime(leading=False)
+    trigger(state, "deployments", body("web", labels={"app": "web"}), None)
+    state.acting.lead()
+    trigger(state, "deployments", body("web", labels={"app": "web"}), "MODIFIED")
+    assert woken(state) == {}  # taking the lead passes over every key anyway (every_key)
+    trigger(state, "deployments", body("web", labels={"app": "api"}), "MODIFIED")
+    assert woken(state) == {"ownerships": ["shop"], "policies": ["all"]}
 
 
 def test_ballast_objects():

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ballast.api.common import Condition
 from ballast.api.conditions import Observation, merge_conditions
-from ballast.api.releasepolicy import FreezeRefusal, ReleasePolicySpec, RequiredAnnotations
+from ballast.api.releasepolicy import AuditViolation, FreezeRefusal, ReleasePolicySpec, RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.controllers.analysis import AnalysisRunner
 from ballast.controllers.coalesce import Coalescer
@@ -155,6 +155,14 @@ class Runtime:
     """(namespace, ServiceOwnership) -> share of its SLO error budget left, refreshed in the background."""
     known_alerts: dict[str, frozenset[str] | None] = field(default_factory=dict)
     """Prometheus URL -> alerting rules loaded there (None while unreachable), refreshed in the background."""
+    audit_inputs: int = 0
+    """Counts the events that changed what the policy audit reads (``triggers.trigger``) and changes of the
+    known alerts: an audit of the same count would find the same violations (the clock does not enter it)."""
+    audits: dict[str, tuple[int, list[AuditViolation]]] = field(default_factory=dict)
+    """Policy name -> (``audit_inputs`` when last audited, the violations found)."""
+    seen_facts: dict[tuple[str, str | None, str | None], int] = field(default_factory=dict)
+    """(plural, namespace, name) -> hash of what the ownership and policy passes read of the object, as its
+    latest event showed it (``triggers.changed_facts``)."""
     pending_refusals: dict[str, list[FreezeRefusal]] = field(default_factory=dict)
     """Policy name -> changes its freeze windows refused in this replica that its status does not list yet."""
     indexes_filled: asyncio.Event = field(default_factory=asyncio.Event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Hashable
@@ -18,6 +19,7 @@ from ballast.controllers.ownership import reconcile_namespace
 from ballast.controllers.policies import reconcile_policies, record_answered_refusals
 from ballast.controllers.releases import reconcile_release
 from ballast.controllers.runtime import Acting, Options, Runtime
+from ballast.controllers.toggles import quiet_toggle_sets
 from ballast.controllers.triggers import every_key
 from ballast.kube.client import connection_info, request_timeouts
 from ballast.metrics.provider import ProviderUnavailable
@@ -26,6 +28,12 @@ from ballast.webhooks.server import build_server
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+
+LIST_PAGE_SIZE = 500
+"""Objects per page of kopf's initial listings."""
+
+# Before kopf.operator() builds its toggle sets: importing the handlers (this module) comes first.
+quiet_toggle_sets()
 
 
 def configure_persistence(settings: kopf.OperatorSettings) -> None:
@@ -56,6 +64,9 @@ async def start(
 ) -> None:
     configure_persistence(settings)
     settings.watching.server_timeout = 300
+    # List in pages: at 10,000 Deployments one unpaged list is tens of MB of JSON, parsed at once, on top
+    # of the indexes (and as much again in the API server); pages keep one page in memory at a time.
+    settings.watching.chunk_size = LIST_PAGE_SIZE
     # kopf's own API calls get the same client-side deadlines as Ballast's (watches keep theirs).
     connect, read = request_timeouts()
     settings.networking.connect_timeout = connect
@@ -116,11 +127,23 @@ async def _act_on_leading(runtime: Runtime) -> None:
             runtime.handler_context.run(every_key, runtime)
 
 
+async def _filled_indexes(runtime: Runtime) -> contextvars.Context:
+    """Wait until the indexes are filled, and return the context passes asked for from outside a handler run in.
+
+    A pass asked for earlier would judge half-listed indexes (a policy's status, the webhook configurations),
+    and ``kopf.event`` works only in the context kopf sets for its handlers. At 10,000 Deployments filling
+    the indexes takes longer than a resync period.
+    """
+    await runtime.indexes_filled.wait()
+    return runtime.handler_context or contextvars.copy_context()  # set together with indexes_filled
+
+
 async def _resync(runtime: Runtime) -> None:
     """Freeze windows open and close with the clock, not with events: re-evaluate periodically."""
+    context = await _filled_indexes(runtime)
     while True:
         await asyncio.sleep(runtime.options.resync_seconds)
-        runtime.policy_reconciler.request("all")
+        context.run(runtime.policy_reconciler.request, "all")
 
 
 async def _refresh_alert_rules(runtime: Runtime) -> None:
@@ -138,12 +161,15 @@ async def _refresh_alert_rules(runtime: Runtime) -> None:
             except ProviderUnavailable as error:
                 logger.warning("Alert rules unknown, admission degrades to warnings: %s", error)
                 names = None
+            if runtime.known_alerts.get(url) != names:
+                runtime.audit_inputs += 1  # the audit's alerts-exist findings read them
             runtime.known_alerts[url] = names
         await asyncio.sleep(runtime.options.prometheus_refresh_seconds)
 
 
 async def _refresh_error_budgets(runtime: Runtime) -> None:
     """Keep every SLO's remaining error budget in memory, for release gates and ServiceOwnership status."""
+    context = await _filled_indexes(runtime)
     while True:
         # Release gates and statuses read them, admission does not: only the acting replica asks.
         for namespace in list(runtime.ownerships.keys()) if runtime.acting.leading else []:
@@ -167,7 +193,7 @@ async def _refresh_error_budgets(runtime: Runtime) -> None:
                 key = (namespace, ownership.name)
                 if runtime.error_budgets.get(key) != remaining:
                     runtime.error_budgets[key] = remaining
-                    runtime.ownership_reconciler.request(namespace)
+                    context.run(runtime.ownership_reconciler.request, namespace)
         await asyncio.sleep(runtime.options.prometheus_refresh_seconds)
 
 

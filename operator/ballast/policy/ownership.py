@@ -52,7 +52,11 @@ def selecting(labels: Mapping[str, str], ownerships: Iterable[NamedOwnership]) -
 
 def workload_tier(labels: Mapping[str, str], ownerships: Iterable[NamedOwnership]) -> RiskTier:
     """The strictest tier of the ServiceOwnerships selecting these labels (the default when none does)."""
-    tiers = [o.spec.risk_tier for o in selecting(labels, ownerships)]
+    return _strictest(selecting(labels, ownerships))
+
+
+def _strictest(owners: Iterable[NamedOwnership]) -> RiskTier:
+    tiers = [o.spec.risk_tier for o in owners]
     return max(tiers, key=TIER_ORDER.index) if tiers else DEFAULT_TIER
 
 
@@ -65,7 +69,7 @@ def responsibility(labels: Mapping[str, str], annotations: Mapping[str, str], ow
         selected_by=tuple(owners),
         ownership=ownership,
         team=ownership.spec.owner if ownership else annotations.get(keys.owner, ""),
-        tier=workload_tier(labels, ownerships),
+        tier=_strictest(owners),  # not workload_tier: the audit asks this of every workload, select once
     )
 
 

@@ -55,6 +55,7 @@ from typing import Any
 import kubernetes
 
 from ballast.api.common import GROUP, VERSION
+from ballast.api.vocabulary import CANARY_TRACK, TRACK_LABEL
 from benchmarks.admission_latency import scrape
 from benchmarks.environment import Environment, environment
 from benchmarks.watching import (
@@ -232,6 +233,10 @@ def ship(bench: Bench, shop: Shop, version: str, error_ratio: float) -> float:
     return shipped
 
 
+def canary_pods(bench: Bench, namespace: str) -> list[kubernetes.client.V1Pod]:
+    return bench.core.list_namespaced_pod(namespace, label_selector=f"{TRACK_LABEL}={CANARY_TRACK}").items
+
+
 def version_of(body: dict[str, Any]) -> str:
     env = body["spec"]["template"]["spec"]["containers"][0].get("env") or []
     return next((e.get("value", "") for e in env if e["name"] == "VERSION"), "")
@@ -352,6 +357,8 @@ def run_reaction(bench: Bench, runs: int, error_ratio: float) -> bool:
             bench.watch.wait(lambda: rolled_out(bench.watch.latest.get(("Deployment", NS_REACTION, "shop")),
                                                 STABLE_VERSION, SMALL_REPLICAS), 60,
                              f"{NS_REACTION}/shop never settled after release {i}")
+            # A deleted canary's pods answer while they drain: the next run's first 5xx must be its own.
+            wait_for(lambda: not canary_pods(bench, NS_REACTION), 60, f"the canary pods of release {i} never went")
         after = scrape(bench.env.operator.metrics_url)
         ok = report_reactions(rows)
         for i, (from_change, from_5xx) in enumerate(detections, 1):

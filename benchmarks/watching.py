@@ -11,6 +11,7 @@ false.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -314,6 +315,10 @@ def report_false_rollbacks(results: dict[str, list[dict[str, Any]]], wall: float
     print(f"\noutcomes {dict(outcomes)}; wall time {wall:.0f} s ({wall / max(1, releases) * len(results):.1f} s "
           "per release per Deployment)")
     print(f"  target 0 rolled back: {len(rolled_back)}  {verdict_mark(not rolled_back)}")
+    inconclusive = Counter(re.sub(r"\d+(\.\d+)?", "N", a.get("message") or "") for items in results.values()
+                           for r in items for a in r["status"].get("analyses") or [] if a["verdict"] == "Inconclusive")
+    for message, count in inconclusive.most_common():
+        print(f"  Inconclusive (judged again) {count}x: {message}")
     for release in rolled_back:
         status = release["status"]
         print(f"  {release['metadata']['name']} ({release['spec']['deployment']}): {status.get('reason')}: "

@@ -62,6 +62,7 @@ from benchmarks.watching import (
     ClusterWatch,
     RolledBackRelease,
     actuation_histogram,
+    held,
     report_false_rollbacks,
     report_reactions,
     rolled_back_release,
@@ -125,7 +126,6 @@ class Shop:
     namespace: str
     name: str
     replicas: int
-    url: str
     load: LoadGenerator
 
 
@@ -193,13 +193,7 @@ def serve(bench: Bench, namespace: str, name: str, replicas: int, rps: float) ->
         raise RuntimeError(f"{namespace} is not ungoverned: a template change came back paused")
     load = LoadGenerator(f"{url}/", rps=rps)
     load.start()
-    return Shop(namespace, name, replicas, url, load)
-
-
-def held(apps: kubernetes.client.AppsV1Api, namespace: str, name: str) -> bool:
-    """Whether a dry-run template change comes back paused (Ballast's pause webhook holds the Deployment)."""
-    probe = {"spec": {"template": {"metadata": {"annotations": {"probe": "1"}}}}}
-    return bool(apps.patch_namespaced_deployment(name, namespace, probe, dry_run="All").spec.paused)
+    return Shop(namespace, name, replicas, load)
 
 
 def warm_up(shops: list[Shop], seconds: float = 5.0) -> None:

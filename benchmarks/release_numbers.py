@@ -55,6 +55,7 @@ from benchmarks.watching import (
     ClusterWatch,
     RolledBackRelease,
     actuation_histogram,
+    held,
     report_false_rollbacks,
     report_reactions,
     rolled_back_release,
@@ -142,12 +143,6 @@ def create_service(bench: Bench, namespace: str, names: list[str], replicas: int
                  == replicas, 120, f"{namespace}/{name} never became available")
         wait_for(lambda n=name: held(apps, namespace, n), 60,
                  f"the pause webhook never took over template changes of {namespace}/{name}")
-
-
-def held(apps: kubernetes.client.AppsV1Api, namespace: str, name: str) -> bool:
-    """Whether a dry-run template change comes back paused (Ballast's pause webhook holds the Deployment)."""
-    probe = {"spec": {"template": {"metadata": {"annotations": {"probe": "1"}}}}}
-    return bool(apps.patch_namespaced_deployment(name, namespace, probe, dry_run="All").spec.paused)
 
 
 # -- reaction while a provider hangs --------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What the release benchmarks share: every Deployment and Release event of the cluster, stamped on
-receipt, the moments of a rollback read from them, and the reaction table built from those moments.
+receipt, the moments of a rollback read from them, the reaction and false-rollback tables, and whether
+Ballast holds a Deployment.
 
 Used by release_numbers (simulated pods) and real_releases (real pods on the local node): both define
 reaction the same way, from the first Release event with phase ``RollingBack`` (the operator records the
@@ -239,6 +240,12 @@ def actuation_histogram(before: dict, after: dict) -> str:
 
 def verdict_mark(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def held(apps: kubernetes.client.AppsV1Api, namespace: str, name: str) -> bool:
+    """Whether a dry-run template change comes back paused (Ballast's pause webhook holds the Deployment)."""
+    probe = {"spec": {"template": {"metadata": {"annotations": {"probe": "1"}}}}}
+    return bool(apps.patch_namespaced_deployment(name, namespace, probe, dry_run="All").spec.paused)
 
 
 @dataclass(frozen=True)

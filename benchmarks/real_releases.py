@@ -15,15 +15,16 @@ Ballast judges; the load generators are the witnesses of what users saw.
 
 One ReleasePolicy governs the ``real-*`` namespaces except ``real-blast-plain``, with fast settings for
 tier ``high``: steps 5/25/50 %, 5 s each, 20 requests minimum, one failed analysis rolls back, a canary
-not ready within 25 s rolls back. Every Deployment and Release event is watched (benchmarks/watching.py)
+not ready within 60 s rolls back. Every Deployment and Release event is watched (benchmarks/watching.py)
 and time-stamped on receipt.
 
 - blast: a bad change (``ERROR_RATIO`` ``--error-ratio``; the old version answers no errors, so every 5xx
   is the change's) applied in one run to two identical 20-replica Deployments, each behind its own
   Service with its own load generator at ``--rps``: one governed (5 % first step: one canary pod of 21),
   one in a namespace nothing governs (a plain rolling update, maxSurge and maxUnavailable 25 %). Counted:
-  the requests users sent in the ``--window`` seconds after each change that failed (5xx or unanswered).
-  Target: Ballast's count under 2 % of the plain one's.
+  the 5xx answers users got to the requests they sent in the ``--window`` seconds after each change
+  (requests unanswered within 2 s are printed apart: on a loaded machine they are timeouts on either
+  side). Target: Ballast's count under 2 % of the plain one's.
 - reaction: ``--runs`` bad releases of a 3-replica Deployment, one after another. Reaction = from the
   failing verdict being written (the first Release event with phase ``RollingBack``: the operator records
   the Fail analysis and that phase in one status write, before it acts) to the rollback written (the later
@@ -82,9 +83,10 @@ SELECTOR = {"ballast.dev/bench": "real-releases"}
 NS_BLAST, NS_PLAIN, NS_REACTION, NS_FALSE = "real-blast", "real-blast-plain", "real-reaction", "real-false"
 GOVERNED_NAMESPACES = (NS_BLAST, NS_REACTION, NS_FALSE)
 TIER = "high"
-REAL_TIER = {**FAST_TIER, "steps": [5, 25, 50], "stepDuration": "5s", "readyDeadline": "25s"}
+REAL_TIER = {**FAST_TIER, "steps": [5, 25, 50], "stepDuration": "5s", "readyDeadline": "60s"}
 """5 s steps: a canary of the small Deployments serves the 20 requests a verdict needs within one step.
-25 s to get ready: room for a real pod to start (start-up delay included) on a busy 2-core machine."""
+60 s to get ready: at a load average of 30 on 2 cores (other work beside), a real canary pod once took
+longer than 25 s, and the release ended CanaryNotReady instead of being judged on its errors."""
 STABLE_VERSION = "1"
 BLAST_REPLICAS = 20
 SMALL_REPLICAS = 3
@@ -306,25 +308,38 @@ def report_blast(row: RolledBackRelease, shipped: dict[str, float], seen: dict[s
     timeline.append("the plain rollout had all 20 pods on the new version available "
                     + (f"{plain_done - wall_from_monotonic(shipped[PLAIN]):.1f} s after its change" if plain_done
                        else "never within the window"))
-    print(f"\nBlast radius: requests users sent in the {window:g} s after the change that failed (5xx or no "
-          f"answer within {ANSWER_TIMEOUT:g} s), counted by the load generators\n  " + ";\n  ".join(timeline) + "\n")
-    print(f"{'deployment':<34}{'failed':>8}{'5xx':>7}{'no answer':>11}{'requests':>10}   before the change")
+    print(f"\nBlast radius: the 5xx answers users got to the requests they sent in the {window:g} s after the "
+          "change, counted by the load generators (requests nobody answered within "
+          f"{ANSWER_TIMEOUT:g} s are shown apart)\n  " + ";\n  ".join(timeline) + "\n")
+    print(f"{'deployment':<34}{'5xx':>7}{'no answer':>11}{'requests':>10}   before the change: 5xx / no answer / sent")
     for label, counts in seen.items():
-        print(f"{label:<34}{errors(counts):>8}{sum(n for s, n in counts.items() if s >= 500):>7}"
-              f"{counts.get(0, 0):>11}{sum(counts.values()):>10}   {errors(background[label])} failed of "
-              f"{sum(background[label].values())}")
+        before = background[label]
+        print(f"{label:<34}{server_errors(counts):>7}{counts.get(0, 0):>11}{sum(counts.values()):>10}   "
+              f"{server_errors(before)} / {before.get(0, 0)} / {sum(before.values())}")
     if row.moments is None:
         print("  WARNING: Ballast did not roll the bad version back: no blast radius to compare")
         return False
-    if errors(seen[PLAIN]) <= 0:
-        print(f"  WARNING: the plain rolling update's users saw no failures at ERROR_RATIO {error_ratio:g}: "
+    if not row.outcome.endswith("/AnalysisFailed"):
+        print(f"  WARNING: Ballast rolled back for another reason than the canary's errors ({row.outcome}): a "
+              "canary that never got ready served no users, so this run did not measure the blast radius. Run "
+              "it again on a quieter machine.")
+        return False
+    if server_errors(seen[PLAIN]) <= 0:
+        print(f"  WARNING: the plain rolling update's users got no 5xx at ERROR_RATIO {error_ratio:g}: "
               "the ratio is undefined")
         return False
-    ratio = errors(seen[BALLAST]) / errors(seen[PLAIN])
-    print(f"\nratio Ballast / plain (failed requests): {ratio * 100:.2f}%")
+    ratio = server_errors(seen[BALLAST]) / server_errors(seen[PLAIN])
+    print(f"\nratio Ballast / plain (5xx users got): {ratio * 100:.2f}%")
     print(f"  target < {TARGET_BLAST_RATIO * 100:g}%: {ratio * 100:.2f}%  {verdict_mark(ratio < TARGET_BLAST_RATIO)}"
           f"  (the spec's aim, < {AIM_BLAST_RATIO * 100:g}%: {'met' if ratio < AIM_BLAST_RATIO else 'not met'})")
+    if seen[BALLAST].get(0) or seen[PLAIN].get(0):
+        print(f"with the unanswered requests counted too: {errors(seen[BALLAST]) / errors(seen[PLAIN]) * 100:.2f}% "
+              "(on a loaded machine these are mostly timeouts on either side, not the change)")
     return True
+
+
+def server_errors(counts: dict[int, int]) -> int:
+    return sum(n for status, n in counts.items() if status >= 500)
 
 
 # -- reaction ------------------------------------------------------------------------------------------

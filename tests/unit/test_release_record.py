@@ -8,13 +8,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ballast.api.common import RiskTier
-from ballast.api.release import ReleaseSpec
+from ballast.api.release import FINAL_PHASES, ReleasePhase, ReleaseSpec
 from ballast.api.releasepolicy import ReleasePolicySpec, RequiredAnnotations
 from ballast.api.revisions import template_hash
 from ballast.api.serviceownership import ServiceOwnershipSpec
 from ballast.api.vocabulary import ChangeType
 from ballast.policy.ownership import NamedOwnership, judged_tier, responsibility
-from ballast.release.record import Change, free_release_name, release_body, release_name, release_spec
+from ballast.release.record import (
+    Change,
+    free_release_name,
+    name_for_new_release,
+    release_body,
+    release_name,
+    release_spec,
+)
 
 KEYS = RequiredAnnotations()
 TEMPLATE = {"metadata": {"labels": {"app": "checkout"}}, "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
@@ -113,3 +120,48 @@ class TestReleaseRecord:
         taken = {"web-0123456789", "web-0123456789-2"}
         assert free_release_name("web", "0123456789abcdef", 1, taken) == "web-0123456789-3"
         assert free_release_name("web", "0123456789abcdef", 4, taken) == "web-0123456789-4"
+
+
+def open_release(name: str, phase: str | None = None, revision: str | None = None, **changes: object) -> dict:
+    """A Release of checkout's change as the operator creates it, in ``phase`` (None: no status yet)."""
+    body = release_body(change(), name)
+    body["spec"]["toRevision"] = revision or template_hash(TEMPLATE)
+    body["status"] = {"phase": phase} if phase else {}
+    body.update(changes)
+    return body
+
+
+class TestNameForNewRelease:
+    """One change, one Release: the name comes from one snapshot of the namespace's Releases."""
+
+    revision = template_hash(TEMPLATE)
+    first = release_name("checkout", template_hash(TEMPLATE), 1)
+
+    def test_the_first_release_of_a_change_gets_the_plain_name(self):
+        assert name_for_new_release(deployment(), self.revision, []) == self.first
+
+    @given(st.sampled_from([None, *(p.value for p in ReleasePhase if p not in FINAL_PHASES)]))
+    def test_no_second_release_while_the_first_is_open(self, phase):
+        assert name_for_new_release(deployment(), self.revision, [open_release(self.first, phase)]) is None
+
+    @given(st.sampled_from([p.value for p in FINAL_PHASES]))
+    def test_a_change_made_again_after_its_release_ended_is_a_new_attempt(self, phase):
+        assert name_for_new_release(deployment(), self.revision,
+                                    [open_release(self.first, phase)]) == f"{self.first}-2"
+
+    def test_releases_of_other_deployments_and_revisions_do_not_hold_a_change(self):
+        other_revision = open_release(release_name("checkout", "f" * 16, 1), "Progressing", revision="f" * 16)
+        other_deployment = open_release("cart-0123456789", "Progressing")
+        other_deployment["spec"]["deployment"] = "cart"
+        releases = [other_revision, other_deployment]
+        assert name_for_new_release(deployment(), self.revision, releases) == self.first
+
+    def test_a_release_not_made_by_the_operator_neither_holds_nor_is_adopted_but_its_name_is_skipped(self):
+        squatter = open_release(self.first, "Progressing")
+        squatter["metadata"]["labels"] = {}
+        assert name_for_new_release(deployment(), self.revision, [squatter]) == f"{self.first}-2"
+
+    def test_a_release_owned_by_an_earlier_deployment_of_the_same_name_does_not_hold_a_change(self):
+        orphan = open_release(self.first, "AwaitingApproval")
+        orphan["metadata"]["ownerReferences"][0]["uid"] = "uid-of-a-deleted-deployment"
+        assert name_for_new_release(deployment(), self.revision, [orphan]) == f"{self.first}-2"

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -67,7 +67,7 @@ from ballast.release.machine import (
     View,
     plan,
 )
-from ballast.release.record import Change, free_release_name, release_body
+from ballast.release.record import Change, name_for_new_release, release_body
 from ballast.release.routing import (
     canary_service_name,
     choose_route,
@@ -550,20 +550,19 @@ async def ensure_release(runtime: Runtime, namespace: str, name: str) -> None:
     if runtime.governing_policy(namespace) is None:
         return  # no webhook writes the marker there: whoever did, it is not a change Ballast holds
     revision = template_hash(deployment["spec"]["template"])
-    known: Iterable[dict[str, Any]] = runtime.releases.get(namespace, [])
-    # Only the operator's own Releases of this very Deployment count: one anybody else made is never adopted.
-    mine = [s for s in known if s["spec"].get("deployment") == name and created_by_operator(s, deployment)]
-    same = [s for s in mine if s["spec"].get("toRevision") == revision]
-    if any((s.get("status") or {}).get("phase") not in {p.value for p in FINAL_PHASES} for s in same):
-        return
+    if name_for_new_release(deployment, revision, list(runtime.releases.get(namespace, []))) is None:
+        return  # saves the reads below while the change's Release is open
     stable = await asyncio.to_thread(deployments.read_stable_revision, deployment)
     policy_name, policy = _policy(runtime, namespace)
     responsible = responsibility(deployment["metadata"].get("labels") or {}, _annotations(deployment),
                                  runtime.named_ownerships(namespace), policy.admission.required_annotations)
     change = Change(deployment, stable.template if stable else None, policy_name, policy,
                     service=responsible.service, team=responsible.team, tier=responsible.tier)
-    taken = {s["metadata"]["name"] for s in known}
-    body = release_body(change, free_release_name(name, revision, len(same) + 1, taken))
+    # Decided again, from one snapshot taken after the awaits: the index may have caught up meanwhile.
+    release_name = name_for_new_release(deployment, revision, list(runtime.releases.get(namespace, [])))
+    if release_name is None:
+        return
+    body = release_body(change, release_name)
     try:
         await asyncio.to_thread(kubernetes.client.CustomObjectsApi(api_client()).create_namespaced_custom_object,
                                 GROUP, VERSION, namespace, "releases", body)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ballast.api.common import API_VERSION, RiskTier, stricter
-from ballast.api.release import ReleaseSpec, UserInfo
+from ballast.api.release import FINAL_PHASES, ReleaseSpec, UserInfo, created_by_operator
 from ballast.api.releasepolicy import ReleasePolicySpec
 from ballast.api.revisions import images, template_hash
 from ballast.api.vocabulary import (
@@ -59,6 +59,28 @@ def free_release_name(deployment: str, revision: str, attempt: int, taken: Colle
     while release_name(deployment, revision, attempt) in taken:
         attempt += 1
     return release_name(deployment, revision, attempt)
+
+
+def name_for_new_release(deployment: Mapping[str, Any], revision: str,
+                         releases: Collection[Mapping[str, Any]]) -> str | None:
+    """The name of the Release to create for ``deployment``'s pending ``revision``; None while one is open.
+
+    ``releases`` is the namespace's Releases as *one* snapshot. Both answers must come from the same view:
+    had "none of ours is open" been read before the index caught up with a Release just created and "which
+    names are taken" after, the second Release of one change would get the next free name (``-2``), and two
+    releases would fight over one canary. From one view, a Release the view does not show yet is given its
+    own name again, and the API server refuses the duplicate (409).
+    """
+    name = deployment["metadata"]["name"]
+    # Only the operator's own Releases of this very Deployment count: one anybody else made is never adopted.
+    same = [r for r in releases
+            if (r.get("spec") or {}).get("deployment") == name and created_by_operator(r, deployment)
+            and (r.get("spec") or {}).get("toRevision") == revision]
+    final = {phase.value for phase in FINAL_PHASES}
+    if any((r.get("status") or {}).get("phase") not in final for r in same):
+        return None
+    taken = {r["metadata"]["name"] for r in releases}
+    return free_release_name(name, revision, len(same) + 1, taken)
 
 
 def release_spec(change: Change) -> ReleaseSpec:

@@ -17,6 +17,7 @@ from tests.integration.releasing import (
     canary_gone,
     change,
     final_release,
+    govern,
     image_of,
     release_in,
     releases,
@@ -248,3 +249,23 @@ def test_the_sre_plugin_reads_the_release_history(governed, apps, custom, cluste
     assert lines[0].startswith("team,tier,releases,promoted,rolled_back")
     team, tier, releases_, promoted, rolled_back_, *_ = lines[1].split(",")
     assert (team, tier, releases_, promoted, rolled_back_) == ("payments", "low", "2", "1", "1")
+
+
+def test_only_the_newest_finished_releases_are_kept(custom, apps, namespace, operator):
+    """``releaseHistoryLimit`` keeps the newest records of a Deployment; the older ones are deleted."""
+    policy = govern(custom, apps, namespace, releaseHistoryLimit=2)
+    try:
+        promoted = []
+        for image in ("app:2.0", "app:3.0", "app:4.0"):
+            change(apps, namespace, image, GOOD)
+
+            def done(image=image):
+                mine = [r for r in releases(custom, namespace) if r["spec"]["toImages"] == [image]]
+                return mine[0] if mine and (mine[0].get("status") or {}).get("phase") in FINAL else None
+            release = wait_for(done, 90, f"the release of {image} never finished")
+            assert release["status"]["phase"] == "Promoted", release["status"]
+            promoted.append(release["metadata"]["name"])
+        wait_for(lambda: [r["metadata"]["name"] for r in releases(custom, namespace)] == promoted[1:], 30,
+                 f"the oldest release {promoted[0]} was never deleted")
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "releasepolicies", policy)

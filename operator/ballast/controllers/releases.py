@@ -525,14 +525,8 @@ def _leave_route(namespace: str, record: RouteRecord, release_uid: str) -> None:
 
 def _trim_history(runtime: Runtime, namespace: str, deployment: str, limit: int) -> None:
     """Keep the newest ``limit`` finished Releases of a Deployment; delete the older ones."""
-    finished = sorted(
-        (s for s in runtime.releases.get(namespace, [])
-         if s["spec"].get("deployment") == deployment
-         and (s.get("status") or {}).get("phase") in {p.value for p in FINAL_PHASES}),
-        key=lambda s: s["metadata"].get("creationTimestamp") or "",
-    )
     api = kubernetes.client.CustomObjectsApi(api_client())
-    for snap in finished[:max(0, len(finished) - limit)]:
+    for snap in _finished_releases(runtime, namespace, deployment)[limit:]:
         try:
             api.delete_namespaced_custom_object(GROUP, VERSION, namespace, "releases", snap["metadata"]["name"])
         except kubernetes.client.ApiException as error:

@@ -8,23 +8,18 @@ engine relies on it.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import kubernetes
 import pytest
 
-from tests.harness.kubectl import kubectl
+from tests.harness.gateway import install_httproute_crd
 
-CRD = Path(__file__).parent / "data" / "gateway-api-httproute-v1.yaml"
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 
 
 @pytest.fixture(scope="module")
 def httproutes(cluster, api_client):
-    applied = kubectl(cluster.kubeconfig, "apply", "-f", str(CRD), check=False)
-    assert applied.returncode == 0, applied.stderr
-    kubectl(cluster.kubeconfig, "wait", "--for=condition=Established", "--timeout=30s",
-            "crd/httproutes.gateway.networking.k8s.io")
+    install_httproute_crd(cluster.kubeconfig)
     return kubernetes.client.CustomObjectsApi(api_client)
 
 

@@ -14,10 +14,9 @@ import pytest
 
 from ballast.api.common import GROUP, VERSION
 from tests.harness import wait_for
-from tests.harness.kubectl import kubectl
+from tests.harness.gateway import install_httproute_crd
 from tests.integration.kube import ballast, events_for
 from tests.integration.releasing import BAD, FAST_TIER, GOOD, change, final_release, govern, release_in, releases
-from tests.integration.test_gateway_api_crd import CRD
 
 GATEWAY, V1, ROUTES = "gateway.networking.k8s.io", "v1", "httproutes"
 ORIGINAL = [{"group": "", "kind": "Service", "name": "shop", "port": 80, "weight": 1}]
@@ -26,10 +25,7 @@ ROUTE = {"name": "shop", "backend": "shop", "port": 80}
 
 @pytest.fixture(scope="module")
 def httproutes(cluster, api_client):
-    applied = kubectl(cluster.kubeconfig, "apply", "-f", str(CRD), check=False)
-    assert applied.returncode == 0, applied.stderr
-    kubectl(cluster.kubeconfig, "wait", "--for=condition=Established", "--timeout=30s",
-            "crd/httproutes.gateway.networking.k8s.io")
+    install_httproute_crd(cluster.kubeconfig)
     return kubernetes.client.CustomObjectsApi(api_client)
 
 

@@ -377,13 +377,31 @@ class FreezeRefusal(ApiModel):
     """Who made the change."""
 
 
+class ShardStatus(ApiModel):
+    """What one shard of a sharded operator (``--shard``) wrote about the policy's namespaces it governs."""
+
+    name: str
+    """The shard's name."""
+    selector: str
+    """Its namespace selector, as given to it (``kubectl -l`` syntax)."""
+    lease: str
+    """``namespace/name`` of its leader Lease; a shard whose Lease is not renewed for 5 minutes has stopped,
+    and the other shards drop its entry."""
+    governed_namespace_count: int = 0
+    """How many of the policy's namespaces this shard governs."""
+    violation_count: int = 0
+    """How many admitted workloads in those namespaces break the policy."""
+    violations: list[AuditViolation] = Field(default_factory=list)
+    """The first of them, bounded."""
+
+
 class ReleasePolicyStatus(ApiModel):
     """What the operator observed about the policy."""
 
     observed_generation: int | None = None
     """The ``metadata.generation`` this status was computed from."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, Valid, NamespacesMatched and Overlapping."""
+    """Ready, Valid, NamespacesMatched and Overlapping; Sharded too with sharded operators."""
     governed_namespaces: list[str] = Field(default_factory=list)
     """Namespaces this policy governs right now (after overlap resolution and exemptions)."""
     governed_namespace_count: int = 0
@@ -398,6 +416,10 @@ class ReleasePolicyStatus(ApiModel):
     """The first violations, bounded."""
     freeze_refusals: list[FreezeRefusal] = Field(default_factory=list)
     """Changes the policy's freeze windows refused over the last 35 days (at most 500), newest last."""
+    shards: list[ShardStatus] = Field(default_factory=list)
+    """With sharded operators only: each shard's part, by name. ``violationCount`` and ``violations`` then
+    sum the shards' parts, and the ``Sharded`` condition says whether the shards' selectors pick each
+    governed namespace exactly once."""
 
 
 class ReleasePolicy(ApiResource):

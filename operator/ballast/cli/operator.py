@@ -20,6 +20,7 @@ from ballast.kube.leadership import LeaseElector, label_pod
 from ballast.probes import ProbeServer
 
 if TYPE_CHECKING:
+    from ballast.api.shards import Shard
     from ballast.controllers.runtime import Acting
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,16 @@ def operator_group() -> None:
 @click.option("--leader-election-lease-seconds", type=click.IntRange(3, 600), default=15, show_default=True,
               help="How long a silent leader keeps the Lease before a follower takes over; it renews every "
                    "2/15 of that and gives up leading after 2/3 of it without a renewal.")
+@click.option("--shard", "shard_name", default=None, metavar="NAME",
+              help="Run as one shard of several operator Deployments: act (reconcile, audit, release) only in the "
+                   "namespaces --shard-selector picks, and keep webhook configurations named NAME.ballast.dev that "
+                   "send this shard only those. Needs --leader-election; give each shard its own "
+                   "--leader-election-id.")
+@click.option("--shard-selector", default=None, metavar="SELECTOR",
+              help="The shard's namespaces, as a label selector (kubectl -l syntax), e.g. '!ballast.dev/shard' for "
+                   "the default shard and 'ballast.dev/shard=b' for shard b; the shards' selectors must be "
+                   "disjoint and together pick every governed namespace (each ReleasePolicy's Sharded condition "
+                   "says whether they do).")
 @click.option("--shutdown-drain-seconds", type=click.FloatRange(0, 300), default=5.0, show_default=True,
               help="On SIGTERM, how long the replica keeps answering admission after it reports not ready (and "
                    "has handed the Lease over), so the webhook Service drops it before it stops listening.")
@@ -104,6 +115,8 @@ def run(
     leader_election: bool,
     leader_election_id: str,
     leader_election_lease_seconds: int,
+    shard_name: str | None,
+    shard_selector: str | None,
     shutdown_drain_seconds: float,
     resync_seconds: float,
     prometheus_refresh_seconds: float,
@@ -152,7 +165,12 @@ def run(
     if leader_election and not operator_namespace:
         raise click.BadParameter("leader election keeps its Lease in the operator's namespace: pass "
                                  "--operator-namespace too", param_hint="--leader-election")
+    shard = _shard(shard_name, shard_selector, leader_election)
+    if shard is not None:
+        logger.info("Acting as shard %s, for the namespaces %r picks.", shard.name, shard.selector_text)
     options = Options(
+        shard=shard,
+        lease=f"{operator_namespace}/{leader_election_id}" if leader_election else None,
         operator_namespace=operator_namespace,
         prometheus_url=prometheus_url,
         resync_seconds=resync_seconds,
@@ -182,6 +200,24 @@ def run(
     code = asyncio.run(replica.run((health_port, health_address) if health_port else None))
     if code:
         raise SystemExit(code)
+
+
+def _shard(name: str | None, selector: str | None, leader_election: bool) -> Shard | None:
+    """The shard this operator is, from --shard and --shard-selector (both or neither)."""
+    from ballast.api.shards import SelectorError, shard
+
+    if name is None and selector is None:
+        return None
+    if name is None or selector is None:
+        raise click.UsageError("a shard needs both --shard NAME and --shard-selector SELECTOR")
+    if not leader_election:
+        # Its Lease is how the other shards know it still runs (see the ReleasePolicy's Sharded condition).
+        raise click.BadParameter("a shard proves it runs by its Lease: pass --leader-election too",
+                                 param_hint="--shard")
+    try:
+        return shard(name, selector)
+    except SelectorError as error:
+        raise click.BadParameter(str(error), param_hint="--shard/--shard-selector") from error
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
 import kubernetes
 
 from ballast.api.common import GROUP, VERSION
-from ballast.api.releasepolicy import ActiveFreeze, AuditViolation
+from ballast.api.conditions import Observation
+from ballast.api.releasepolicy import ActiveFreeze, AuditViolation, ShardStatus
 from ballast.controllers.reports import publish_reports
 from ballast.controllers.runtime import (
     ParsedPolicy,
@@ -24,10 +26,19 @@ from ballast.controllers.webhook_configurations import reconcile_webhook_configu
 from ballast.instruments import FREEZE_ACTIVE, POLICY_VIOLATIONS
 from ballast.kube.client import CustomObjectRef, api_client
 from ballast.kube.deployments import release_canaries
+from ballast.kube.leadership import observe, read_lease
 from ballast.policy.freeze import open_windows, readable_refusals, record_refusals
 from ballast.policy.governance import Governance, policy_conditions
 from ballast.policy.reports import PolicyAudit, bounded, cut
 from ballast.policy.rules import standing_findings
+from ballast.policy.shards import (
+    STALE_SHARD_SECONDS,
+    claims_of,
+    coverage,
+    shard_entries,
+    sharded_condition,
+    summed_violations,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +52,12 @@ audit takes a few hundred milliseconds of CPU, which must not wait in front of a
 
 
 async def audit(runtime: Runtime, policy: ParsedPolicy, governance: Governance) -> list[AuditViolation]:
-    """Every finding about existing workloads in the policy's namespaces (Warn/Audit, or predating it)."""
+    """Every finding about existing workloads in the policy's namespaces (Warn/Audit, or predating it); a
+    shard audits its own namespaces only."""
     violations = []
     moment = now()
-    for turn, namespace in enumerate(governance.governed.get(policy.name, [])):
+    ours = [namespace for namespace in governance.governed.get(policy.name, []) if runtime.in_shard(namespace)]
+    for turn, namespace in enumerate(ours):
         if turn and not turn % AUDIT_NAMESPACES_PER_TURN:
             await asyncio.sleep(0)  # each namespace is read whole from the indexes, between turns
         context = runtime.admission_context(namespace, moment)
@@ -93,7 +106,7 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
             logger.exception("The status of ReleasePolicy %s could not be written.", policy.name)
             failed.append(policy.name)
     if not failed:  # a failed policy's reports stand until its status can be written
-        await publish_reports(audits, moment)
+        await publish_reports(audits, moment, runtime.in_shard)
     if failed:
         raise RuntimeError(f"the status of ReleasePolicies {', '.join(failed)} could not be written (logged above)")
 
@@ -110,7 +123,12 @@ async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: G
     violations = await audited(runtime, policy, governance)
     POLICY_VIOLATIONS.labels(policy=policy.name).set(len(violations))
     export_freezes(policy, freezes)
-    conditions, changed = updated_conditions(snap, policy_conditions(policy.name, governance, policy.invalid))
+    observed = policy_conditions(policy.name, governance, policy.invalid)
+    sharded: dict[str, Any] = {}
+    if runtime.options.shard is not None:
+        sharded, condition = await shard_part(runtime, policy, governed, violations)
+        observed.append(condition)
+    conditions, changed = updated_conditions(snap, observed)
     # Only trimmed here: the replica that refused a change lists it (record_answered_refusals).
     refusals = record_refusals(readable_refusals((snap.get("status") or {}).get("freezeRefusals")), [], moment)
     owned = {
@@ -123,11 +141,51 @@ async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: G
         "violationCount": len(violations),
         "violations": listed_violations(violations),
         "freezeRefusals": [r.to_wire() for r in refusals],
+        **sharded,
     }
     ref = CustomObjectRef("releasepolicies", policy.name)
     if await write_status(ref, snap, owned):
         post_condition_events(snap, changed)
     return violations
+
+
+async def shard_part(runtime: Runtime, policy: ParsedPolicy, governed: list[str], violations: list[AuditViolation]
+                     ) -> tuple[dict[str, Any], Observation]:
+    """A shard's entry in the policy's status, the sums over every running shard's entry, and ``Sharded``.
+
+    Every shard writes only its own entry, and sums what the entries say in the status it read; the write is
+    conditional on that status's resourceVersion, so two shards never overwrite each other's entry (the one
+    that meets a conflict writes again at its next pass, from the other's entry).
+    """
+    shard = runtime.options.shard
+    assert shard is not None
+    own = ShardStatus(
+        name=shard.name, selector=shard.selector_text, lease=runtime.options.lease or "",
+        governed_namespace_count=sum(1 for namespace in governed if runtime.in_shard(namespace)),
+        violation_count=len(violations), violations=[],
+    ).to_wire()
+    own["violations"] = listed_violations(violations)
+    previous = (policy.snapshot.get("status") or {}).get("shards") or []
+    others = [claim for claim in claims_of(previous) if claim.name != shard.name]
+    lapsed = {claim.name for claim in others if await lease_lapsed(runtime, claim.lease)}
+    entries = shard_entries(own, previous, lapsed)
+    count, listed = summed_violations(entries)
+    entry_claims = claims_of(entries)
+    found = coverage(governed, runtime.namespace_labels(), entry_claims)
+    return ({"shards": entries, "violationCount": count, "violations": listed},
+            sharded_condition(policy.name, entry_claims, found))
+
+
+async def lease_lapsed(runtime: Runtime, lease: str) -> bool:
+    """Whether the shard of this Lease has stopped: the Lease is gone, or has not changed (been renewed) for
+    ``STALE_SHARD_SECONDS`` by this operator's clock (never compared with the other node's clock)."""
+    record = await asyncio.to_thread(read_lease, lease)
+    if record is None:
+        runtime.lease_sightings.pop(lease, None)
+        return True
+    sighting = observe(runtime.lease_sightings.get(lease), record, time.monotonic())
+    runtime.lease_sightings[lease] = sighting
+    return time.monotonic() - sighting.since >= STALE_SHARD_SECONDS
 
 
 async def record_answered_refusals(runtime: Runtime, name: str) -> None:

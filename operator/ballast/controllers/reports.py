@@ -33,11 +33,15 @@ _unavailable: int | None = None
 """The HTTP status that last made the reports unavailable (logged once per outage, not once per pass)."""
 
 
-async def publish_reports(audits: Sequence[PolicyAudit], moment: datetime) -> None:
-    """Create, replace and delete Ballast's PolicyReports so they list exactly the audits' violations."""
+async def publish_reports(audits: Sequence[PolicyAudit], moment: datetime, ours: Callable[[str], bool]) -> None:
+    """Create, replace and delete Ballast's PolicyReports so they list exactly the audits' violations.
+
+    Only in the namespaces this operator acts for (``ours``): another shard keeps the reports of its own.
+    """
     current = await asyncio.to_thread(_current_reports)
     if current is None:
         return
+    current = {namespace: report for namespace, report in current.items() if ours(namespace)}
     desired = desired_reports(audits, current, moment)
     await asyncio.to_thread(_write, desired, current)
 

@@ -22,9 +22,11 @@ from ballast.api.common import Condition
 from ballast.api.conditions import Observation, merge_conditions
 from ballast.api.releasepolicy import AuditViolation, FreezeRefusal, ReleasePolicySpec, RequiredAnnotations
 from ballast.api.serviceownership import ServiceOwnershipSpec
+from ballast.api.shards import Shard
 from ballast.controllers.analysis import AnalysisRunner
 from ballast.controllers.coalesce import Coalescer
 from ballast.kube.client import CustomObjectRef, update_status
+from ballast.kube.leadership import Observation as LeaseSighting
 from ballast.metrics.breaker import GuardedProvider
 from ballast.metrics.prometheus import PrometheusProvider
 from ballast.metrics.provider import Timeouts
@@ -53,6 +55,10 @@ class Options:
     """Client-side deadlines of every request to Prometheus."""
     metrics_workers: int = 8
     """Threads per metrics provider, apart from each other's and from the ones that talk to Kubernetes."""
+    shard: Shard | None = None
+    """The namespaces this operator acts for, when it is one of several shards; None: every namespace."""
+    lease: str | None = None
+    """``namespace/name`` of the leader Lease, with leader election: a shard's proof that it runs."""
 
 
 class Acting:
@@ -163,6 +169,8 @@ class Runtime:
     seen_facts: dict[tuple[str, str | None, str | None], int] = field(default_factory=dict)
     """(plural, namespace, name) -> hash of what the ownership and policy passes read of the object, as its
     latest event showed it (``triggers.changed_facts``)."""
+    lease_sightings: dict[str, LeaseSighting] = field(default_factory=dict)
+    """Other shards' Leases (``namespace/name``) -> their record and when this operator first saw it so."""
     pending_refusals: dict[str, list[FreezeRefusal]] = field(default_factory=dict)
     """Policy name -> changes its freeze windows refused in this replica that its status does not list yet."""
     indexes_filled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -231,6 +239,14 @@ class Runtime:
             ]
             self._governance = resolve_governance(selectors, self.namespace_labels(), self.always_exempt())
         return self._governance
+
+    def in_shard(self, namespace: str) -> bool:
+        """Whether this operator acts for ``namespace``: always unsharded; sharded, when its selector picks the
+        namespace's current labels (a namespace it has not seen is nobody's yet)."""
+        if self.options.shard is None:
+            return True
+        values = self.namespaces.get(namespace)
+        return values is not None and self.options.shard.governs(next(iter(values), {}))
 
     def always_exempt(self) -> list[str]:
         return [self.options.operator_namespace] if self.options.operator_namespace else []

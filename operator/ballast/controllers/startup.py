@@ -92,21 +92,28 @@ async def start(
 def build_runtime(options: Options, namespaces: kopf.Index, workloads: kopf.Index, ownerships: kopf.Index,
                   policies: kopf.Index, releases: kopf.Index, acting: Acting | None = None) -> Runtime:
     """The runtime over kopf's indexes, with its reconcilers (each bound to it, each running only while
-    this replica acts, but the recorder of its own refusals) and the analysis runner."""
+    this replica acts and, when sharded, only for its shard's namespaces; but the recorder of its own
+    refusals) and the analysis runner."""
     acting = acting or Acting()
 
-    def acted(reconcile: Callable[[Runtime, K], Awaitable[None]]) -> Callable[[K], Awaitable[None]]:
+    def acted(reconcile: Callable[[Runtime, K], Awaitable[None]],
+              namespace_of: Callable[[K], str] | None = None) -> Callable[[K], Awaitable[None]]:
         async def run(key: K) -> None:
+            # Checked as the pass starts, against the namespace's labels now: one relabelled into another
+            # shard since the pass was asked for is that shard's.
+            if namespace_of is not None and not runtime.in_shard(namespace_of(key)):
+                return
             async with acting.acting() as leading:
                 if leading:
                     await reconcile(runtime, key)
         return run
 
-    releases_reconciler: Coalescer[tuple[str, ...]] = Coalescer(acted(reconcile_release), delay=0.05)
+    releases_reconciler: Coalescer[tuple[str, ...]] = Coalescer(acted(reconcile_release, release_namespace),
+                                                                delay=0.05)
     runtime = Runtime(
         options=options, namespaces=namespaces, workloads=workloads, ownerships=ownerships, policies=policies,
         releases=releases,
-        ownership_reconciler=Coalescer(acted(reconcile_namespace)),
+        ownership_reconciler=Coalescer(acted(reconcile_namespace, str)),
         policy_reconciler=Coalescer(acted(reconcile_policies), delay=0.5),
         release_reconciler=releases_reconciler,
         refusal_recorder=Coalescer(lambda name: record_answered_refusals(runtime, name)),
@@ -114,6 +121,11 @@ def build_runtime(options: Options, namespaces: kopf.Index, workloads: kopf.Inde
         acting=acting,
     )
     return runtime
+
+
+def release_namespace(key: tuple[str, ...]) -> str:
+    """The namespace of a release pass's key: (namespace, release) or ("deployment", namespace, name)."""
+    return key[1] if key[0] == "deployment" else key[0]
 
 
 async def _act_on_leading(runtime: Runtime) -> None:
@@ -173,6 +185,8 @@ async def _refresh_error_budgets(runtime: Runtime) -> None:
     while True:
         # Release gates and statuses read them, admission does not: only the acting replica asks.
         for namespace in list(runtime.ownerships.keys()) if runtime.acting.leading else []:
+            if not runtime.in_shard(namespace):
+                continue
             policy = runtime.governing_policy(namespace)
             spec = policy.effective if policy and policy.effective else None
             url = runtime.prometheus_url(spec) if spec else runtime.options.prometheus_url

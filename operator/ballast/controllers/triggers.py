@@ -85,6 +85,14 @@ def releases_of_deployment(runtime: Runtime, body: kopf.Body) -> list[tuple[str,
                    if snap["spec"].get("deployment") == name and (snap.get("status") or {}).get("phase") not in final]
 
 
+def open_releases_of_namespace(runtime: Runtime, body: kopf.Body) -> list[tuple[str, ...]]:
+    """A namespace relabelled into this operator's shard brings its unfinished releases along."""
+    namespace = _metadata(body).get("name") or ""
+    final = {p.value for p in FINAL_PHASES}
+    return [(namespace, snap["metadata"]["name"]) for snap in runtime.releases.get(namespace, [])
+            if (snap.get("status") or {}).get("phase") not in final]
+
+
 OWNERSHIPS: Callable[[Runtime], Coalescer[Any]] = attrgetter("ownership_reconciler")
 POLICIES: Callable[[Runtime], Coalescer[Any]] = attrgetter("policy_reconciler")
 RELEASES: Callable[[Runtime], Coalescer[Any]] = attrgetter("release_reconciler")
@@ -98,7 +106,8 @@ TRIGGERS: dict[str, list[tuple[Callable[[Runtime], Coalescer[Any]], Keys]]] = {
     # Ownerships show their current and last release and the statistics.
     "releases": [(RELEASES, the_release), (OWNERSHIPS, its_namespace)],
     "releasepolicies": [(POLICIES, every_policy), (OWNERSHIPS, namespaces_with_ownerships)],
-    "namespaces": [(POLICIES, every_policy), (OWNERSHIPS, the_namespace_itself)],
+    "namespaces": [(POLICIES, every_policy), (OWNERSHIPS, the_namespace_itself),
+                   (RELEASES, open_releases_of_namespace)],
 }
 
 

@@ -17,7 +17,7 @@ import kubernetes
 from ballast.controllers.runtime import ParsedPolicy, Runtime
 from ballast.kube.client import api_client
 from ballast.policy.governance import SYSTEM_NAMESPACES
-from ballast.webhooks.configurations import CONFIGURATION_NAME, desired_configurations
+from ballast.webhooks.configurations import configuration_name, desired_configurations
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ async def reconcile_webhook_configuration(runtime: Runtime, parsed: list[ParsedP
         [(p.name, p.effective) for p in parsed if p.effective is not None],
         runtime.webhook_endpoint,
         always_exempt=sorted({*runtime.always_exempt(), *SYSTEM_NAMESPACES}),
+        shard=runtime.options.shard,
     )
+    name = configuration_name(runtime.options.shard)
     if list(desired) == runtime.applied_webhook_configurations:
         return
     api = kubernetes.client.AdmissionregistrationV1Api(api_client())
@@ -46,16 +48,16 @@ async def reconcile_webhook_configuration(runtime: Runtime, parsed: list[ParsedP
     def apply(body: dict[str, Any]) -> None:
         read, create, replace = kinds[body["kind"]]
         try:
-            current = read(CONFIGURATION_NAME)
+            current = read(name)
         except kubernetes.client.ApiException as error:
             if error.status != 404:
                 raise
             create(body)
             return
         metadata = {**body["metadata"], "resourceVersion": current.metadata.resource_version}
-        replace(CONFIGURATION_NAME, {**body, "metadata": metadata})
+        replace(name, {**body, "metadata": metadata})
 
     for body in desired:
         await asyncio.to_thread(apply, body)
     runtime.applied_webhook_configurations = list(desired)
-    logger.info("Webhook configurations %s now cover %d policies.", CONFIGURATION_NAME, len(parsed))
+    logger.info("Webhook configurations %s now cover %d policies.", name, len(parsed))

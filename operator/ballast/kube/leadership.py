@@ -165,6 +165,21 @@ class LeaseElector:
             logger.warning("%s could not be released (the next leader waits it out): %s", self.where, error.reason)
 
 
+def read_lease(where: str) -> LeaseRecord | None:
+    """The record of the Lease at ``namespace/name``, or None when there is none (another shard's, say)."""
+    namespace, _, name = where.partition("/")
+    if not namespace or not name:
+        return None
+    api = kubernetes.client.CoordinationV1Api(api_client())
+    try:
+        lease = api.read_namespaced_lease(name, namespace)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return LeaseRecord.from_spec(api.api_client.sanitize_for_serialization(lease.spec) or {})
+
+
 def label_pod(namespace: str, pod: str, leading: bool) -> None:
     """Mark (or unmark) this replica's Pod as the leader, which routes the webhook Service to it."""
     core = kubernetes.client.CoreV1Api(api_client())

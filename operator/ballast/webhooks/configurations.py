@@ -17,6 +17,7 @@ from typing import Any
 
 from ballast.api.common import GROUP, VERSION
 from ballast.api.releasepolicy import AdmissionMode, ReleasePolicySpec
+from ballast.api.shards import Shard, within_shard
 from ballast.webhooks.server import Endpoint
 
 CONFIGURATION_NAME = "ballast.dev"
@@ -74,25 +75,43 @@ def _metadata(name: str) -> dict[str, Any]:
     return {"name": name, "labels": {"app.kubernetes.io/name": "ballast", "app.kubernetes.io/part-of": "ballast"}}
 
 
+def configuration_name(shard: Shard | None = None) -> str:
+    """The name of the operator's webhook configurations: a shard's own, so shards never replace each other's."""
+    return f"{shard.name}.{CONFIGURATION_NAME}" if shard is not None else CONFIGURATION_NAME
+
+
 def desired_configurations(
     policies: Sequence[tuple[str, ReleasePolicySpec]],
     endpoint: Endpoint,
     always_exempt: Iterable[str],
+    shard: Shard | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Validating- and MutatingWebhookConfiguration for the given (name, spec) policies."""
+    """The Validating- and MutatingWebhookConfiguration for the given (name, spec) policies.
+
+    A shard's send it only its own namespaces' requests (and every ReleasePolicy's: they have no namespace,
+    and every shard judges them alike).
+    """
+
+    def ours(selector: dict[str, Any]) -> dict[str, Any]:
+        return within_shard(selector, shard) if shard is not None else selector
+
+    everywhere = ours({}) or None
     validating = [
         _webhook(f"objects.{GROUP}", endpoint, OBJECTS_WEBHOOK,
                  [_rule(GROUP, VERSION, ["releasepolicies"], "Cluster"),
-                  _rule(GROUP, VERSION, ["serviceownerships"], "Namespaced")], fail=False),
+                  _rule(GROUP, VERSION, ["serviceownerships"], "Namespaced")], fail=False,
+                 namespace_selector=everywhere),
         _webhook(f"releases.{GROUP}", endpoint, RELEASES_WEBHOOK,
-                 [_rule(GROUP, VERSION, ["releases", "releases/status"], "Namespaced")], fail=True),
+                 [_rule(GROUP, VERSION, ["releases", "releases/status"], "Namespaced")], fail=True,
+                 namespace_selector=everywhere),
     ]
     # Approvals are stamped with the approver's identity; without the stamp there is no approval, so a
     # stopped operator makes approvals wait rather than pass unrecorded.
     mutating = [_webhook(f"approvals.{GROUP}", endpoint, APPROVALS_WEBHOOK,
-                         [_rule(GROUP, VERSION, ["releases"], "Namespaced", ("UPDATE",))], fail=True, mutating=True)]
+                         [_rule(GROUP, VERSION, ["releases"], "Namespaced", ("UPDATE",))], fail=True, mutating=True,
+                         namespace_selector=everywhere)]
     for name, spec in sorted(policies, key=lambda p: p[0]):
-        selector = _governed_selector(spec, always_exempt)
+        selector = ours(_governed_selector(spec, always_exempt))
         enforce = spec.admission.mode is AdmissionMode.ENFORCE
         validating.append(_webhook(
             f"{name}.workloads.{GROUP}", endpoint, WORKLOADS_WEBHOOK,
@@ -106,7 +125,7 @@ def desired_configurations(
         ))
     return (
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-         "metadata": _metadata(CONFIGURATION_NAME), "webhooks": validating},
+         "metadata": _metadata(configuration_name(shard)), "webhooks": validating},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-         "metadata": _metadata(CONFIGURATION_NAME), "webhooks": mutating},
+         "metadata": _metadata(configuration_name(shard)), "webhooks": mutating},
     )

@@ -121,6 +121,22 @@ def test_install_creates_every_object(cluster, api_client, crds):
         asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
 
 
+def test_a_shard_acts_under_webhook_configurations_of_its_own_name(cluster, api_client, crds):
+    with pytest.raises(helm.HelmError, match="shard.selector: a shard needs a namespace selector"):
+        install(cluster, api_client, {"shard": {"name": "b"}})
+    config = install(cluster, api_client, {"shard": {"name": "b", "selector": "ballast.dev/shard=b"}})
+    try:
+        apps, rbac = kubernetes.client.AppsV1Api(api_client), kubernetes.client.RbacAuthorizationV1Api(api_client)
+        container = apps.read_namespaced_deployment("ballast", NAMESPACE).spec.template.spec.containers[0]
+        assert {"--shard=b", "--shard-selector=ballast.dev/shard=b", "--leader-election"} <= set(container.args)
+        run.make_context("run", list(container.args))  # the operator takes them, leader election included
+        webhook_rules = [r for r in rbac.read_cluster_role("ballast").rules
+                         if "validatingwebhookconfigurations" in (r.resources or [])]
+        assert webhook_rules[0].resource_names == ["b.ballast.dev"]  # its own, never the other shards'
+    finally:
+        asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
+
+
 def test_upgrade_keeps_the_webhook_certificate(cluster, api_client, crds):
     """`helm upgrade` once made a new CA, so the API server distrusted the webhook until the caBundle caught up."""
     core = kubernetes.client.CoreV1Api(api_client)

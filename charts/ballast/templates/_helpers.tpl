@@ -43,3 +43,7 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities: {drop: [ALL]}
 {{- end -}}
+
+{{- define "ballast.webhookConfigurationName" -}}
+{{- if .Values.shard.name }}{{ .Values.shard.name }}.ballast.dev{{ else }}ballast.dev{{ end }}
+{{- end }}

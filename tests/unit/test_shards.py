@@ -185,3 +185,33 @@ def test_violations_are_summed_over_every_shard_in_namespace_order():
     count, listed = summed_violations(entries)
     assert count == 121
     assert [(v["namespace"], v["name"]) for v in listed] == [("a1", "y"), ("b1", "x")]
+
+
+def test_a_shard_lapses_when_its_lease_is_gone_or_unrenewed_for_five_minutes_by_the_readers_clock(monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    from ballast.controllers import policies
+    from ballast.kube.leadership import LeaseRecord
+    from ballast.policy.shards import STALE_SHARD_SECONDS
+
+    leases: dict[str, LeaseRecord | None] = {"ops/b": LeaseRecord("b-0", 15, "2026-12-05T10:00:00Z", 0)}
+    clock = [1000.0]
+    monkeypatch.setattr(policies, "read_lease", lambda where: leases.get(where))
+    monkeypatch.setattr(policies.time, "monotonic", lambda: clock[0])
+    runtime = SimpleNamespace(lease_sightings={})
+
+    def lapsed(where: str = "ops/b") -> bool:
+        return asyncio.run(policies.lease_lapsed(runtime, where))
+
+    assert not lapsed()
+    clock[0] += STALE_SHARD_SECONDS - 1
+    assert not lapsed()  # unchanged, but not for long enough
+    leases["ops/b"] = LeaseRecord("b-0", 15, "2026-12-05T10:04:59Z", 0)  # renewed: its clock is never compared
+    clock[0] += 2
+    assert not lapsed()
+    clock[0] += STALE_SHARD_SECONDS
+    assert lapsed()  # a released or abandoned Lease stops changing
+    leases["ops/b"] = None
+    assert lapsed() and "ops/b" not in runtime.lease_sightings
+    assert lapsed("not-a-lease-reference")

@@ -95,11 +95,12 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
     moment = now()
     parsed = runtime.parsed_policies()
     await reconcile_webhook_configuration(runtime, parsed)
+    lapsed = await lapsed_leases(runtime, parsed)
     failed = []
     audits = []
     for policy in parsed:
         try:
-            violations = await reconcile_policy(runtime, policy, governance, moment)
+            violations = await reconcile_policy(runtime, policy, governance, moment, lapsed)
             audits.append(PolicyAudit(policy.name, policy.snapshot["metadata"].get("uid", ""), violations))
         except Exception:
             # One policy's trouble never holds up the others' status; the Coalescer retries the pass.
@@ -111,8 +112,8 @@ async def reconcile_policies(runtime: Runtime, _key: object = None) -> None:
         raise RuntimeError(f"the status of ReleasePolicies {', '.join(failed)} could not be written (logged above)")
 
 
-async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: Governance, moment: datetime
-                           ) -> list[AuditViolation]:
+async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: Governance, moment: datetime,
+                           lapsed: frozenset[str] = frozenset()) -> list[AuditViolation]:
     """Write one ReleasePolicy's status; return its violations (for the PolicyReports)."""
     snap = policy.snapshot
     governed = governance.governed.get(policy.name, [])
@@ -126,7 +127,7 @@ async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: G
     observed = policy_conditions(policy.name, governance, policy.invalid)
     sharded: dict[str, Any] = {}
     if runtime.options.shard is not None:
-        sharded, condition = await shard_part(runtime, policy, governed, violations)
+        sharded, condition = shard_part(runtime, policy, governed, violations, lapsed)
         observed.append(condition)
     conditions, changed = updated_conditions(snap, observed)
     # Only trimmed here: the replica that refused a change lists it (record_answered_refusals).
@@ -149,8 +150,8 @@ async def reconcile_policy(runtime: Runtime, policy: ParsedPolicy, governance: G
     return violations
 
 
-async def shard_part(runtime: Runtime, policy: ParsedPolicy, governed: list[str], violations: list[AuditViolation]
-                     ) -> tuple[dict[str, Any], Observation]:
+def shard_part(runtime: Runtime, policy: ParsedPolicy, governed: list[str], violations: list[AuditViolation],
+               lapsed: frozenset[str]) -> tuple[dict[str, Any], Observation]:
     """A shard's entry in the policy's status, the sums over every running shard's entry, and ``Sharded``.
 
     Every shard writes only its own entry, and sums what the entries say in the status it read; the write is
@@ -166,14 +167,25 @@ async def shard_part(runtime: Runtime, policy: ParsedPolicy, governed: list[str]
     ).to_wire()
     own["violations"] = listed_violations(violations)
     previous = (policy.snapshot.get("status") or {}).get("shards") or []
-    others = [claim for claim in claims_of(previous) if claim.name != shard.name]
-    lapsed = {claim.name for claim in others if await lease_lapsed(runtime, claim.lease)}
-    entries = shard_entries(own, previous, lapsed)
+    stopped = {claim.name for claim in claims_of(previous) if claim.name != shard.name and claim.lease in lapsed}
+    entries = shard_entries(own, previous, stopped)
     count, listed = summed_violations(entries)
     entry_claims = claims_of(entries)
     found = coverage(governed, runtime.namespace_labels(), entry_claims)
     return ({"shards": entries, "violationCount": count, "violations": listed},
             sharded_condition(policy.name, entry_claims, found))
+
+
+async def lapsed_leases(runtime: Runtime, parsed: list[ParsedPolicy]) -> frozenset[str]:
+    """The Leases of the other shards named in the policies' statuses whose shard has stopped: each read once
+    per pass, however many policies name it."""
+    shard = runtime.options.shard
+    if shard is None:
+        return frozenset()
+    leases = {claim.lease for policy in parsed
+              for claim in claims_of((policy.snapshot.get("status") or {}).get("shards") or [])
+              if claim.name != shard.name}
+    return frozenset([lease for lease in sorted(leases) if await lease_lapsed(runtime, lease)])
 
 
 async def lease_lapsed(runtime: Runtime, lease: str) -> bool:

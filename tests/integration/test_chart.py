@@ -121,8 +121,8 @@ def test_install_creates_every_object(cluster, api_client, crds):
         asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
 
 
-def test_a_shard_acts_under_webhook_configurations_of_its_own_name(cluster, api_client, crds):
-    with pytest.raises(helm.HelmError, match="shard.selector: a shard needs a namespace selector"):
+def test_a_shard_acts_under_webhook_configurations_of_its_own_name(cluster, api_client, crds, tmp_path):
+    with pytest.raises(helm.HelmError, match=r"shard\.selector: a shard needs a namespace selector"):
         install(cluster, api_client, {"shard": {"name": "b"}})
     config = install(cluster, api_client, {"shard": {"name": "b", "selector": "ballast.dev/shard=b"}})
     try:
@@ -133,6 +133,17 @@ def test_a_shard_acts_under_webhook_configurations_of_its_own_name(cluster, api_
         webhook_rules = [r for r in rbac.read_cluster_role("ballast").rules
                          if "validatingwebhookconfigurations" in (r.resources or [])]
         assert webhook_rules[0].resource_names == ["b.ballast.dev"]  # its own, never the other shards'
+        assert any("leases" in (r.resources or []) and r.verbs == ["get"] and not r.resource_names
+                   for r in rbac.read_cluster_role("ballast").rules)  # the other shards' Leases, wherever they are
+        coordination = kubernetes.client.CoordinationV1Api(api_client)
+        other = coordination.create_namespaced_lease("default", {"metadata": {"generateName": "shard-main-"},
+                                                                 "spec": {"holderIdentity": "main-0"}})
+        try:
+            as_operator = kubernetes.client.CoordinationV1Api(kubernetes.config.new_client_from_config(
+                config_file=service_account_kubeconfig(cluster, api_client, NAMESPACE, "ballast", tmp_path / "kc")))
+            assert as_operator.read_namespaced_lease(other.metadata.name, "default").spec.holder_identity == "main-0"
+        finally:
+            coordination.delete_namespaced_lease(other.metadata.name, "default")
     finally:
         asyncio.run(helm.Uninstall(config).run("ballast", wait=False))
 

@@ -3,6 +3,7 @@ whether the shards pick each governed namespace exactly once."""
 
 from __future__ import annotations
 
+import kubernetes
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -215,3 +216,9 @@ def test_a_shard_lapses_when_its_lease_is_gone_or_unrenewed_for_five_minutes_by_
     leases["ops/b"] = None
     assert lapsed() and "ops/b" not in runtime.lease_sightings
     assert lapsed("not-a-lease-reference")
+
+    def forbidden(where: str) -> None:
+        raise kubernetes.client.ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(policies, "read_lease", forbidden)
+    assert not lapsed()  # unreadable is not stopped: a running shard is never dropped by mistake

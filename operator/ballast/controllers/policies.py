@@ -190,8 +190,18 @@ async def lapsed_leases(runtime: Runtime, parsed: list[ParsedPolicy]) -> frozens
 
 async def lease_lapsed(runtime: Runtime, lease: str) -> bool:
     """Whether the shard of this Lease has stopped: the Lease is gone, or has not changed (been renewed) for
-    ``STALE_SHARD_SECONDS`` by this operator's clock (never compared with the other node's clock)."""
-    record = await asyncio.to_thread(read_lease, lease)
+    ``STALE_SHARD_SECONDS`` by this operator's clock (never compared with the other node's clock).
+
+    A Lease that cannot be read (the operator may not, or the API server fails) keeps its shard: a running
+    shard dropped by mistake would show its namespaces as without a shard, and fight over nothing.
+    """
+    try:
+        record = await asyncio.to_thread(read_lease, lease)
+    except kubernetes.client.ApiException as error:
+        logger.warning("The Lease %s of another shard could not be read (%s %s), so that shard counts as running: "
+                       "grant the operator get on leases in its namespace (the chart does for a shard).",
+                       lease, error.status, error.reason)
+        return False
     if record is None:
         runtime.lease_sightings.pop(lease, None)
         return True

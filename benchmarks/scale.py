@@ -69,12 +69,11 @@ from benchmarks.release_numbers import (
     STEPS,
     TIER,
     Bench,
-    ClusterWatch,
     create_service,
     measure_rollbacks,
-    phase,
     prepare_cluster,
 )
+from benchmarks.watching import ClusterWatch, phase
 from tests.harness import wait_for
 from tests.integration.kube import OWNERSHIP_ANNOTATIONS, deployment, release_policy, service_ownership
 from tests.integration.releasing import FAST_TIER, GOOD, change
@@ -281,7 +280,7 @@ def releases_at_scale(env: Environment, args: argparse.Namespace) -> bool:
               f"set up), {args.reaction_runs} bad releases of {NS_REACTION}/shop meanwhile ===  [{load()}]",
               flush=True)
         create_service(bench, NS_REACTION, ["shop"], 3, "shop")
-        ok = measure_rollbacks(bench, args.reaction_runs, "scale")
+        ok = measure_rollbacks(bench, args.reaction_runs)
         still = progressing()
         print(f"releases still progressing after the rollbacks: {still} of {args.busy_releases}  [{load()}]")
         return ok and still == args.busy_releases

@@ -155,3 +155,22 @@ def test_ownerships_index_keeps_spec_and_status_although_the_event_is_shed():
     indexed = ownerships_by_namespace(body=kopf.Body(body), namespace="shop")
     shed(body)
     assert indexed["shop"]["spec"] == {"owner": "payments"} and indexed["shop"]["status"] == {"observedGeneration": 2}
+
+
+def test_installing_twice_wraps_kopf_once():
+    from ballast.controllers.shedding import shed_after_indexing
+    installed = indexing.index_resource
+    shed_after_indexing()
+    assert indexing.index_resource is installed
+
+
+def test_a_kopf_of_another_shape_is_left_alone_with_a_warning(monkeypatch, caplog):
+    from kopf._core.intents import registries
+
+    from ballast.controllers.shedding import shed_after_indexing
+    original = indexing.index_resource.__wrapped__  # type: ignore[attr-defined]
+    monkeypatch.setattr(indexing, "index_resource", original)
+    monkeypatch.setattr(registries.OperatorRegistry, "__init__", lambda self: None)  # no _changing, no _spawning
+    shed_after_indexing()
+    assert indexing.index_resource is original
+    assert "kopf's indexing has changed shape" in caplog.text

@@ -19,6 +19,7 @@ from ballast.controllers.ownership import reconcile_namespace
 from ballast.controllers.policies import reconcile_policies, record_answered_refusals
 from ballast.controllers.releases import reconcile_release
 from ballast.controllers.runtime import Acting, Options, Runtime
+from ballast.controllers.shedding import shed_after_indexing
 from ballast.controllers.toggles import quiet_toggle_sets
 from ballast.controllers.triggers import every_key
 from ballast.kube.client import connection_info, request_timeouts
@@ -34,6 +35,7 @@ LIST_PAGE_SIZE = 500
 
 # Before kopf.operator() builds its toggle sets: importing the handlers (this module) comes first.
 quiet_toggle_sets()
+shed_after_indexing()
 
 
 def configure_persistence(settings: kopf.OperatorSettings) -> None:

@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 import kopf
+from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.structs import ephemera, references
 from kopf._core.actions import lifecycles
 from kopf._core.engines import indexing
@@ -174,3 +175,36 @@ def test_a_kopf_of_another_shape_is_left_alone_with_a_warning(monkeypatch, caplo
     shed_after_indexing()
     assert indexing.index_resource is original
     assert "kopf's indexing has changed shape" in caplog.text
+
+
+def test_through_kopfs_processing_a_listed_object_is_handled_while_other_kinds_are_still_listing():
+    """kopf would park the worker here until the last object of every kind is indexed, holding its state;
+    Ballast's handlers ask for nothing until then (controllers/toggles.py), so the worker goes on at once."""
+    registry = kopf.OperatorRegistry()
+    seen: list[str] = []
+
+    @kopf.index("apps", "v1", "deployments", id="names", registry=registry)
+    def names(name: str, **_: Any) -> dict[str, bool]:
+        return {name: True}
+
+    @kopf.on.event("apps", "v1", "deployments", registry=registry)
+    def changed(name: str, **_: Any) -> None:
+        seen.append(name)
+
+    indexers = indexing.OperatorIndexers()
+    indexers.ensure(registry._indexing.get_all_handlers())
+
+    async def run() -> bool:
+        operator_indexed = aiotoggles.ToggleSet(all)  # as kopf makes it, with the operator's class installed
+        await operator_indexed.make_toggle(name="serviceownerships still listing")
+        this_object = await operator_indexed.make_toggle(name="shop-canary")
+        await asyncio.wait_for(processing.process_resource_event(
+            lifecycle=lifecycles.all_at_once, indexers=indexers, registry=registry,
+            settings=kopf.OperatorSettings(), memories=inventory.ResourceMemories(),
+            memobase=ephemera.AnyMemo(kopf.Memo()), resource=DEPLOYMENTS,
+            raw_event={"type": None, "object": deployment_body()}, event_queue=asyncio.Queue(),
+            operator_indexed=operator_indexed, resource_indexed=this_object), 5)
+        return operator_indexed.is_on()
+
+    assert asyncio.run(run()) is False  # handled while the indexes are not filled
+    assert seen == ["shop-canary"]

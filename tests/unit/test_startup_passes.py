@@ -13,7 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from ballast.controllers import startup
-from ballast.controllers.triggers import indexes_filled
+from ballast.controllers.toggles import UnparkedToggleSet
+from ballast.controllers.triggers import keep_handler_context
 
 HANDLER = contextvars.ContextVar("handler", default="outside kopf's handlers")
 
@@ -28,18 +29,25 @@ class Recorder:
 
 def test_resync_waits_for_the_filled_indexes_and_asks_in_the_handlers_context():
     async def scenario() -> list[tuple[Any, str]]:
+        indexed = UnparkedToggleSet(all)  # kopf's set of indexed kinds, as the operator has it built
+        listing = await indexed.make_toggle(name="deployments listed")
         runtime = SimpleNamespace(options=SimpleNamespace(resync_seconds=0.01), policy_reconciler=Recorder(),
-                                  indexes_filled=asyncio.Event(), handler_context=None)
+                                  indexes_filled=asyncio.Event(), handler_called=asyncio.Event(),
+                                  handler_context=None)
+        marking = asyncio.create_task(startup._mark_indexes_filled(runtime))
         resync = asyncio.create_task(startup._resync(runtime))
-        await asyncio.sleep(0.05)  # five resync periods while kopf is still listing
-        assert runtime.policy_reconciler.requests == []
 
-        def first_handler_call() -> None:
+        def handler_call() -> None:  # kopf runs handlers while it still lists
             HANDLER.set("in a handler")
-            indexes_filled(runtime)
-        contextvars.copy_context().run(first_handler_call)
+            keep_handler_context(runtime)
+        contextvars.copy_context().run(handler_call)
+        await asyncio.sleep(0.05)  # five resync periods while kopf is still listing
+        assert runtime.policy_reconciler.requests == [] and not runtime.indexes_filled.is_set()
+
+        await indexed.drop_toggle(listing)
         await asyncio.wait_for(_until(lambda: runtime.policy_reconciler.requests), 5)
         resync.cancel()
+        await marking
         return runtime.policy_reconciler.requests
 
     requests = asyncio.run(scenario())

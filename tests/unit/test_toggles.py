@@ -1,4 +1,5 @@
-"""kopf's toggle sets, woken only when their state changes: every wait ends as with kopf's own."""
+"""kopf's toggle sets, woken only when their state changes: every wait ends as with kopf's own; and its set of
+indexed kinds parks no worker, while the operator still learns when every index is filled."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import asyncio
 from kopf._cogs.aiokits import aiotoggles
 
 import ballast.controllers.startup  # noqa: F401  (installs the quiet toggle sets, as the operator does)
-from ballast.controllers.toggles import QuietToggleSet
+from ballast.controllers.toggles import QuietToggleSet, UnparkedToggleSet, kopf_indexed
 
 
-def test_the_operator_makes_kopf_build_quiet_toggle_sets():
-    assert aiotoggles.ToggleSet is QuietToggleSet
+def test_the_operator_makes_kopf_build_quiet_unparked_toggle_sets():
+    assert aiotoggles.ToggleSet is UnparkedToggleSet and issubclass(UnparkedToggleSet, QuietToggleSet)
 
 
 def counting(toggles: QuietToggleSet) -> list[int]:
@@ -67,5 +68,31 @@ def test_a_toggle_turned_on_still_wakes_the_set_waiters():
         await asyncio.sleep(0)
         await toggle.turn_to(True)
         await asyncio.wait_for(waiter, 5)
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_is_let_through_the_indexed_set_at_once_and_the_operator_learns_when_it_is_filled():
+    async def scenario() -> None:
+        indexed = UnparkedToggleSet(all)  # kopf's operator_indexed: the one ToggleSet(all) it makes
+        listing = await indexed.make_toggle(name="deployments listed")
+        await asyncio.wait_for(indexed.wait_for(True), 1)  # a worker's park: none
+        filled = asyncio.create_task(kopf_indexed())
+        await asyncio.sleep(0.1)
+        assert not filled.done()  # still listing
+        await indexed.drop_toggle(listing)
+        await asyncio.wait_for(filled, 5)
+
+    asyncio.run(scenario())
+
+
+def test_other_toggle_sets_wait_as_kopfs_own():
+    async def scenario() -> None:
+        paused = UnparkedToggleSet(any)  # kopf's operator_paused: daemons wait on it
+        await paused.make_toggle(False, name="peer")
+        waiter = asyncio.create_task(paused.wait_for(True))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        waiter.cancel()
 
     asyncio.run(scenario())

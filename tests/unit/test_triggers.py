@@ -25,8 +25,14 @@ def runtime(releases: dict[str, list[dict[str, Any]]] | None = None, ownerships:
             workloads: dict[str, list[WorkloadSummary]] | None = None, leading: bool = True) -> Any:
     return SimpleNamespace(ownership_reconciler=Recorder(), policy_reconciler=Recorder(),
                            release_reconciler=Recorder(), releases=releases or {}, ownerships=ownerships or {},
-                           workloads=workloads or {}, acting=Acting(leading), indexes_filled=asyncio.Event(),
-                           seen_facts={}, audit_inputs=0)
+                           workloads=workloads or {}, acting=Acting(leading), indexes_filled=filled(),
+                           handler_called=asyncio.Event(), handler_context=None, seen_facts={}, audit_inputs=0)
+
+
+def filled() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
 
 
 def woken(state: Any) -> dict[str, list[Any]]:
@@ -161,17 +167,21 @@ def test_the_table_is_the_only_place_events_are_watched():
     assert {handler.fn.__module__ for handler in watching.get_all_handlers()} == {"ballast.controllers.triggers"}
 
 
-def test_any_event_marks_the_indexes_filled():
-    state = runtime()
-    trigger(state, "namespaces", body("shop", namespace=None))
-    assert state.indexes_filled.is_set()
+def test_before_the_indexes_are_filled_events_ask_for_nothing_but_are_remembered():
+    state = runtime({"shop": [release("web-2", "web", "Progressing")]})
+    state.indexes_filled.clear()
+    for plural in TRIGGERS:
+        trigger(state, plural, body("web"))
+    assert woken(state) == {}  # the pass over every key once they are filled covers these objects
+    assert state.handler_called.is_set() and state.handler_context is not None
+    assert ("deployments", "shop", "web") in state.seen_facts and state.audit_inputs == len(TRIGGERS)
 
 
-def test_a_follower_marks_its_indexes_filled_and_wakes_nothing():
+def test_a_follower_keeps_the_handler_context_and_wakes_nothing():
     state = runtime({"shop": [release("web-2", "web", "Progressing")]}, leading=False)
     for plural in TRIGGERS:
         trigger(state, plural, body("web"))
-    assert state.indexes_filled.is_set()
+    assert state.handler_called.is_set()
     assert woken(state) == {}
 
 

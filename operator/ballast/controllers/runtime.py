@@ -174,8 +174,11 @@ class Runtime:
     pending_refusals: dict[str, list[FreezeRefusal]] = field(default_factory=dict)
     """Policy name -> changes its freeze windows refused in this replica that its status does not list yet."""
     indexes_filled: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once kopf has filled every index from its initial full list (see ``triggers.indexes_filled``);
-    before that admission cannot judge, and the replica is not ready for the webhook Service."""
+    """Set once kopf has filled every index from its initial full list (``startup._mark_indexes_filled``);
+    before that admission cannot judge, no event asks for a pass, and the replica is not ready for the
+    webhook Service."""
+    handler_called: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at the first call of an event handler, once ``handler_context`` is kept."""
     handler_context: contextvars.Context | None = None
     """A copy of the context of the first event handler call: kopf's ``kopf.event`` needs the context
     variables kopf sets there, so passes asked for from outside a handler (on taking the lead) run in it."""

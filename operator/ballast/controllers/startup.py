@@ -20,7 +20,7 @@ from ballast.controllers.policies import reconcile_policies, record_answered_ref
 from ballast.controllers.releases import reconcile_release
 from ballast.controllers.runtime import Acting, Options, Runtime
 from ballast.controllers.shedding import shed_after_indexing
-from ballast.controllers.toggles import quiet_toggle_sets
+from ballast.controllers.toggles import install_toggle_sets, kopf_indexed
 from ballast.controllers.triggers import every_key
 from ballast.kube.client import connection_info, request_timeouts
 from ballast.metrics.provider import ProviderUnavailable
@@ -34,7 +34,7 @@ LIST_PAGE_SIZE = 500
 """Objects per page of kopf's initial listings."""
 
 # Before kopf.operator() builds its toggle sets: importing the handlers (this module) comes first.
-quiet_toggle_sets()
+install_toggle_sets()
 shed_after_indexing()
 
 
@@ -83,6 +83,7 @@ async def start(
                                                         runtime.webhooks_draining)
         settings.admission.server = server
     runtime.background += [
+        asyncio.create_task(_mark_indexes_filled(runtime)),
         asyncio.create_task(_act_on_leading(runtime)),
         asyncio.create_task(_resync(runtime)),
         asyncio.create_task(_refresh_alert_rules(runtime)),
@@ -130,6 +131,17 @@ def release_namespace(key: tuple[str, ...]) -> str:
     return key[1] if key[0] == "deployment" else key[0]
 
 
+async def _mark_indexes_filled(runtime: Runtime) -> None:
+    """Mark the indexes filled once kopf has indexed every listed object and a handler has run.
+
+    The handler's context is what passes asked for from outside a handler need (``kopf.event``); handlers
+    run from the first listed object on (``controllers/toggles.py``), so it is there long before.
+    """
+    await kopf_indexed()
+    await runtime.handler_called.wait()
+    runtime.indexes_filled.set()
+
+
 async def _act_on_leading(runtime: Runtime) -> None:
     """Each time this replica begins to lead, once its indexes are filled, reconcile everything they hold."""
     while True:
@@ -149,7 +161,7 @@ async def _filled_indexes(runtime: Runtime) -> contextvars.Context:
     the indexes takes longer than a resync period.
     """
     await runtime.indexes_filled.wait()
-    return runtime.handler_context or contextvars.copy_context()  # set together with indexes_filled
+    return runtime.handler_context or contextvars.copy_context()  # set before indexes_filled
 
 
 async def _resync(runtime: Runtime) -> None:

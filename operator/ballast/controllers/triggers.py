@@ -12,7 +12,10 @@ wake, each with the keys to reconcile. Besides these events:
 - taking the lead wakes every reconciler for every key (:func:`every_key`): a follower's events were
   seen but not acted on.
 
-Every event handler also marks the indexes filled (:func:`indexes_filled`).
+Until the indexes are filled, events ask for nothing: the objects are still being listed, and once they
+are filled the operator asks for a pass over every key the indexes hold (:func:`every_key`; kopf does not
+hold the handlers back meanwhile, see ``controllers/toggles.py``). Every event handler keeps kopf's handler
+context for passes asked for from outside a handler (:func:`keep_handler_context`).
 
 Most events of a workload are kube-controller-manager writing its status (every rollout step, every pod
 that becomes ready), and most events of a ReleasePolicy are Ballast writing its status. The ownership
@@ -172,28 +175,23 @@ def every_key(runtime: Runtime) -> None:
                 runtime.release_reconciler.request(("deployment", namespace or "", workload.name))
 
 
-def indexes_filled(runtime: Runtime) -> None:
-    """Mark the indexes filled: called by every event handler.
-
-    kopf has no public signal for it, but it holds back every handler (not the indexers) until the initial
-    listing of every indexed resource kind is over and each object of those listings has gone through the
-    indexers (its ``operator_indexed`` toggle set). The first handler call therefore means: every index
-    holds the full lists. Namespaces always exist (``default``, ``kube-system``), so this call comes.
-    """
-    if not runtime.indexes_filled.is_set():
+def keep_handler_context(runtime: Runtime) -> None:
+    """Keep a copy of the first event handler's context: ``kopf.event`` works only in the context variables
+    kopf sets for its handlers, and the passes the clock or the lead asks for run in it."""
+    if runtime.handler_context is None:
         runtime.handler_context = contextvars.copy_context()
-        runtime.indexes_filled.set()
+        runtime.handler_called.set()
 
 
 def trigger(runtime: Runtime, plural: str, body: kopf.Body, event_type: str | None = None) -> None:
     """Ask every reconciler an event of ``plural`` concerns for a pass over the keys it concerns."""
-    indexes_filled(runtime)
-    # Remembered while following too: what a follower saw is what its indexes hold on taking the lead.
+    keep_handler_context(runtime)
+    # Remembered while listing and following too: it is what the indexes hold when passes begin.
     changed = changed_facts(runtime, plural, body, event_type)
     if changed:
         runtime.audit_inputs += 1
-    if not runtime.acting.leading:
-        return  # nothing to act on; taking the lead brings a pass over every key
+    if not runtime.indexes_filled.is_set() or not runtime.acting.leading:
+        return  # nothing to act on yet: filled indexes, and taking the lead, bring a pass over every key
     for reconciler, keys in TRIGGERS[plural]:
         if not changed and reconciler is not RELEASES:
             continue

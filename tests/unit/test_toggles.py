@@ -75,9 +75,13 @@ def test_a_toggle_turned_on_still_wakes_the_set_waiters():
 def test_a_worker_is_let_through_the_indexed_set_at_once_and_the_operator_learns_when_it_is_filled():
     async def scenario() -> None:
         indexed = UnparkedToggleSet(all)  # kopf's operator_indexed: the one ToggleSet(all) it makes
-        listing = await indexed.make_toggle(name="deployments listed")
-        await asyncio.wait_for(indexed.wait_for(True), 1)  # a worker's park: none
         filled = asyncio.create_task(kopf_indexed())
+        await asyncio.sleep(0.1)
+        assert not filled.done()  # empty, so on, but kopf has not begun: not filled
+        blocker = await indexed.make_toggle(name="orchestration blocker")
+        listing = await indexed.make_toggle(name="deployments listed")
+        await indexed.drop_toggle(blocker)
+        await asyncio.wait_for(indexed.wait_for(True), 1)  # a worker's park: none
         await asyncio.sleep(0.1)
         assert not filled.done()  # still listing
         await indexed.drop_toggle(listing)

@@ -72,8 +72,13 @@ class UnparkedToggleSet(QuietToggleSet):
     def __init__(self, fn: Callable[[Iterable[bool]], bool]) -> None:
         super().__init__(fn)
         self._indexed_kinds = fn is all  # operator_indexed; operator_paused is ToggleSet(any)
+        self._toggled = False
         if self._indexed_kinds:
             _indexed_sets.append(self)
+
+    async def make_toggle(self, __val: bool = False, *, name: str | None = None) -> aiotoggles.Toggle:
+        self._toggled = True  # before the toggle goes in: its waiters are woken by the set turning off
+        return await super().make_toggle(__val, name=name)
 
     async def wait_for(self, __state: bool) -> None:
         if self._indexed_kinds and __state:
@@ -81,8 +86,13 @@ class UnparkedToggleSet(QuietToggleSet):
         await super().wait_for(__state)
 
     async def indexed(self) -> None:
-        """Return once every listed object of every indexed kind has been indexed."""
-        await super().wait_for(True)
+        """Return once every listed object of every indexed kind has been indexed.
+
+        An empty set is on (``all([])``): so it is before kopf puts in its first toggle (the orchestration's
+        blocker, held until every watcher has made its kind's toggle), which does not mean filled.
+        """
+        async with self._condition:
+            await self._condition.wait_for(lambda: self._toggled and self.is_on())
 
 
 async def kopf_indexed() -> None:

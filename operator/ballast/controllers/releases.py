@@ -13,13 +13,15 @@ idempotent, so a restarted operator resumes every release where the API server s
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import kopf
 import kubernetes
@@ -80,6 +82,8 @@ from ballast.release.routing import (
 from ballast.release.statistics import ReleaseRecord
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 # -- reading -----------------------------------------------------------------------------------------------
@@ -306,16 +310,25 @@ async def _write(runtime: Runtime, gathered: _Pass, decision: Plan) -> bool:
     body = gathered.body
     namespace, name = gathered.key
     try:
-        await asyncio.to_thread(
-            update_status, CustomObjectRef("releases", name, namespace), body.get("status"),
-            {**decision.status.to_wire_clearing(), "observedGeneration": body["metadata"].get("generation")},
-            body["metadata"]["resourceVersion"])
+        owned = {**decision.status.to_wire_clearing(), "observedGeneration": body["metadata"].get("generation")}
+        await _blocking(runtime, decision, update_status, CustomObjectRef("releases", name, namespace),
+                        body.get("status"), owned, body["metadata"]["resourceVersion"])
     except kubernetes.client.ApiException as error:
         if error.status == 409:
             runtime.release_reconciler.request(gathered.key)  # someone wrote meanwhile: plan again on fresh data
             return False
         raise
     return True
+
+
+async def _blocking(runtime: Runtime, decision: Plan, call: Callable[..., T], *args: Any) -> T:
+    """Run a blocking API call of this pass off the event loop: a rollback's on the rollback lane
+    (``Runtime.rollback_executor``), every other on asyncio's default threads."""
+    if decision.status.phase is not ReleasePhase.ROLLING_BACK:
+        return await asyncio.to_thread(call, *args)
+    context = contextvars.copy_context()  # as asyncio.to_thread does
+    return await asyncio.get_running_loop().run_in_executor(runtime.rollback_executor,
+                                                            functools.partial(context.run, call, *args))
 
 
 async def _carry_out(runtime: Runtime, gathered: _Pass, decision: Plan, decided: float) -> None:
@@ -325,7 +338,7 @@ async def _carry_out(runtime: Runtime, gathered: _Pass, decision: Plan, decided:
         _announce(body, deployment, decision.status, spec)
         notify_release(gathered.policy, body, spec, decision.status, gathered.view.now)
     for action in decision.actions:
-        if not await asyncio.to_thread(_act, action, body, deployment, spec):
+        if not await _blocking(runtime, decision, _act, action, body, deployment, spec):
             runtime.release_reconciler.request(gathered.key)  # the Deployment changed since the plan: plan again
             return
     if decision.transitioned and decision.status.phase is ReleasePhase.ROLLING_BACK:

@@ -35,6 +35,9 @@ from ballast.policy.ownership import NamedOwnership
 from ballast.policy.rules import AdmissionContext
 from ballast.webhooks.server import Endpoint, WebhookOptions
 
+ROLLBACK_WORKERS = 4
+"""Rollbacks carried out at once; a fifth waits for one of them (each takes a few API calls)."""
+
 NEGATIVE_CONDITIONS = frozenset({"Overlapping"})
 """Conditions for which True is the bad state (most are bad when False)."""
 
@@ -186,6 +189,11 @@ class Runtime:
     """Set once the webhook server accepts connections."""
     webhooks_draining: asyncio.Event = field(default_factory=asyncio.Event)
     """Set as the replica stops: the webhook server then closes each connection after answering on it."""
+    rollback_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(ROLLBACK_WORKERS, thread_name_prefix="ballast-rollback"))
+    """The threads that write a rollback and take its actions: a lane of their own, so that a rollback never
+    waits behind the routine reads and status writes of every other pass (asyncio's default pool has
+    cores + 4 threads: at 50 releases at once, a rollback's calls queued for a second behind them)."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _providers: dict[str, GuardedProvider] = field(default_factory=dict)
     _executors: dict[str | None, ThreadPoolExecutor] = field(default_factory=dict)
@@ -316,6 +324,7 @@ class Runtime:
         return self._executors[url]
 
     def close_executors(self) -> None:
+        self.rollback_executor.shutdown(wait=False, cancel_futures=True)
         for executor in self._executors.values():
             # A look still waiting on a hung provider ends by its deadline; nobody needs its answer now.
             executor.shutdown(wait=False, cancel_futures=True)

@@ -21,6 +21,11 @@ So once the indexers have run, :func:`shed` drops the event's ``spec``, ``status
 every handler still finds what it reads. Indexes are unaffected: they hold copies, and dropping a key from
 the body never changes the dict it named.
 
+Since ``controllers/toggles.py`` no longer lets kopf park the workers, a listed body is held only while its
+worker handles it and idles (kopf's ``idle_timeout``, 5 s), not until every kind is indexed; shedding still
+keeps those in-flight bodies small, and is what keeps memory down where the toggle sets could not be
+replaced (a kopf of another shape), since kopf then parks every worker again.
+
 This leans on kopf internals, like ``controllers/toggles.py``: :func:`shed_after_indexing` wraps
 ``kopf._core.engines.indexing.index_resource``, which ``process_resource_event`` looks up on its module at
 every call; if that function or the registry's shape has changed, it logs a warning and leaves kopf alone
